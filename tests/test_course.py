@@ -1,0 +1,111 @@
+"The course's structure: notebooks, exports, Colab, the site and the docs index."
+import json, re, shutil, subprocess, sys, tomllib
+from importlib.metadata import entry_points
+
+import pytest, yaml
+from conftest import ROOT
+
+NBS = ROOT/"nbs"
+NOTEBOOKS = sorted(NBS.glob("*.ipynb"))
+CHAPTERS = [p for p in NOTEBOOKS if p.name != "index.ipynb"]
+REPO_URL = tomllib.loads((ROOT/"pyproject.toml").read_text())["project"]["urls"]["Repository"]
+PACKAGES = ("lightbrain", "leximind")
+
+
+def cells(nb_path):
+    return json.loads(nb_path.read_text())["cells"]
+
+
+def test_no_stray_files_at_root():
+    for name in ("__init__.py", "_modidx.py", "settings.ini", "setup.py"): assert not (ROOT/name).exists(), name
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_colab_badge_and_install_cell(nb):
+    "Every notebook starts with an Open-in-Colab badge for itself, then a cell that installs the course only in Colab."
+    first = "".join(cells(nb)[0]["source"])
+    owner_repo = REPO_URL.removeprefix("https://github.com/")
+    assert f"colab.research.google.com/github/{owner_repo}/blob/main/nbs/{nb.name})" in first, first
+    code = ["".join(c["source"]) for c in cells(nb) if c["cell_type"] == "code"]
+    if nb.name != "index.ipynb":  # the home page has no code to run
+        assert '"google.colab" in sys.modules' in code[0] and f"git+{REPO_URL}" in code[0], code[0]
+
+
+def _sidebar_sections():
+    contents = yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    return {s["section"]: s["contents"] for s in contents if isinstance(s, dict)}, [s for s in contents if isinstance(s, str)]
+
+
+def test_sidebar_lists_every_chapter_in_reading_order():
+    sections, top = _sidebar_sections()
+    assert top == ["index.ipynb"]
+    part1, part2 = sections.get("Part I: LightBrain", []), sections.get("Part II: LexiMind", [])
+    assert set(sections) <= {"Part I: LightBrain", "Part II: LexiMind"}
+    assert part1 + part2 == [p.name for p in CHAPTERS], "sidebar.yml must list every chapter once, in order"
+    assert all(int(n[:2]) < 10 for n in part1) and all(int(n[:2]) >= 10 for n in part2)
+
+
+def test_readme_links_every_chapter():
+    readme = (ROOT/"README.md").read_text()
+    for nb in CHAPTERS: assert f"](nbs/{nb.name})" in readme, nb.name
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean(nb):
+    "Notebooks are committed as nbdev-clean leaves them (outputs kept, metadata stripped)."
+    from nbdev.clean import _nbdev_clean
+    stored = json.loads(nb.read_text())
+    cleaned = json.loads(nb.read_text())
+    _nbdev_clean(cleaned, path=None)
+    assert cleaned == stored, f"run `nbdev-clean --fname {nb.relative_to(ROOT)}`"
+
+
+def test_both_packages_have_doc_indexes():
+    "show_doc and doc links find both packages through their nbdev entry points."
+    from nbdev.doclinks import NbdevLookup
+    names = {ep.name for ep in entry_points(group="nbdev")}
+    assert set(PACKAGES) <= names
+    lookup = NbdevLookup()
+    assert lookup.doc("lightbrain.core.get_device").endswith("core.html#get_device")
+    assert lookup.code("lightbrain.core.get_device").startswith(f"{REPO_URL}/blob/main/lightbrain/core.py#L")
+    for pkg in PACKAGES:
+        mods = {m.split(".")[0] for m in __import__(f"{pkg}._modidx", fromlist=["d"]).d["syms"]}
+        assert mods <= {pkg}, f"{pkg}'s index lists modules of another package: {mods}"
+
+
+def test_prerender_builds_every_page():
+    "The site's pre-render step (what `nbdev-docs` runs before Quarto) processes every notebook."
+    from nbdev.serve import proc_nbs
+    cache = proc_nbs(str(NBS), n_workers=0, force=True)
+    for nb in NOTEBOOKS: assert (cache/nb.name).exists(), nb.name
+    rendered = json.loads((cache/"00_core.ipynb").read_text())
+    shown = [c for c in rendered["cells"] if c["cell_type"] == "code" and "show_doc(get_device)" in "".join(c["source"])]
+    assert shown and "get_device" in json.dumps(shown[0]["outputs"]), "show_doc did not document get_device"
+
+
+def test_export_check_catches_an_unexported_edit(tmp_path):
+    "Changing an exported cell without re-exporting makes the export check (step 1 of the test command) fail."
+    for item in ("pyproject.toml", "README.md", "nbs", "tools", *PACKAGES): 
+        src = ROOT/item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path/item)
+    check = [sys.executable, "tools/export.py", "--check"]
+    assert subprocess.run(check, cwd=tmp_path, capture_output=True).returncode == 0
+    nb = tmp_path/"nbs"/"00_core.ipynb"
+    text = nb.read_text()
+    assert "if torch.backends.mps.is_available()" in text
+    nb.write_text(text.replace("if torch.backends.mps.is_available()", "if False and torch.backends.mps.is_available()"))
+    res = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 1 and "lightbrain/core.py" in res.stdout, res.stdout + res.stderr
+
+
+def test_nbval_compares_checked_outputs(tmp_path):
+    "A cell marked NBVAL_CHECK_OUTPUT whose stored output is wrong fails the nbval run."
+    nb = json.loads((NBS/"00_core.ipynb").read_text())
+    checked = [c for c in nb["cells"] if c["cell_type"] == "code" and "# NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
+    assert checked, "chapter 00 should guard at least one output"
+    checked[0]["outputs"][0]["text"] = ["cpu  None    -> bf16, loss scaling: False\n"]
+    (tmp_path/"00_core.ipynb").write_text(json.dumps(nb))
+    shutil.copy(ROOT/"conftest.py", tmp_path/"conftest.py")
+    res = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "00_core.ipynb"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 1 and "1 failed" in res.stdout, res.stdout[-2000:]

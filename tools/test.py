@@ -1,0 +1,28 @@
+"""The course's one test command: `python tools/test.py` (add pytest options after it, e.g. `-x`).
+
+1. re-export both packages and the README, and fail if they differed from the notebooks;
+2. run every notebook top to bottom with nbdev-test (quick mode unless LIGHTBRAIN_MODE says otherwise);
+3. run pytest: tests/ and, through nbval in lax mode, the notebooks again, comparing the output of
+   every cell marked `# NBVAL_CHECK_OUTPUT` with the output stored in the notebook.
+"""
+import subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = [
+    ("export check", [sys.executable, "tools/export.py", "--check"]),
+    ("notebooks (nbdev-test)", [sys.executable, "-m", "nbdev.test", "--timing"]),
+    ("pytest + nbval", [sys.executable, "-m", "pytest", *sys.argv[1:]]),
+]
+
+def main() -> int:
+    for name, cmd in STEPS:
+        print(f"\n=== {name}: {' '.join(cmd[1:] if cmd[0] == sys.executable else cmd)}", flush=True)
+        start = time.time()
+        code = subprocess.run(cmd, cwd=ROOT).returncode
+        print(f"=== {name}: {'passed' if code == 0 else f'FAILED (exit code {code})'} in {time.time() - start:.0f} s", flush=True)
+        if code: return code
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
