@@ -5,19 +5,21 @@
 3. run pytest: tests/ and, through nbval in lax mode, the notebooks again, comparing the output of
    every cell marked `# NBVAL_CHECK_OUTPUT` with the output stored in the notebook.
 """
-import subprocess, sys, time
+import shutil, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NBDEV_TEST = shutil.which("nbdev-test") or str(Path(sys.executable).parent/"nbdev-test")
 STEPS = [
     ("export check", [sys.executable, "tools/export.py", "--check"]),
-    ("notebooks (nbdev-test)", [sys.executable, "-m", "nbdev.test", "--timing"]),
+    ("notebooks (nbdev-test)", [NBDEV_TEST, "--timing"]),
     ("pytest + nbval", [sys.executable, "-m", "pytest", *sys.argv[1:]]),
 ]
 
 def main() -> int:
     for name, cmd in STEPS:
-        print(f"\n=== {name}: {' '.join(cmd[1:] if cmd[0] == sys.executable else cmd)}", flush=True)
+        shown = ["python", *cmd[1:]] if cmd[0] == sys.executable else [Path(cmd[0]).name, *cmd[1:]]
+        print(f"\n=== {name}: {' '.join(shown)}", flush=True)
         start = time.time()
         code = subprocess.run(cmd, cwd=ROOT).returncode
         print(f"=== {name}: {'passed' if code == 0 else f'FAILED (exit code {code})'} in {time.time() - start:.0f} s", flush=True)
