@@ -7,7 +7,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/tokenization.htm
 # %% auto #0
 __all__ = ['GPT2_PATTERN', 'ENDOFTEXT', 'GPT2_URLS', 'BPETokenizer', 'get_gpt2_tokenizer', 'show_tokens', 'token_playground']
 
-# %% ../nbs/01_tokenization.ipynb #8f226fda
+# %% ../nbs/01_tokenization.ipynb #a708794c
 import json, heapq, os, tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -16,7 +16,7 @@ from pathlib import Path
 import regex
 import tiktoken
 
-# %% ../nbs/01_tokenization.ipynb #31eb00e9
+# %% ../nbs/01_tokenization.ipynb #72acb047
 def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     "Replace every non-overlapping occurrence of `pair` in `ids` (left to right) with `new_id`."
     out, i = [], 0
@@ -27,11 +27,11 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             out.append(ids[i]); i += 1
     return out
 
-# %% ../nbs/01_tokenization.ipynb #e895923b
+# %% ../nbs/01_tokenization.ipynb #95130cf6
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""  # GPT-2's pre-split
 ENDOFTEXT = "<|endoftext|>"  # GPT-2's one special token: the boundary between documents
 
-# %% ../nbs/01_tokenization.ipynb #698afec5
+# %% ../nbs/01_tokenization.ipynb #ca5f2b2d
 class _Reversed:
     "Wraps a key so that a min-heap pops the greatest key first (our tie-break among equal counts)."
     __slots__ = ("key",)
@@ -77,7 +77,7 @@ def _train_bpe(
             else: del pair_counts[p]
     return merges
 
-# %% ../nbs/01_tokenization.ipynb #0b6beac6
+# %% ../nbs/01_tokenization.ipynb #23aa00f7
 def _special_splitter(specials: Iterable[str]) -> regex.Pattern | None:
     "A pattern that splits text around any of `specials` (longest first) and keeps them, or None if there are none."
     specials = sorted(specials, key=len, reverse=True)
@@ -90,7 +90,7 @@ def _count_pretokens(texts: Iterable[str], pattern: str, specials: Iterable[str]
         for part in (splitter.split(text)[::2] if splitter else [text]): counts.update(pretok.findall(part))
     return counts
 
-# %% ../nbs/01_tokenization.ipynb #963c0f55
+# %% ../nbs/01_tokenization.ipynb #bc81a6bd
 def _byte_chars() -> dict[int, str]:
     "GPT-2's printable stand-in for each byte: printable Latin-1 bytes are themselves, the rest map to chr(256), chr(257), ..."
     printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
@@ -105,7 +105,7 @@ def _to_bytes(token: str, source: str) -> bytes:
     try: return bytes(_CHAR_BYTE[c] for c in token)
     except KeyError as e: raise ValueError(f"{source}: {token!r} has a character outside GPT-2's byte alphabet") from None
 
-# %% ../nbs/01_tokenization.ipynb #f285d5b1
+# %% ../nbs/01_tokenization.ipynb #5485eb85
 GPT2_URLS = {"encoder_json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
              "vocab_bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe"}
 
@@ -118,7 +118,7 @@ def _read(path_or_url: str | Path) -> str:
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
     return path.read_text(encoding="utf-8")
 
-# %% ../nbs/01_tokenization.ipynb #c5f710aa
+# %% ../nbs/01_tokenization.ipynb #1e8f7e64
 class BPETokenizer:
     "A byte-level BPE tokenizer: trained from scratch with `train`, or GPT-2's own with `from_gpt2_files`."
     def __init__(self,
@@ -145,13 +145,21 @@ class BPETokenizer:
         "Number of tokens, special tokens included."
         return len(self._decoder)
 
+    n_vocab = vocab_size  # tiktoken's name for the same number, so later chapters can take either tokenizer
+
+    @property
+    def eot_token(self) -> int:
+        "The id of `<|endoftext|>` (tiktoken's name), the token placed between documents."
+        if ENDOFTEXT not in self.special_tokens: raise ValueError(f"this tokenizer has no {ENDOFTEXT} token: train it with special_tokens=[{ENDOFTEXT!r}]")
+        return self.special_tokens[ENDOFTEXT]
+
     def __repr__(self):
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
 
-# %% ../nbs/01_tokenization.ipynb #20f668a1
+# %% ../nbs/01_tokenization.ipynb #bacb42af
 from fastcore.basics import patch
 
-# %% ../nbs/01_tokenization.ipynb #afb718b5
+# %% ../nbs/01_tokenization.ipynb #26d25e74
 @patch(cls_method=True)
 def train(cls: BPETokenizer,
           text: str | Iterable[str],  # the training text, or an iterable of texts (each pre-split on its own)
@@ -172,7 +180,7 @@ def train(cls: BPETokenizer,
     first = 256 + len(merges)
     return cls(merges, {s: first + i for i, s in enumerate(special_tokens)}, pattern)
 
-# %% ../nbs/01_tokenization.ipynb #d4ad3b04
+# %% ../nbs/01_tokenization.ipynb #ac121b61
 @patch
 def _bpe(self: BPETokenizer, piece: bytes) -> list[int]:
     "Token ids of one pre-token: repeatedly merge the adjacent pair whose concatenation has the lowest rank."
@@ -198,7 +206,7 @@ def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
         ids.extend(cached)
     return ids
 
-# %% ../nbs/01_tokenization.ipynb #510a8ce6
+# %% ../nbs/01_tokenization.ipynb #13cc8993
 @patch
 def _allowed_specials(self: BPETokenizer, text: str, allowed_special) -> set[str]:
     "The special tokens to encode as such; raise if `text` contains one that is not allowed."
@@ -228,7 +236,7 @@ def encode(self: BPETokenizer,
         ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
     return ids
 
-# %% ../nbs/01_tokenization.ipynb #0629c082
+# %% ../nbs/01_tokenization.ipynb #d313ef05
 @patch
 def decode_bytes(self: BPETokenizer, ids: Iterable[int]) -> bytes:
     "The bytes that `ids` stand for."
@@ -248,7 +256,7 @@ def decode_single_token_bytes(self: BPETokenizer, id: int) -> bytes:
     "The bytes of one token (the same method as on a `tiktoken.Encoding`)."
     return self.decode_bytes([id])
 
-# %% ../nbs/01_tokenization.ipynb #97a865ba
+# %% ../nbs/01_tokenization.ipynb #188121d9
 _SPACE = regex.compile(r"\s")
 
 def _safe_cut(before: str, after: str) -> bool:
@@ -270,7 +278,7 @@ def encode_iterable(self: BPETokenizer,
         chunk.append(line)
     if chunk: yield from self.encode("".join(chunk), allowed_special)
 
-# %% ../nbs/01_tokenization.ipynb #c233853a
+# %% ../nbs/01_tokenization.ipynb #54a9ada4
 def _unicode(token: bytes) -> str:
     "A token spelled in GPT-2's printable byte alphabet (a space is `Ġ`)."
     return "".join(_BYTE_CHAR[b] for b in token)
@@ -308,7 +316,7 @@ def load(cls: BPETokenizer, path: str | Path) -> BPETokenizer:
         raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save")
     return cls(_parse_merges(data["merges"], str(path)), data["special_tokens"], data["pattern"], data["byte_order"])
 
-# %% ../nbs/01_tokenization.ipynb #b22ec1b3
+# %% ../nbs/01_tokenization.ipynb #a61d6195
 def _from_gpt2_format(cls, encoder_text: str, merges_text: str, source: str) -> BPETokenizer:
     "A tokenizer from GPT-2-format files: a JSON token -> id map and a merges list, both in GPT-2's byte alphabet."
     try: encoder = json.loads(encoder_text)
@@ -340,7 +348,7 @@ def from_hf_files(cls: BPETokenizer,
     "GPT-2's tokenizer from Hugging Face's `vocab.json` + `merges.txt` (the same formats as OpenAI's files)."
     return _from_gpt2_format(cls, _read(vocab_json), _read(merges_txt), f"{vocab_json} + {merges_txt}")
 
-# %% ../nbs/01_tokenization.ipynb #7d493989
+# %% ../nbs/01_tokenization.ipynb #7b0eded1
 @patch
 def to_tiktoken(self: BPETokenizer, name: str = "lightbrain-bpe") -> tiktoken.Encoding:
     "A `tiktoken.Encoding` with the same ranks, pre-split pattern and special tokens: the same ids, much faster."
@@ -354,7 +362,7 @@ def get_gpt2_tokenizer() -> tiktoken.Encoding:
                            "the internet once (tiktoken downloads and caches them), or set TIKTOKEN_CACHE_DIR to a folder "
                            "that holds tiktoken's cached copies of encoder.json and vocab.bpe.") from None
 
-# %% ../nbs/01_tokenization.ipynb #c506f592
+# %% ../nbs/01_tokenization.ipynb #3b1d0e53
 import html as _html
 from IPython.display import HTML
 
@@ -378,7 +386,7 @@ def show_tokens(text: str, **tokenizers) -> HTML:
         rows.append(f'<div style="margin:4px 0"><b>{_html.escape(name)}</b> ({n} tokens)<div style="font-family:monospace;line-height:1.8">{spans}</div></div>')
     return HTML("".join(rows))
 
-# %% ../nbs/01_tokenization.ipynb #e694b74a
+# %% ../nbs/01_tokenization.ipynb #5e49b42d
 def token_playground(text: str = "Type here: tokenization is fun!", **tokenizers):
     "An ipywidgets box: a text area, and the text coloured by token, with ids and counts, for each named tokenizer."
     import ipywidgets as w
