@@ -7,14 +7,14 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/attention.html.m
 # %% auto #0
 __all__ = ['attention_weights', 'scaled_dot_product_attention', 'MultiHeadAttention']
 
-# %% ../nbs/03_attention.ipynb #223e7a6e
+# %% ../nbs/03_attention.ipynb #6ce8d14e
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../nbs/03_attention.ipynb #f8d57407
+# %% ../nbs/03_attention.ipynb #9846d1a4
 def attention_weights(
     q: torch.Tensor,  # queries (..., L, E)
     k: torch.Tensor,  # keys (..., S, E)
@@ -45,7 +45,7 @@ def scaled_dot_product_attention(
     if dropout_p > 0: weights = F.dropout(weights, p=dropout_p)
     return weights @ v
 
-# %% ../nbs/03_attention.ipynb #f1324a6d
+# %% ../nbs/03_attention.ipynb #f0cdc682
 class MultiHeadAttention(nn.Module):
     "Multi-head self- or cross-attention with optional bias, scale, additive position bias and a KV cache."
     def __init__(self,
@@ -70,9 +70,10 @@ class MultiHeadAttention(nn.Module):
         "(B, T, n_heads * head_dim) -> (B, n_heads, T, head_dim)"
         return t.view(t.shape[0], t.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
 
-# %% ../nbs/03_attention.ipynb #4260af64
+# %% ../nbs/03_attention.ipynb #c35fb12f
 def _merge_masks(mask, position_bias, is_causal: bool, L: int, S: int, device) -> tuple[torch.Tensor | None, bool]:
     "One mask for the attention call, and whether `is_causal` can still be passed on (only when nothing else is needed)."
+    if is_causal and L == 1: is_causal = False  # a single newest query may see every key: nothing to hide
     if is_causal and (L != S or mask is not None or position_bias is not None):
         causal = torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=S - L)  # aligned to the last query
         if mask is None: mask = causal

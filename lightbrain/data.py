@@ -7,10 +7,10 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/data.html.md"""
 # %% auto #0
 __all__ = ['HUB_IDS', 'EMOTION_LABELS', 'AG_NEWS_LABELS', 'builtin_pubmedqa', 'builtin_emotion', 'builtin_ag_news',
            'builtin_cnn_dailymail', 'load_pubmedqa', 'pubmedqa_text', 'load_emotion', 'load_ag_news',
-           'load_cnn_dailymail', 'load_text_files', 'get_tokenizer', 'tokenizer_info', 'text_column', 'prepare',
-           'load_meta', 'load_tokens', 'get_batch', 'iter_batches', 'prepare_cli']
+           'load_cnn_dailymail', 'load_text_files', 'tokenizer_info', 'text_column', 'prepare', 'load_meta',
+           'load_tokens', 'get_batch', 'iter_batches', 'prepare_cli']
 
-# %% ../nbs/02_data.ipynb #adeb8762
+# %% ../nbs/02_data.ipynb #beaabe0b
 import argparse, csv, hashlib, json, os, random, tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -22,9 +22,9 @@ import tiktoken
 from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 
 from lightbrain.core import hub_online
-from lightbrain.tokenizer import BPETokenizer, get_gpt2_tokenizer
+from lightbrain.tokenizer import BPETokenizer, load_tokenizer
 
-# %% ../nbs/02_data.ipynb #5000a9a3
+# %% ../nbs/02_data.ipynb #0a4e7b86
 HUB_IDS = {"pubmedqa": "qiaojin/PubMedQA", "emotion": "dair-ai/emotion",
            "ag_news": "fancyzhx/ag_news", "cnn_dailymail": "abisee/cnn_dailymail"}  # ag_news and cnn_dailymail's current hub homes
 _SPLITS = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation", "test": "test"}
@@ -49,7 +49,7 @@ def _load(name: str, source: str | None, builtin: Callable[[], DatasetDict], loc
     print(f"{name}: the hub, {hub}" + (f" ({config})" if config else ""))
     return load_dataset(hub, config)
 
-# %% ../nbs/02_data.ipynb #52c5f2e5
+# %% ../nbs/02_data.ipynb #1dbf068b
 _FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 def _split_of(file: Path) -> str:
@@ -100,7 +100,7 @@ def _with_labels(dsd: DatasetDict, names: list[str], source) -> DatasetDict:
     dsd = DatasetDict({split: ds.map(to_id) for split, ds in dsd.items()})
     return DatasetDict({split: ds.cast_column("label", ClassLabel(names=names)) for split, ds in dsd.items()})
 
-# %% ../nbs/02_data.ipynb #c82ab78b
+# %% ../nbs/02_data.ipynb #dc8037d8
 def _pick(rng: random.Random, options: list[str]) -> str: return options[rng.randrange(len(options))]
 
 def _builtin(splits: dict[str, int], make: Callable[[random.Random, int], dict], seed: int) -> DatasetDict:
@@ -111,7 +111,7 @@ def _builtin(splits: dict[str, int], make: Callable[[random.Random, int], dict],
         out[split] = Dataset.from_list([make(rng, i) for i in range(n)])
     return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #bcb109d5
+# %% ../nbs/02_data.ipynb #fc06914e
 _INTERVENTIONS = ["metformin", "low-dose aspirin", "early mobilisation", "vitamin D supplementation", "statin therapy",
                   "nurse-led telephone follow-up", "cognitive behavioural therapy", "topical antibiotics", "intermittent fasting",
                   "a structured exercise programme", "probiotic supplementation", "preoperative carbohydrate loading"]
@@ -144,7 +144,7 @@ def _medical_item(rng: random.Random, i: int) -> dict:
                         "meshes": ["Humans", _MESH.get(what, "Treatment Outcome")]},
             "long_answer": answer, "final_decision": decision}
 
-# %% ../nbs/02_data.ipynb #366b7b02
+# %% ../nbs/02_data.ipynb #cd70d6bc
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the hub's order: label id = index
 _EMOTION_WORDS = [["sad", "lonely", "hopeless", "miserable", "heartbroken", "gloomy", "discouraged", "empty", "defeated", "low"],
                   ["happy", "cheerful", "delighted", "glad", "content", "excited", "grateful", "relaxed", "proud", "satisfied"],
@@ -161,7 +161,7 @@ def _emotion_item(rng: random.Random, i: int) -> dict:
     label = rng.choices(range(6), weights=[29, 34, 8, 13, 12, 4])[0]
     return {"text": f"{_pick(rng, _FEEL)} {_pick(rng, _EMOTION_WORDS[label])} {_pick(rng, _WHEN)}", "label": label}
 
-# %% ../nbs/02_data.ipynb #f5f9c0b5
+# %% ../nbs/02_data.ipynb #9077c185
 AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order: label id = index
 _NEWS = [  # per topic: subjects, and events as (headline, past tense)
     (["The United Nations", "European leaders", "The interim government", "Peace negotiators", "Rebel commanders", "Foreign ministers"],
@@ -184,7 +184,7 @@ def _news_item(rng: random.Random, i: int) -> dict:
     subject, (headline, past) = _pick(rng, subjects), events[rng.randrange(len(events))]
     return {"text": f"{subject} {headline} {_pick(rng, _AGENCIES)} - {subject} {past} on {_pick(rng, _DAYS)}, officials said.", "label": label}
 
-# %% ../nbs/02_data.ipynb #3ca596e7
+# %% ../nbs/02_data.ipynb #2d0952c6
 _PEOPLE = [("Maria", "she"), ("James", "he"), ("Aisha", "she"), ("Tom", "he"), ("Yuki", "she"), ("Daniel", "he"), ("Priya", "she"), ("Omar", "he")]
 _SURNAMES = ["Fernandez", "Walker", "Okafor", "Brennan", "Tanaka", "Novak", "Sharma", "Haddad", "Lindqvist", "Moreau"]
 _ROLES = ["teacher", "nurse", "firefighter", "student", "bus driver", "baker", "retired engineer", "farmer"]
@@ -206,7 +206,7 @@ def _article_item(rng: random.Random, i: int) -> dict:
     return {"article": article, "highlights": f"{first} {last}, {age}, {event} in {city} .\n{pronoun.capitalize()} plans to {plan} .",
             "id": hashlib.sha1(article.encode()).hexdigest()}
 
-# %% ../nbs/02_data.ipynb #09b2abc8
+# %% ../nbs/02_data.ipynb #70a88895
 def builtin_pubmedqa(seed: int = 0) -> DatasetDict: return _builtin({"train": 2000}, _medical_item, seed)
 def builtin_emotion(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "validation": 500, "test": 500}, _emotion_item, seed), EMOTION_LABELS, "builtin")
@@ -214,7 +214,7 @@ def builtin_ag_news(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "test": 1000}, _news_item, seed), AG_NEWS_LABELS, "builtin")
 def builtin_cnn_dailymail(seed: int = 0) -> DatasetDict: return _builtin({"train": 3000, "validation": 300, "test": 300}, _article_item, seed)
 
-# %% ../nbs/02_data.ipynb #cd2fc52f
+# %% ../nbs/02_data.ipynb #733081b1
 def _pubmedqa_original(path: Path) -> DatasetDict | None:
     "The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns, or None."
     if path.suffix != ".json" or path.is_dir(): return None
@@ -241,7 +241,7 @@ def pubmedqa_text(example: dict) -> str:
     contexts = " ".join(example["context"]["contexts"])
     return f"Question: {example['question']}\nContext: {contexts}\nAnswer: {example['long_answer']}"
 
-# %% ../nbs/02_data.ipynb #ae308199
+# %% ../nbs/02_data.ipynb #3a65cc10
 def load_emotion(source: str | None = None) -> DatasetDict:
     "dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the sample."
     return _load("emotion", source, builtin_emotion, lambda p: _with_labels(_read_local(p), EMOTION_LABELS, p),
@@ -285,14 +285,7 @@ def load_text_files(paths: str | Path | list) -> DatasetDict:
     print(f"text files: {len(files)} documents from {', '.join(map(str, paths))}")
     return DatasetDict({"train": Dataset.from_dict({"text": [f.read_text(encoding="utf-8") for f in files]})})
 
-# %% ../nbs/02_data.ipynb #a667c786
-def get_tokenizer(name: str | Path = "gpt2"):
-    "'gpt2' (tiktoken's encoding) or a tokenizer file saved by `BPETokenizer.save`."
-    if str(name) == "gpt2": return get_gpt2_tokenizer()
-    if not Path(name).is_file(): raise FileNotFoundError(f"tokenizer {name!r} is neither 'gpt2' nor a tokenizer file")
-    return BPETokenizer.load(name)
-
-# %% ../nbs/02_data.ipynb #ac77d2c3
+# %% ../nbs/02_data.ipynb #a33379ad
 def tokenizer_info(tokenizer) -> dict:
     "Name, vocabulary size, end-of-text id and a fingerprint (a hash of every token's bytes) of a tokenizer."
     digest = hashlib.sha256()
@@ -315,7 +308,7 @@ def _write_atomic(path: Path, write: Callable[[Path], None]):
     try: write(Path(tmp)); os.replace(tmp, path)
     finally: Path(tmp).unlink(missing_ok=True)
 
-# %% ../nbs/02_data.ipynb #5c465533
+# %% ../nbs/02_data.ipynb #1c4de511
 def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str) -> Dataset:
     "Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on large inputs."
     eot = tokenizer.eot_token
@@ -345,7 +338,7 @@ def text_column(example: dict) -> str:
     "The `text` column of an example: the default document text."
     return example["text"]
 
-# %% ../nbs/02_data.ipynb #484bfd75
+# %% ../nbs/02_data.ipynb #484aab17
 def prepare(
     dataset: DatasetDict,  # needs a "train" split; "validation" is used if present, else carved out of train
     tokenizer,  # a BPETokenizer or a tiktoken.Encoding with an <|endoftext|> token
@@ -381,7 +374,7 @@ def prepare(
     _write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return meta
 
-# %% ../nbs/02_data.ipynb #e2647ba0
+# %% ../nbs/02_data.ipynb #d81e173d
 def load_meta(data_dir: str | Path) -> dict:
     "The `meta.json` that `prepare` wrote in `data_dir`."
     path = Path(data_dir)/"meta.json"
@@ -395,7 +388,7 @@ def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     if split not in meta["splits"] or not path.is_file(): raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["splits"][split]["tokens"],))
 
-# %% ../nbs/02_data.ipynb #ff64f094
+# %% ../nbs/02_data.ipynb #88fbf68e
 def _windows(data: np.ndarray, starts: list[int], block_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "The windows of `block_size` tokens at `starts` and the same windows shifted by one, on `device`."
     x = torch.from_numpy(np.stack([data[i:i + block_size] for i in starts]).astype(np.int64))
@@ -421,7 +414,7 @@ def iter_batches(data: np.ndarray, batch_size: int, block_size: int, device: str
     starts = list(range(0, len(data) - block_size, block_size))
     for k in range(0, len(starts), batch_size): yield _windows(data, starts[k:k + batch_size], block_size, device)
 
-# %% ../nbs/02_data.ipynb #740ef3d5
+# %% ../nbs/02_data.ipynb #62b0397e
 def prepare_cli(argv: list[str] | None = None):
     "Command line: tokenize a dataset into train.bin, val.bin and meta.json."
     p = argparse.ArgumentParser(prog="lightbrain-prepare", description="Tokenize a dataset into train.bin / val.bin / meta.json.")
@@ -433,7 +426,7 @@ def prepare_cli(argv: list[str] | None = None):
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of documents held out for validation")
     args = p.parse_args(argv)
     try:
-        tokenizer = get_tokenizer(args.tokenizer)
+        tokenizer = load_tokenizer(args.tokenizer)
         if args.dataset == "pubmedqa":
             dataset, text_fn = load_pubmedqa(args.source, args.config), pubmedqa_text
         else:

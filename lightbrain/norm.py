@@ -7,11 +7,11 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/normalization.ht
 # %% auto #0
 __all__ = ['LayerNorm', 'RMSNorm']
 
-# %% ../nbs/04_normalization.ipynb #2ba1a562
+# %% ../nbs/04_normalization.ipynb #581b2af3
 import torch
 from torch import nn
 
-# %% ../nbs/04_normalization.ipynb #06e24b1d
+# %% ../nbs/04_normalization.ipynb #1730a295
 class LayerNorm(nn.Module):
     "LayerNorm over the last dimension, statistics in fp32, output in the input's dtype."
     def __init__(self,
@@ -25,8 +25,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()
-        mean = x32.mean(dim=-1, keepdim=True)
-        var = (x32 - mean).pow(2).mean(dim=-1, keepdim=True)  # biased variance, as in PyTorch
+        var, mean = torch.var_mean(x32, dim=-1, correction=0, keepdim=True)  # biased variance (divide by d), as in PyTorch
         y = (x32 - mean) * torch.rsqrt(var + self.eps) * self.weight
         if self.bias is not None: y = y + self.bias
         return y.to(x.dtype)

@@ -240,3 +240,14 @@ def test_load_rejects_other_files(tmp_path):
     with pytest.raises(ValueError, match="not a tokenizer file"): BPETokenizer.load(tmp_path/"x.json")
     (tmp_path/"y.json").write_text('{"format": "lightbrain-bpe", "merges": [')
     with pytest.raises(ValueError, match="invalid JSON"): BPETokenizer.load(tmp_path/"y.json")
+
+
+def test_save_and_load_tokenizer_either_kind(tok, gpt2_pair, tmp_path):
+    from lightbrain.tokenizer import load_tokenizer, save_tokenizer
+    assert load_tokenizer(save_tokenizer(tok, tmp_path/"ours.json")).encode(TEXT) == tok.encode(TEXT)
+    _, reference = gpt2_pair
+    path = save_tokenizer(reference, tmp_path/"gpt2.json")
+    assert json.loads(path.read_text()) == {"format": "tiktoken", "name": "gpt2"}
+    assert load_tokenizer(path).encode("hello world") == [31373, 995]  # tiktoken's documented example
+    with pytest.raises(FileNotFoundError, match="neither 'gpt2' nor"): load_tokenizer(tmp_path/"missing.json")
+    with pytest.raises(TypeError, match="cannot save"): save_tokenizer(object(), tmp_path/"x.json")
