@@ -10,7 +10,7 @@ __all__ = ['HUB_IDS', 'EMOTION_LABELS', 'AG_NEWS_LABELS', 'builtin_pubmedqa', 'b
            'load_cnn_dailymail', 'load_text_files', 'tokenizer_info', 'text_column', 'prepare', 'load_meta',
            'load_tokens', 'get_batch', 'iter_batches', 'prepare_cli']
 
-# %% ../nbs/02_data.ipynb #beaabe0b
+# %% ../nbs/02_data.ipynb #037632e2
 import argparse, csv, hashlib, json, os, random, tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -22,9 +22,9 @@ import tiktoken
 from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 
 from lightbrain.core import hub_online
-from lightbrain.tokenizer import BPETokenizer, load_tokenizer
+from lightbrain.tokenizer import BPETokenizer, load_tokenizer, save_tokenizer
 
-# %% ../nbs/02_data.ipynb #0a4e7b86
+# %% ../nbs/02_data.ipynb #fc4719c8
 HUB_IDS = {"pubmedqa": "qiaojin/PubMedQA", "emotion": "dair-ai/emotion",
            "ag_news": "fancyzhx/ag_news", "cnn_dailymail": "abisee/cnn_dailymail"}  # ag_news and cnn_dailymail's current hub homes
 _SPLITS = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation", "test": "test"}
@@ -49,7 +49,7 @@ def _load(name: str, source: str | None, builtin: Callable[[], DatasetDict], loc
     print(f"{name}: the hub, {hub}" + (f" ({config})" if config else ""))
     return load_dataset(hub, config)
 
-# %% ../nbs/02_data.ipynb #1dbf068b
+# %% ../nbs/02_data.ipynb #c776481a
 _FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 def _split_of(file: Path) -> str:
@@ -100,8 +100,9 @@ def _with_labels(dsd: DatasetDict, names: list[str], source) -> DatasetDict:
     dsd = DatasetDict({split: ds.map(to_id) for split, ds in dsd.items()})
     return DatasetDict({split: ds.cast_column("label", ClassLabel(names=names)) for split, ds in dsd.items()})
 
-# %% ../nbs/02_data.ipynb #dc8037d8
+# %% ../nbs/02_data.ipynb #0c36062c
 def _pick(rng: random.Random, options: list[str]) -> str: return options[rng.randrange(len(options))]
+def _cap(s: str) -> str: return s[:1].upper() + s[1:]  # unlike str.capitalize, keeps "vitamin D" as is
 
 def _builtin(splits: dict[str, int], make: Callable[[random.Random, int], dict], seed: int) -> DatasetDict:
     "A DatasetDict with `n` examples per split, example `i` made by `make(rng, i)` with one seeded generator per split."
@@ -111,7 +112,7 @@ def _builtin(splits: dict[str, int], make: Callable[[random.Random, int], dict],
         out[split] = Dataset.from_list([make(rng, i) for i in range(n)])
     return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #fc06914e
+# %% ../nbs/02_data.ipynb #0cede7b2
 _INTERVENTIONS = ["metformin", "low-dose aspirin", "early mobilisation", "vitamin D supplementation", "statin therapy",
                   "nurse-led telephone follow-up", "cognitive behavioural therapy", "topical antibiotics", "intermittent fasting",
                   "a structured exercise programme", "probiotic supplementation", "preoperative carbohydrate loading"]
@@ -133,18 +134,18 @@ def _medical_item(rng: random.Random, i: int) -> dict:
                   "maybe": (control - rng.randrange(3, 6), rng.choice(["0.06", "0.07", "0.08", "0.09"]))}[decision]
     question = _pick(rng, [f"Does {what} reduce {outcome} in {who}?", f"Is {what} associated with less {outcome} among {who}?",
                            f"Can {what} prevent {outcome} in {who}?"])
-    contexts = [f"{outcome.capitalize()} is common in {who} and worsens their recovery. Whether {what} lowers the risk is uncertain.",
+    contexts = [f"{_cap(outcome)} is common in {who} and worsens their recovery. Whether {what} lowers the risk is uncertain.",
                 f"We performed a {design} of {n} {who}, comparing {what} with usual care. The primary outcome was {outcome}.",
-                f"{outcome.capitalize()} occurred in {treated}% of patients receiving {what} and in {control}% of controls (p = {p})."]
-    answer = {"yes": f"{what.capitalize()} reduced {outcome} in {who}.",
-              "no": f"{what.capitalize()} did not reduce {outcome} in {who}.",
-              "maybe": f"{what.capitalize()} may reduce {outcome} in {who}, but the difference was not significant; a larger trial is needed."}[decision]
+                f"{_cap(outcome)} occurred in {treated}% of patients receiving {what} and in {control}% of controls (p = {p})."]
+    answer = {"yes": f"{_cap(what)} reduced {outcome} in {who}.",
+              "no": f"{_cap(what)} did not reduce {outcome} in {who}.",
+              "maybe": f"{_cap(what)} may reduce {outcome} in {who}, but the difference was not significant; a larger trial is needed."}[decision]
     return {"pubid": 10_000_000 + i, "question": question,
             "context": {"contexts": contexts, "labels": ["BACKGROUND", "METHODS", "RESULTS"],
                         "meshes": ["Humans", _MESH.get(what, "Treatment Outcome")]},
             "long_answer": answer, "final_decision": decision}
 
-# %% ../nbs/02_data.ipynb #cd70d6bc
+# %% ../nbs/02_data.ipynb #30143390
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the hub's order: label id = index
 _EMOTION_WORDS = [["sad", "lonely", "hopeless", "miserable", "heartbroken", "gloomy", "discouraged", "empty", "defeated", "low"],
                   ["happy", "cheerful", "delighted", "glad", "content", "excited", "grateful", "relaxed", "proud", "satisfied"],
@@ -161,7 +162,7 @@ def _emotion_item(rng: random.Random, i: int) -> dict:
     label = rng.choices(range(6), weights=[29, 34, 8, 13, 12, 4])[0]
     return {"text": f"{_pick(rng, _FEEL)} {_pick(rng, _EMOTION_WORDS[label])} {_pick(rng, _WHEN)}", "label": label}
 
-# %% ../nbs/02_data.ipynb #9077c185
+# %% ../nbs/02_data.ipynb #75a9633f
 AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order: label id = index
 _NEWS = [  # per topic: subjects, and events as (headline, past tense)
     (["The United Nations", "European leaders", "The interim government", "Peace negotiators", "Rebel commanders", "Foreign ministers"],
@@ -184,7 +185,7 @@ def _news_item(rng: random.Random, i: int) -> dict:
     subject, (headline, past) = _pick(rng, subjects), events[rng.randrange(len(events))]
     return {"text": f"{subject} {headline} {_pick(rng, _AGENCIES)} - {subject} {past} on {_pick(rng, _DAYS)}, officials said.", "label": label}
 
-# %% ../nbs/02_data.ipynb #2d0952c6
+# %% ../nbs/02_data.ipynb #abeb4069
 _PEOPLE = [("Maria", "she"), ("James", "he"), ("Aisha", "she"), ("Tom", "he"), ("Yuki", "she"), ("Daniel", "he"), ("Priya", "she"), ("Omar", "he")]
 _SURNAMES = ["Fernandez", "Walker", "Okafor", "Brennan", "Tanaka", "Novak", "Sharma", "Haddad", "Lindqvist", "Moreau"]
 _ROLES = ["teacher", "nurse", "firefighter", "student", "bus driver", "baker", "retired engineer", "farmer"]
@@ -206,7 +207,7 @@ def _article_item(rng: random.Random, i: int) -> dict:
     return {"article": article, "highlights": f"{first} {last}, {age}, {event} in {city} .\n{pronoun.capitalize()} plans to {plan} .",
             "id": hashlib.sha1(article.encode()).hexdigest()}
 
-# %% ../nbs/02_data.ipynb #70a88895
+# %% ../nbs/02_data.ipynb #3faaedfd
 def builtin_pubmedqa(seed: int = 0) -> DatasetDict: return _builtin({"train": 2000}, _medical_item, seed)
 def builtin_emotion(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "validation": 500, "test": 500}, _emotion_item, seed), EMOTION_LABELS, "builtin")
@@ -214,7 +215,7 @@ def builtin_ag_news(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "test": 1000}, _news_item, seed), AG_NEWS_LABELS, "builtin")
 def builtin_cnn_dailymail(seed: int = 0) -> DatasetDict: return _builtin({"train": 3000, "validation": 300, "test": 300}, _article_item, seed)
 
-# %% ../nbs/02_data.ipynb #733081b1
+# %% ../nbs/02_data.ipynb #1d53c798
 def _pubmedqa_original(path: Path) -> DatasetDict | None:
     "The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns, or None."
     if path.suffix != ".json" or path.is_dir(): return None
@@ -241,7 +242,7 @@ def pubmedqa_text(example: dict) -> str:
     contexts = " ".join(example["context"]["contexts"])
     return f"Question: {example['question']}\nContext: {contexts}\nAnswer: {example['long_answer']}"
 
-# %% ../nbs/02_data.ipynb #3a65cc10
+# %% ../nbs/02_data.ipynb #ce16c885
 def load_emotion(source: str | None = None) -> DatasetDict:
     "dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the sample."
     return _load("emotion", source, builtin_emotion, lambda p: _with_labels(_read_local(p), EMOTION_LABELS, p),
@@ -285,7 +286,7 @@ def load_text_files(paths: str | Path | list) -> DatasetDict:
     print(f"text files: {len(files)} documents from {', '.join(map(str, paths))}")
     return DatasetDict({"train": Dataset.from_dict({"text": [f.read_text(encoding="utf-8") for f in files]})})
 
-# %% ../nbs/02_data.ipynb #a33379ad
+# %% ../nbs/02_data.ipynb #dd66a7b9
 def tokenizer_info(tokenizer) -> dict:
     "Name, vocabulary size, end-of-text id and a fingerprint (a hash of every token's bytes) of a tokenizer."
     digest = hashlib.sha256()
@@ -308,7 +309,7 @@ def _write_atomic(path: Path, write: Callable[[Path], None]):
     try: write(Path(tmp)); os.replace(tmp, path)
     finally: Path(tmp).unlink(missing_ok=True)
 
-# %% ../nbs/02_data.ipynb #1c4de511
+# %% ../nbs/02_data.ipynb #7b0acbac
 def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str) -> Dataset:
     "Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on large inputs."
     eot = tokenizer.eot_token
@@ -317,9 +318,8 @@ def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str
         if not isinstance(text, str): raise ValueError(f"text_fn must return a string, got {type(text).__name__}")
         ids = tokenizer.encode_ordinary(text) + [eot]
         return {"ids": ids, "n": len(ids)}
-    big = len(ds) >= 10_000
-    return ds.map(encode, remove_columns=ds.column_names, num_proc=os.cpu_count() if big else None,
-                  desc=f"tokenizing {split}" if big else None)
+    if len(ds) < 10_000: return Dataset.from_list([encode(ex) for ex in ds])  # small: a plain loop, no workers, no bar
+    return ds.map(encode, remove_columns=ds.column_names, num_proc=os.cpu_count(), desc=f"tokenizing {split}")
 
 def _write_tokens(ids: Dataset, path: Path, dtype: np.dtype) -> int:
     "Write every document's ids, in order, into one flat memory-mapped array at `path`; return the token count."
@@ -338,7 +338,7 @@ def text_column(example: dict) -> str:
     "The `text` column of an example: the default document text."
     return example["text"]
 
-# %% ../nbs/02_data.ipynb #484aab17
+# %% ../nbs/02_data.ipynb #c83b5133
 def prepare(
     dataset: DatasetDict,  # needs a "train" split; "validation" is used if present, else carved out of train
     tokenizer,  # a BPETokenizer or a tiktoken.Encoding with an <|endoftext|> token
@@ -349,7 +349,7 @@ def prepare(
     source: str = "",  # where the data came from, recorded in meta.json
     seed: int = 0,  # for the held-out split
 ) -> dict:
-    "Tokenize `dataset` into `out_dir`/train.bin and val.bin (flat token arrays, end-of-text after each document) and meta.json."
+    "Tokenize `dataset` into `out_dir`: train.bin and val.bin (flat token arrays, end-of-text after each document), tokenizer.json, meta.json."
     out_dir = Path(out_dir)
     info = tokenizer_info(tokenizer)
     meta_path = out_dir/"meta.json"
@@ -371,10 +371,11 @@ def prepare(
         if len(ds) == 0: raise ValueError(f"the {split} split is empty")
         tokens = _write_tokens(_tokenize(ds, tokenizer, text_fn, split), out_dir/f"{split}.bin", dtype)
         meta["splits"][split] = {"tokens": tokens, "documents": len(ds)}
+    save_tokenizer(tokenizer, out_dir/"tokenizer.json")  # the folder says how to read its tokens
     _write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return meta
 
-# %% ../nbs/02_data.ipynb #d81e173d
+# %% ../nbs/02_data.ipynb #777f6618
 def load_meta(data_dir: str | Path) -> dict:
     "The `meta.json` that `prepare` wrote in `data_dir`."
     path = Path(data_dir)/"meta.json"
@@ -388,7 +389,7 @@ def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     if split not in meta["splits"] or not path.is_file(): raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["splits"][split]["tokens"],))
 
-# %% ../nbs/02_data.ipynb #88fbf68e
+# %% ../nbs/02_data.ipynb #85407895
 def _windows(data: np.ndarray, starts: list[int], block_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "The windows of `block_size` tokens at `starts` and the same windows shifted by one, on `device`."
     x = torch.from_numpy(np.stack([data[i:i + block_size] for i in starts]).astype(np.int64))
@@ -414,7 +415,7 @@ def iter_batches(data: np.ndarray, batch_size: int, block_size: int, device: str
     starts = list(range(0, len(data) - block_size, block_size))
     for k in range(0, len(starts), batch_size): yield _windows(data, starts[k:k + batch_size], block_size, device)
 
-# %% ../nbs/02_data.ipynb #62b0397e
+# %% ../nbs/02_data.ipynb #94ab794a
 def prepare_cli(argv: list[str] | None = None):
     "Command line: tokenize a dataset into train.bin, val.bin and meta.json."
     p = argparse.ArgumentParser(prog="lightbrain-prepare", description="Tokenize a dataset into train.bin / val.bin / meta.json.")

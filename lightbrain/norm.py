@@ -7,11 +7,11 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/normalization.ht
 # %% auto #0
 __all__ = ['LayerNorm', 'RMSNorm']
 
-# %% ../nbs/04_normalization.ipynb #581b2af3
+# %% ../nbs/04_normalization.ipynb #8be9caac
 import torch
 from torch import nn
 
-# %% ../nbs/04_normalization.ipynb #1730a295
+# %% ../nbs/04_normalization.ipynb #13063b35
 class LayerNorm(nn.Module):
     "LayerNorm over the last dimension, statistics in fp32, output in the input's dtype."
     def __init__(self,

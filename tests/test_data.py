@@ -136,7 +136,7 @@ def test_prepare_round_trip(small_tok, tmp_path):
         docs = _split_docs(np.asarray(tokens), small_tok.eot_token)
         assert [small_tok.decode(d) for d in docs] == [pubmedqa_text(ex) for ex in part]
         assert meta["splits"][split] == {"tokens": len(tokens), "documents": len(part)}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "train.bin", "val.bin"]  # no temporary files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "tokenizer.json", "train.bin", "val.bin"]  # no temporary files left
 
 
 def test_prepare_gpt2_on_the_mirror(tmp_path):
@@ -164,8 +164,9 @@ class _BigVocab:
     def encode_ordinary(self, text): return [69_000 + len(w) for w in text.split()]
 
 
-def test_uint32_when_the_vocabulary_needs_it(tmp_path):
+def test_uint32_when_the_vocabulary_needs_it(tmp_path, monkeypatch):
     from datasets import Dataset, DatasetDict
+    monkeypatch.setattr("lightbrain.data.save_tokenizer", lambda tokenizer, path: path)  # the stand-in cannot be saved
     dsd = DatasetDict({"train": Dataset.from_dict({"text": ["a bb ccc", "dddd"] * 10})})
     meta = prepare(dsd, _BigVocab(), tmp_path/"big")
     assert meta["dtype"] == "uint32"

@@ -4,16 +4,20 @@
 2. run every notebook top to bottom with nbdev-test (quick mode unless LIGHTBRAIN_MODE says otherwise);
 3. run pytest: tests/ and, through nbval in lax mode, the notebooks again, comparing the output of
    every cell marked `# NBVAL_CHECK_OUTPUT` with the output stored in the notebook.
+Notebooks and test files run in parallel, one worker per core (up to 4), each worker on one thread;
+pytest-xdist's `--dist loadfile` keeps each notebook's cells in order on one worker.
 """
-import shutil, subprocess, sys, time
+import os, shutil, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NBDEV_TEST = shutil.which("nbdev-test") or str(Path(sys.executable).parent/"nbdev-test")
+WORKERS = str(min(4, os.cpu_count() or 1))
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per worker, so that parallel workers do not fight over cores
 STEPS = [
     ("export check", [sys.executable, "tools/export.py", "--check"]),
-    ("notebooks (nbdev-test)", [NBDEV_TEST, "--timing"]),
-    ("pytest + nbval", [sys.executable, "-m", "pytest", *sys.argv[1:]]),
+    ("notebooks (nbdev-test)", [NBDEV_TEST, "--timing", "--n-workers", WORKERS]),
+    ("pytest + nbval", [sys.executable, "-m", "pytest", "-n", WORKERS, "--dist", "loadfile", *sys.argv[1:]]),
 ]
 
 def main() -> int:
@@ -21,7 +25,7 @@ def main() -> int:
         shown = ["python", *cmd[1:]] if cmd[0] == sys.executable else [Path(cmd[0]).name, *cmd[1:]]
         print(f"\n=== {name}: {' '.join(shown)}", flush=True)
         start = time.time()
-        code = subprocess.run(cmd, cwd=ROOT).returncode
+        code = subprocess.run(cmd, cwd=ROOT, env=ENV).returncode
         print(f"=== {name}: {'passed' if code == 0 else f'FAILED (exit code {code})'} in {time.time() - start:.0f} s", flush=True)
         if code: return code
     return 0

@@ -1,0 +1,67 @@
+"""Training throughput and model FLOPs utilisation (MFU) for the quick and LightBrain-Tiny configurations.
+
+    python bench/train.py [--steps N] [--batch B]
+
+The peak is measured in the same run: the best of several large matrix multiplies in the training precision
+(fp32 on a CPU, the autocast dtype on a GPU). FLOPs per token follow nanoGPT/PaLM: 6N + 12 L C T (N parameters
+without position embeddings, L layers, C width, T context), forward and backward together.
+"""
+import argparse, statistics, sys, time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import hardware, table
+
+import torch
+
+from lightbrain.core import get_device
+from lightbrain.model import GPT, GPTConfig, param_count
+from lightbrain.train import TrainConfig, lm_loss, precision, train
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048) -> float:
+    "Best FLOP/s of an n x n matrix multiply on `device` in `dtype`."
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        if device.type == "cuda": torch.cuda.synchronize()
+        t = time.perf_counter(); a @ b
+        if device.type == "cuda": torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def throughput(config: GPTConfig, batch: int, steps: int, device) -> float:
+    "Median training tokens/s of our loop (forward, backward, AdamW) on random tokens, first two steps excluded."
+    torch.manual_seed(0)
+    model = GPT(config)
+    def batches(split, g):
+        x = torch.randint(config.vocab_size, (batch, config.block_size), generator=g).to(device)
+        return x, x.roll(-1, dims=1)
+    cfg = TrainConfig(batch_size=batch, block_size=config.block_size, max_steps=steps + 2, eval_interval=10_000, log_interval=1,
+                      tensorboard=False, progress=False)
+    rows = train(model, batches, lm_loss, cfg, device)
+    return statistics.median(r["tokens_per_s"] for r in rows[2:])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8)
+    args = p.parse_args()
+    device = get_device()
+    policy = precision("auto", device)
+    peak = matmul_peak(device, policy.dtype or torch.float32)
+    print(f"device {device}, precision {policy.name}\nhardware: {hardware()}\nmeasured matmul peak: {peak / 1e12:.3f} TFLOP/s\n")
+    rows = []
+    for name, config in [("quick (tiny)", GPTConfig.tiny(vocab_size=1024, block_size=128)), ("LightBrain-Tiny", GPTConfig.lightbrain_tiny(dropout=0.0))]:
+        tps = throughput(config, args.batch, args.steps, device)
+        flops_per_token = 6 * param_count(config, positions=False) + 12 * config.n_layer * config.n_embd * config.block_size
+        achieved = tps * flops_per_token
+        rows.append([name, f"{param_count(config):,}", f"{tps:,.0f}", f"{achieved / 1e12:.3f}", f"{achieved / peak:.1%}"])
+    print(table(["config", "parameters", "tokens/s", "achieved TFLOP/s", "MFU"], rows))
+    print(f"(batch {args.batch} x 128 tokens, median of {args.steps} steps after two warm-up steps)")
+
+
+if __name__ == "__main__":
+    main()

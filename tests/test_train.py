@@ -1,0 +1,185 @@
+"""lightbrain.train: exact resume, the schedule and decay groups against their definitions, accumulation, DDP against
+one process, fp16 on CUDA, a real-data smoke run against a unigram baseline, the command lines and every bad input."""
+import json, math, os, shutil, subprocess, sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np, pytest, torch
+from datasets import Dataset, DatasetDict
+from conftest import ROOT, shared
+
+from lightbrain.data import builtin_pubmedqa, load_pubmedqa, load_tokens, prepare, pubmedqa_text
+from lightbrain.model import GPT, GPTConfig
+from lightbrain.tokenizer import BPETokenizer
+from lightbrain.train import (TrainConfig, check_lm_setup, evaluate, lm_batches, lm_loss, lr_at, param_groups, precision,
+                              step_seed, train)
+
+QUIET = dict(tensorboard=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    docs = builtin_pubmedqa()
+    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(500))], 300, ["<|endoftext|>"])
+    prepare(docs, tok, d, pubmedqa_text)
+    return d
+
+
+def tiny(dropout=0.1, seed=0):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.tiny(vocab_size=300, block_size=32, dropout=dropout))
+
+
+def run(data_dir, steps, ckpt=None, resume=False, **kw):
+    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=steps, eval_interval=10, log_interval=1,
+                            ckpt_dir=str(ckpt) if ckpt else None, **QUIET, **kw)
+    torch.manual_seed(999)  # whatever the global state before a run, the run must not depend on it
+    return train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), lm_loss, cfg, device="cpu", resume=resume)
+
+
+def test_resume_is_exact(data_dir, tmp_path):
+    straight = [r["loss"] for r in run(data_dir, 30, tmp_path/"a")]
+    first = [r["loss"] for r in run(data_dir, 10, tmp_path/"b")]
+    rest = [r["loss"] for r in run(data_dir, 30, tmp_path/"b", resume=True)]
+    assert first + rest == straight  # bit for bit, dropout included
+    assert (tmp_path/"b"/"last"/"trainer.pt").exists() and (tmp_path/"b"/"best"/"model.safetensors").exists()
+
+
+def test_schedule_at_key_steps():
+    c = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
+    expected = {0: 0.1, 4: 0.5, 9: 1.0, 10: 1.0, 60: 0.1 + 0.9 * 0.5, 110: 0.1, 500: 0.1,
+                35: 0.1 + 0.45 * (1 + math.cos(math.pi * 0.25))}
+    for step, lr in expected.items(): assert math.isclose(lr_at(step, c), lr, rel_tol=1e-12), step
+    assert math.isclose(lr_at(60, TrainConfig(lr=1.0, min_lr=0.0, warmup_steps=10, max_steps=1000, decay_steps=110)), 0.5)
+
+
+def test_decay_groups():
+    model = GPT(GPTConfig.tiny())
+    decay, no_decay = param_groups(model, 0.1)
+    named = dict(model.named_parameters())
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
+    assert {id(p) for p in decay["params"] + no_decay["params"]} == {id(p) for p in named.values()}
+    assert any(p is model.wte.weight for p in decay["params"]) and not any(p is model.ln_f.weight for p in decay["params"])
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
+
+
+def test_accumulation_equals_one_big_batch(data_dir):
+    "Two micro-batches of 4 are the same update as one batch of 8 (the generator draws the same windows in order)."
+    results = []
+    for batch_size, accum in [(8, 1), (4, 2)]:
+        model = tiny(dropout=0.0)
+        cfg = TrainConfig.quick(batch_size=batch_size, block_size=32, grad_accum=accum, max_steps=3, warmup_steps=1, **QUIET)
+        rows = train(model, lm_batches(data_dir, batch_size, 32, "cpu"), lm_loss, cfg, device="cpu")
+        results.append((rows[-1]["loss"], model.wte.weight.detach().clone()))
+    assert math.isclose(results[0][0], results[1][0], rel_tol=1e-5) and torch.allclose(results[0][1], results[1][1], atol=1e-6)
+
+
+def test_ddp_matches_one_process(data_dir, tmp_path):
+    out = tmp_path/"ddp.json"
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent/"torchrun")
+    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(ROOT/"tests"/"ddp_worker.py"), str(out), str(data_dir)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp = json.loads(out.read_text())
+    # One process on the same global batch: rank 0's and rank 1's micro-batches together, for every micro-step.
+    base, seed, twins = lm_batches(data_dir, 4, 32, "cpu"), 0, {}
+    def both_ranks(split, generator):
+        if split != "train": return base(split, generator)
+        key = generator.initial_seed()  # step_seed(seed, 0, step): recover the step, make rank 1's generator for it once
+        if key not in twins: twins[key] = torch.Generator().manual_seed(step_seed(seed, 1, key - step_seed(seed, 0, 0)))
+        (x0, y0), (x1, y1) = base(split, generator), base(split, twins[key])
+        return torch.cat([x0, x1]), torch.cat([y0, y1])
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.tiny(vocab_size=300, block_size=32))
+    cfg = TrainConfig.quick(batch_size=8, block_size=32, grad_accum=2, max_steps=6, warmup_steps=2, eval_interval=100, log_interval=1, **QUIET)
+    single = [r["loss"] for r in train(model, both_ranks, lm_loss, cfg, device="cpu")]
+    assert np.allclose(ddp, single, rtol=1e-5, atol=1e-6), (ddp, single)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fp16 + GradScaler path needs a CUDA GPU")
+def test_fp16_gradscaler_on_cuda(data_dir):
+    policy = precision("fp16", torch.device("cuda"))
+    assert policy.grad_scaling
+    model = tiny(dropout=0.0)
+    cfg = TrainConfig.quick(batch_size=8, block_size=32, max_steps=50, dtype="fp16", eval_interval=50, **QUIET)
+    rows = train(model, lm_batches(data_dir, 8, 32, "cuda"), lm_loss, cfg, device="cuda")
+    assert rows[-1]["val_loss"] < math.log(300) and all(math.isfinite(r["loss"]) for r in rows)
+
+
+def test_fp16_refused_on_cpu():
+    with pytest.raises(ValueError, match="needs a CUDA GPU"): precision("fp16", torch.device("cpu"))
+
+
+def test_real_pubmedqa_beats_a_unigram_model(tmp_path):
+    "Quick config, 200 steps on the PubMedQA mirror: validation loss below the entropy of a unigram model of the same tokens."
+    docs = load_pubmedqa(str(shared("pubmedqa", "ori_pqal.json")))
+    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"]], 1024, ["<|endoftext|>"])
+    prepare(docs, tok, tmp_path, pubmedqa_text)
+    train_tokens, val_tokens = np.asarray(load_tokens(tmp_path, "train")), np.asarray(load_tokens(tmp_path, "val"))
+    counts = Counter(train_tokens.tolist())
+    p = {t: (counts[t] + 1) / (len(train_tokens) + tok.n_vocab) for t in range(tok.n_vocab)}  # add-one smoothing
+    unigram = -np.mean([math.log(p[t]) for t in val_tokens.tolist()])
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.tiny(vocab_size=tok.n_vocab, block_size=128))
+    rows = train(model, lm_batches(tmp_path, 16, 128, "cpu"), lm_loss, TrainConfig.quick(max_steps=200, **QUIET), device="cpu")
+    assert rows[-1]["val_loss"] < unigram, (rows[-1]["val_loss"], unigram)
+
+
+def test_nan_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path):
+    run(data_dir, 10, tmp_path)
+    saved = (tmp_path/"last"/"model.safetensors").read_bytes()
+    def bad(model, batch): return lm_loss(model, batch) * float("nan")
+    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=20, ckpt_dir=str(tmp_path), **QUIET)
+    with pytest.raises(FloatingPointError, match="at step 11.*last good checkpoint"):
+        train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), bad, cfg, device="cpu", resume=True)
+    assert (tmp_path/"last"/"model.safetensors").read_bytes() == saved
+
+
+def test_bad_setups_fail_before_any_step(data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="lightbrain-prepare"): check_lm_setup(GPTConfig.tiny(), tmp_path/"none", TrainConfig())
+    with pytest.raises(ValueError, match="vocabulary"): check_lm_setup(GPTConfig.tiny(vocab_size=100), data_dir, TrainConfig(block_size=32))
+    with pytest.raises(ValueError, match="longer than the model's context"): check_lm_setup(GPTConfig.tiny(vocab_size=300), data_dir, TrainConfig(block_size=128))
+    run(data_dir, 10, tmp_path/"ckpt")
+    other = GPT(GPTConfig.tiny(vocab_size=300, block_size=32, n_embd=32))
+    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=20, ckpt_dir=str(tmp_path/"ckpt"), **QUIET)
+    with pytest.raises(ValueError, match="implies"): train(other, lm_batches(data_dir, 4, 32, "cpu"), lm_loss, cfg, device="cpu", resume=True)
+    assert not (tmp_path/"ckpt"/"log.csv").read_text().count("\n11,")  # no step 11 was logged
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), lm_loss, TrainConfig.quick(ckpt_dir=str(tmp_path/"empty"), **QUIET), device="cpu", resume=True)
+    with pytest.raises(ValueError, match="dtype"): TrainConfig(dtype="fp8")
+
+
+def test_evaluate_is_repeatable_and_leaves_training_mode(data_dir):
+    model = tiny(); model.train()
+    batches = lm_batches(data_dir, 4, 32, "cpu")
+    assert evaluate(model, batches, lm_loss, 3, seed=5) == evaluate(model, batches, lm_loss, 3, seed=5)
+    assert model.training
+
+
+def _cli(*args, cwd):
+    code = "import sys; from lightbrain.train import train_cli, eval_cli; {}(sys.argv[1:])"
+    return lambda name, *a: subprocess.run([sys.executable, "-c", code.format(name), *a], capture_output=True, text=True, cwd=cwd)
+
+
+def test_command_lines(data_dir, tmp_path):
+    cli = _cli(cwd=tmp_path)
+    out = tmp_path/"run"
+    ok = cli("train_cli", "--quick", "--data", str(data_dir), "--out", str(out), "--max-steps", "20", "--eval_interval", "10",
+             "--block_size", "32", "--batch_size", "4", "--n_layer", "1", "--tensorboard", "false")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "validation loss" in ok.stdout and "sample from" in ok.stdout
+    assert GPT.load(out/"best").config.n_layer == 1 and (out/"best"/"tokenizer.json").exists()
+    again = cli("train_cli", "--quick", "--data", str(data_dir), "--out", str(out), "--max-steps", "30", "--block_size", "32",
+                "--batch_size", "4", "--n_layer", "1", "--tensorboard", "false", "--resume")
+    assert again.returncode == 0 and "30/30" in again.stderr, again.stderr[-2000:]
+    ev = cli("eval_cli", "--checkpoint", str(out/"best"), "--json")
+    result = json.loads(ev.stdout)
+    assert ev.returncode == 0 and result["val_tokens"] > 0 and math.isclose(result["val_ppl"], math.exp(result["val_loss"]))
+    for args, message in [(["--lr", "fast"], "not a valid"), (["--nonsense", "1"], "unknown option"),
+                          (["--data", str(tmp_path/"missing")], "no prepared tokens"),
+                          (["--data", str(data_dir), "--block_size", "64", "--n_layer", "1", "--max-steps", "1", "--vocab_size", "100"], "vocabulary")]:
+        bad = cli("train_cli", "--quick", "--out", str(tmp_path/"x"), *args)
+        assert bad.returncode != 0 and message in bad.stderr, (args, bad.stderr[-500:])
+    shutil.copytree(out/"best", tmp_path/"moved"); (tmp_path/"moved"/"run.json").unlink()
+    assert "does not record its data" in cli("eval_cli", "--checkpoint", str(tmp_path/"moved")).stderr
