@@ -6,17 +6,19 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'HUB_HOST', 'get_device', 'DtypePolicy', 'dtype_policy', 'seed_everything', 'get_mode',
-           'hub_online', 'env_report']
+           'hub_online', 'write_atomic', 'env_report']
 
-# %% ../nbs/00_core.ipynb #d42c0045
-import importlib.metadata, os, platform, random, socket
+# %% ../nbs/00_core.ipynb #11b2b677
+import importlib.metadata, os, platform, random, socket, tempfile
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-# %% ../nbs/00_core.ipynb #2f3b9913
+# %% ../nbs/00_core.ipynb #18c253e7
 DEVICE_ENV = "LIGHTBRAIN_DEVICE"  # set to cuda, mps or cpu to override the automatic choice
 
 def get_device() -> torch.device:
@@ -29,7 +31,7 @@ def get_device() -> torch.device:
     if torch.backends.mps.is_available(): return torch.device("mps")
     return torch.device("cpu")
 
-# %% ../nbs/00_core.ipynb #e4e7a9b1
+# %% ../nbs/00_core.ipynb #e4baffbf
 @dataclass(frozen=True)
 class DtypePolicy:
     "How to train on a device: the autocast dtype (None means plain fp32) and whether to scale the loss."
@@ -50,7 +52,7 @@ class DtypePolicy:
         "A `GradScaler` that scales the loss when the policy needs it and is a no-op otherwise."
         return torch.amp.GradScaler(self.device_type, enabled=self.grad_scaling)
 
-# %% ../nbs/00_core.ipynb #836a3082
+# %% ../nbs/00_core.ipynb #28640006
 def dtype_policy(
     device: torch.device | str,  # where the model trains
     capability: tuple[int, int] | None = None,  # CUDA compute capability; None: ask the GPU
@@ -62,14 +64,14 @@ def dtype_policy(
     if capability >= (8, 0): return DtypePolicy("cuda", torch.bfloat16)
     return DtypePolicy("cuda", torch.float16, grad_scaling=True)
 
-# %% ../nbs/00_core.ipynb #70a183e8
+# %% ../nbs/00_core.ipynb #019a4a85
 def seed_everything(seed: int) -> None:
     "Seed Python's, NumPy's and PyTorch's (CPU and GPU) random number generators."
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-# %% ../nbs/00_core.ipynb #bf5c64db
+# %% ../nbs/00_core.ipynb #7268ccbd
 MODE_ENV = "LIGHTBRAIN_MODE"  # set to quick or full to override the automatic choice
 
 def get_mode() -> str:
@@ -79,7 +81,7 @@ def get_mode() -> str:
     if mode: raise ValueError(f"{MODE_ENV}={mode!r} is not a mode: set it to 'quick' or 'full', or unset it.")
     return "full" if torch.cuda.is_available() else "quick"
 
-# %% ../nbs/00_core.ipynb #31722a0c
+# %% ../nbs/00_core.ipynb #3bf5143b
 HUB_HOST = "huggingface.co"
 
 def hub_online(timeout: float = 3.0) -> bool:
@@ -89,7 +91,20 @@ def hub_online(timeout: float = 3.0) -> bool:
         with socket.create_connection((HUB_HOST, 443), timeout=timeout): return True
     except OSError: return False
 
-# %% ../nbs/00_core.ipynb #20a0336e
+# %% ../nbs/00_core.ipynb #b30bfa30
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    "Call `write(tmp)` to fill a temporary file beside `path`, then rename it to `path` (atomically); returns `path`."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally: Path(tmp).unlink(missing_ok=True)
+    return path
+
+# %% ../nbs/00_core.ipynb #5c20a440
 def _version(package: str) -> str:
     try: return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError: return "not installed"

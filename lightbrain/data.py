@@ -10,8 +10,8 @@ __all__ = ['HUB_IDS', 'EMOTION_LABELS', 'AG_NEWS_LABELS', 'builtin_pubmedqa', 'b
            'load_cnn_dailymail', 'load_text_files', 'tokenizer_info', 'text_column', 'prepare', 'load_meta',
            'load_tokens', 'get_batch', 'iter_batches', 'prepare_cli']
 
-# %% ../nbs/02_data.ipynb #037632e2
-import argparse, csv, hashlib, json, os, random, tempfile
+# %% ../nbs/02_data.ipynb #8593e14c
+import argparse, csv, hashlib, json, os, random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import tiktoken
-from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 
-from lightbrain.core import hub_online
+from lightbrain.core import hub_online, write_atomic
 from lightbrain.tokenizer import BPETokenizer, load_tokenizer, save_tokenizer
 
-# %% ../nbs/02_data.ipynb #fc4719c8
+# %% ../nbs/02_data.ipynb #80342127
 HUB_IDS = {"pubmedqa": "qiaojin/PubMedQA", "emotion": "dair-ai/emotion",
            "ag_news": "fancyzhx/ag_news", "cnn_dailymail": "abisee/cnn_dailymail"}  # ag_news and cnn_dailymail's current hub homes
 _SPLITS = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation", "test": "test"}
@@ -49,7 +49,7 @@ def _load(name: str, source: str | None, builtin: Callable[[], DatasetDict], loc
     print(f"{name}: the hub, {hub}" + (f" ({config})" if config else ""))
     return load_dataset(hub, config)
 
-# %% ../nbs/02_data.ipynb #c776481a
+# %% ../nbs/02_data.ipynb #51e36873
 _FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 def _split_of(file: Path) -> str:
@@ -91,16 +91,19 @@ def _require(dsd: DatasetDict, columns: list[str], source) -> DatasetDict:
 def _with_labels(dsd: DatasetDict, names: list[str], source) -> DatasetDict:
     "Make `label` a ClassLabel with `names`, accepting label ids or label names in the files."
     _require(dsd, ["text", "label"], source)
-    def to_id(ex):
-        label = ex["label"]
-        if isinstance(label, str) and label in names: return {"label": names.index(label)}
+    def to_id(label):
+        if isinstance(label, str) and label in names: return names.index(label)
         if isinstance(label, str) and label.strip().isdigit(): label = int(label)
         if not isinstance(label, int) or not 0 <= label < len(names): raise ValueError(f"{source}: label {label!r} is not one of {names} or 0-{len(names) - 1}")
-        return {"label": label}
-    dsd = DatasetDict({split: ds.map(to_id) for split, ds in dsd.items()})
-    return DatasetDict({split: ds.cast_column("label", ClassLabel(names=names)) for split, ds in dsd.items()})
+        return label
+    out = {}
+    for split, ds in dsd.items():
+        features = ds.features.copy()
+        features["label"] = ClassLabel(names=names)
+        out[split] = Dataset.from_dict(ds.to_dict() | {"label": [to_id(l) for l in ds["label"]]}, features=features)
+    return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #0c36062c
+# %% ../nbs/02_data.ipynb #746ac33b
 def _pick(rng: random.Random, options: list[str]) -> str: return options[rng.randrange(len(options))]
 def _cap(s: str) -> str: return s[:1].upper() + s[1:]  # unlike str.capitalize, keeps "vitamin D" as is
 
@@ -112,7 +115,7 @@ def _builtin(splits: dict[str, int], make: Callable[[random.Random, int], dict],
         out[split] = Dataset.from_list([make(rng, i) for i in range(n)])
     return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #0cede7b2
+# %% ../nbs/02_data.ipynb #ea9c9fe2
 _INTERVENTIONS = ["metformin", "low-dose aspirin", "early mobilisation", "vitamin D supplementation", "statin therapy",
                   "nurse-led telephone follow-up", "cognitive behavioural therapy", "topical antibiotics", "intermittent fasting",
                   "a structured exercise programme", "probiotic supplementation", "preoperative carbohydrate loading"]
@@ -145,7 +148,7 @@ def _medical_item(rng: random.Random, i: int) -> dict:
                         "meshes": ["Humans", _MESH.get(what, "Treatment Outcome")]},
             "long_answer": answer, "final_decision": decision}
 
-# %% ../nbs/02_data.ipynb #30143390
+# %% ../nbs/02_data.ipynb #d48596ae
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the hub's order: label id = index
 _EMOTION_WORDS = [["sad", "lonely", "hopeless", "miserable", "heartbroken", "gloomy", "discouraged", "empty", "defeated", "low"],
                   ["happy", "cheerful", "delighted", "glad", "content", "excited", "grateful", "relaxed", "proud", "satisfied"],
@@ -162,7 +165,7 @@ def _emotion_item(rng: random.Random, i: int) -> dict:
     label = rng.choices(range(6), weights=[29, 34, 8, 13, 12, 4])[0]
     return {"text": f"{_pick(rng, _FEEL)} {_pick(rng, _EMOTION_WORDS[label])} {_pick(rng, _WHEN)}", "label": label}
 
-# %% ../nbs/02_data.ipynb #75a9633f
+# %% ../nbs/02_data.ipynb #60fc7cd2
 AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order: label id = index
 _NEWS = [  # per topic: subjects, and events as (headline, past tense)
     (["The United Nations", "European leaders", "The interim government", "Peace negotiators", "Rebel commanders", "Foreign ministers"],
@@ -185,7 +188,7 @@ def _news_item(rng: random.Random, i: int) -> dict:
     subject, (headline, past) = _pick(rng, subjects), events[rng.randrange(len(events))]
     return {"text": f"{subject} {headline} {_pick(rng, _AGENCIES)} - {subject} {past} on {_pick(rng, _DAYS)}, officials said.", "label": label}
 
-# %% ../nbs/02_data.ipynb #abeb4069
+# %% ../nbs/02_data.ipynb #5a33799f
 _PEOPLE = [("Maria", "she"), ("James", "he"), ("Aisha", "she"), ("Tom", "he"), ("Yuki", "she"), ("Daniel", "he"), ("Priya", "she"), ("Omar", "he")]
 _SURNAMES = ["Fernandez", "Walker", "Okafor", "Brennan", "Tanaka", "Novak", "Sharma", "Haddad", "Lindqvist", "Moreau"]
 _ROLES = ["teacher", "nurse", "firefighter", "student", "bus driver", "baker", "retired engineer", "farmer"]
@@ -207,7 +210,7 @@ def _article_item(rng: random.Random, i: int) -> dict:
     return {"article": article, "highlights": f"{first} {last}, {age}, {event} in {city} .\n{pronoun.capitalize()} plans to {plan} .",
             "id": hashlib.sha1(article.encode()).hexdigest()}
 
-# %% ../nbs/02_data.ipynb #3faaedfd
+# %% ../nbs/02_data.ipynb #12932efc
 def builtin_pubmedqa(seed: int = 0) -> DatasetDict: return _builtin({"train": 2000}, _medical_item, seed)
 def builtin_emotion(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "validation": 500, "test": 500}, _emotion_item, seed), EMOTION_LABELS, "builtin")
@@ -215,7 +218,7 @@ def builtin_ag_news(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "test": 1000}, _news_item, seed), AG_NEWS_LABELS, "builtin")
 def builtin_cnn_dailymail(seed: int = 0) -> DatasetDict: return _builtin({"train": 3000, "validation": 300, "test": 300}, _article_item, seed)
 
-# %% ../nbs/02_data.ipynb #1d53c798
+# %% ../nbs/02_data.ipynb #fd44e421
 def _pubmedqa_original(path: Path) -> DatasetDict | None:
     "The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns, or None."
     if path.suffix != ".json" or path.is_dir(): return None
@@ -242,7 +245,7 @@ def pubmedqa_text(example: dict) -> str:
     contexts = " ".join(example["context"]["contexts"])
     return f"Question: {example['question']}\nContext: {contexts}\nAnswer: {example['long_answer']}"
 
-# %% ../nbs/02_data.ipynb #ce16c885
+# %% ../nbs/02_data.ipynb #94ecfb35
 def load_emotion(source: str | None = None) -> DatasetDict:
     "dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the sample."
     return _load("emotion", source, builtin_emotion, lambda p: _with_labels(_read_local(p), EMOTION_LABELS, p),
@@ -286,7 +289,7 @@ def load_text_files(paths: str | Path | list) -> DatasetDict:
     print(f"text files: {len(files)} documents from {', '.join(map(str, paths))}")
     return DatasetDict({"train": Dataset.from_dict({"text": [f.read_text(encoding="utf-8") for f in files]})})
 
-# %% ../nbs/02_data.ipynb #dd66a7b9
+# %% ../nbs/02_data.ipynb #f31e5071
 def tokenizer_info(tokenizer) -> dict:
     "Name, vocabulary size, end-of-text id and a fingerprint (a hash of every token's bytes) of a tokenizer."
     digest = hashlib.sha256()
@@ -303,13 +306,7 @@ def _token_dtype(vocab_size: int, dtype: str | None) -> np.dtype:
         raise ValueError(f"a vocabulary of {vocab_size:,} tokens does not fit in {dtype} (at most {np.iinfo(dtype).max + 1:,} ids): use uint32")
     return dtype
 
-def _write_atomic(path: Path, write: Callable[[Path], None]):
-    "Call `write(tmp)` on a temporary path beside `path`, then rename it to `path`."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"); os.close(fd)
-    try: write(Path(tmp)); os.replace(tmp, path)
-    finally: Path(tmp).unlink(missing_ok=True)
-
-# %% ../nbs/02_data.ipynb #7b0acbac
+# %% ../nbs/02_data.ipynb #cafc4dd3
 def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str) -> Dataset:
     "Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on large inputs."
     eot = tokenizer.eot_token
@@ -331,14 +328,14 @@ def _write_tokens(ids: Dataset, path: Path, dtype: np.dtype) -> int:
             chunk = np.concatenate([np.asarray(x, dtype=dtype) for x in batch["ids"]])
             out[pos:pos + len(chunk)] = chunk; pos += len(chunk)
         out.flush(); del out
-    _write_atomic(path, write)
+    write_atomic(path, write)
     return total
 
 def text_column(example: dict) -> str:
     "The `text` column of an example: the default document text."
     return example["text"]
 
-# %% ../nbs/02_data.ipynb #c83b5133
+# %% ../nbs/02_data.ipynb #c6752c3f
 def prepare(
     dataset: DatasetDict,  # needs a "train" split; "validation" is used if present, else carved out of train
     tokenizer,  # a BPETokenizer or a tiktoken.Encoding with an <|endoftext|> token
@@ -372,10 +369,10 @@ def prepare(
         tokens = _write_tokens(_tokenize(ds, tokenizer, text_fn, split), out_dir/f"{split}.bin", dtype)
         meta["splits"][split] = {"tokens": tokens, "documents": len(ds)}
     save_tokenizer(tokenizer, out_dir/"tokenizer.json")  # the folder says how to read its tokens
-    _write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
+    write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return meta
 
-# %% ../nbs/02_data.ipynb #777f6618
+# %% ../nbs/02_data.ipynb #ea0960bb
 def load_meta(data_dir: str | Path) -> dict:
     "The `meta.json` that `prepare` wrote in `data_dir`."
     path = Path(data_dir)/"meta.json"
@@ -389,7 +386,7 @@ def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     if split not in meta["splits"] or not path.is_file(): raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["splits"][split]["tokens"],))
 
-# %% ../nbs/02_data.ipynb #85407895
+# %% ../nbs/02_data.ipynb #3c8224b6
 def _windows(data: np.ndarray, starts: list[int], block_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "The windows of `block_size` tokens at `starts` and the same windows shifted by one, on `device`."
     x = torch.from_numpy(np.stack([data[i:i + block_size] for i in starts]).astype(np.int64))
@@ -415,7 +412,7 @@ def iter_batches(data: np.ndarray, batch_size: int, block_size: int, device: str
     starts = list(range(0, len(data) - block_size, block_size))
     for k in range(0, len(starts), batch_size): yield _windows(data, starts[k:k + batch_size], block_size, device)
 
-# %% ../nbs/02_data.ipynb #94ab794a
+# %% ../nbs/02_data.ipynb #4b66ed83
 def prepare_cli(argv: list[str] | None = None):
     "Command line: tokenize a dataset into train.bin, val.bin and meta.json."
     p = argparse.ArgumentParser(prog="lightbrain-prepare", description="Tokenize a dataset into train.bin / val.bin / meta.json.")

@@ -7,8 +7,8 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/gpt.html.md"""
 # %% auto #0
 __all__ = ['GPTConfig', 'MLP', 'Block', 'KVCache', 'GPT', 'param_count', 'save_model', 'read_config', 'load_weights']
 
-# %% ../nbs/05_gpt.ipynb #e912863f
-import json, math, os, tempfile
+# %% ../nbs/05_gpt.ipynb #43ee5b64
+import json, math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -18,10 +18,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lightbrain.attention import MultiHeadAttention
-from lightbrain.core import hub_online
+from lightbrain.core import hub_online, write_atomic
 from lightbrain.norm import LayerNorm, RMSNorm
 
-# %% ../nbs/05_gpt.ipynb #3d08cd21
+# %% ../nbs/05_gpt.ipynb #2219e92b
 @dataclass
 class GPTConfig:
     "The shape of a GPT. Presets: `GPTConfig.tiny()`, `GPTConfig.lightbrain_tiny()`, `GPTConfig.gpt2()`."
@@ -57,7 +57,7 @@ class GPTConfig:
         "GPT-2's smallest model ('124M'): 12 layers, 12 heads, width 768, 1,024-token context."
         return cls(**kw)
 
-# %% ../nbs/05_gpt.ipynb #69914cb5
+# %% ../nbs/05_gpt.ipynb #20812426
 def _norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm": return RMSNorm(config.n_embd, eps=config.norm_eps)
     return LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
@@ -84,7 +84,7 @@ class Block(nn.Module):
         x = x + self.drop(a)
         return x + self.drop(self.mlp(self.ln_2(x))), kv
 
-# %% ../nbs/05_gpt.ipynb #471a57cd
+# %% ../nbs/05_gpt.ipynb #63e8b195
 class KVCache:
     "The keys and values of every block for the positions seen so far; `GPT.forward` extends it in place."
     def __init__(self): self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -113,7 +113,7 @@ class GPT(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)): nn.init.normal_(module.weight, 0.0, 0.02)
         if isinstance(module, nn.Linear) and module.bias is not None: nn.init.zeros_(module.bias)
 
-# %% ../nbs/05_gpt.ipynb #1cee4926
+# %% ../nbs/05_gpt.ipynb #a53f363b
 def _gpt_forward(self: GPT,
                  idx: torch.Tensor,  # (B, T) token ids
                  targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
@@ -140,7 +140,7 @@ def _gpt_forward(self: GPT,
 
 GPT.forward = _gpt_forward
 
-# %% ../nbs/05_gpt.ipynb #b3997f85
+# %% ../nbs/05_gpt.ipynb #4c85905e
 def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = True) -> int:
     "Parameters of a `GPT` with `config`, by formula: with the head tied or not, and with or without position embeddings."
     C, V, T, L = config.n_embd, config.vocab_size, config.block_size, config.n_layer
@@ -150,7 +150,7 @@ def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = T
     block = 4 * linear(C, C) + linear(C, 4 * C) + linear(4 * C, C) + 2 * norm
     return V * C + (T * C if positions else 0) + L * block + norm + (0 if tied else V * C)
 
-# %% ../nbs/05_gpt.ipynb #6c595c84
+# %% ../nbs/05_gpt.ipynb #36f49e38
 def _config_from_hf(c) -> GPTConfig:
     "Our config for a Hugging Face `GPT2Config`; refuse variants our model does not implement."
     if c.activation_function != "gelu_new": raise ValueError(f"unsupported activation {c.activation_function!r}: GPT-2 uses 'gelu_new'")
@@ -191,13 +191,7 @@ def _gpt_from_pretrained(cls, name: str = "gpt2") -> GPT:
 
 GPT.from_hf, GPT.from_pretrained = classmethod(_gpt_from_hf), classmethod(_gpt_from_pretrained)
 
-# %% ../nbs/05_gpt.ipynb #018c2edc
-def _write_atomic(path: Path, write):
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it into place."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"); os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    finally: Path(tmp).unlink(missing_ok=True)
-
+# %% ../nbs/05_gpt.ipynb #a2d89036
 def _shared(state: dict) -> set[str]:
     "Names in a state dict whose tensor is the same storage as an earlier name's (tied weights)."
     seen, shared = set(), set()
@@ -211,8 +205,8 @@ def save_model(model: nn.Module, config: dict, path: str | Path, model_type: str
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     full = model.state_dict()
     state = {name: t.detach().contiguous() for name, t in full.items() if name not in _shared(full)}  # re-tied on load
-    _write_atomic(path/"model.safetensors", lambda tmp: save_file(state, tmp))
-    _write_atomic(path/"config.json", lambda tmp: Path(tmp).write_text(json.dumps({"model_type": model_type, **config}, indent=2)))
+    write_atomic(path/"model.safetensors", lambda tmp: save_file(state, str(tmp)))
+    write_atomic(path/"config.json", lambda tmp: tmp.write_text(json.dumps({"model_type": model_type, **config}, indent=2)))
     return path
 
 def read_config(path: str | Path, model_type: str) -> dict:
@@ -237,7 +231,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     model.load_state_dict(state, strict=False)
     return model
 
-# %% ../nbs/05_gpt.ipynb #8182eb21
+# %% ../nbs/05_gpt.ipynb #aff43731
 def _gpt_save_pretrained(self: GPT, path: str | Path) -> Path:
     "Save to a folder: config.json and model.safetensors."
     return save_model(self, asdict(self.config), path, "lightbrain-gpt")
