@@ -7,7 +7,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/gpt.html.md"""
 # %% auto #0
 __all__ = ['GPTConfig', 'MLP', 'Block', 'KVCache', 'GPT', 'param_count', 'save_model', 'read_config', 'load_weights']
 
-# %% ../nbs/05_gpt.ipynb #43ee5b64
+# %% ../nbs/05_gpt.ipynb #eaa48f1c
 import json, math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from lightbrain.attention import MultiHeadAttention
 from lightbrain.core import hub_online, write_atomic
 from lightbrain.norm import LayerNorm, RMSNorm
 
-# %% ../nbs/05_gpt.ipynb #2219e92b
+# %% ../nbs/05_gpt.ipynb #a3916405
 @dataclass
 class GPTConfig:
     "The shape of a GPT. Presets: `GPTConfig.tiny()`, `GPTConfig.lightbrain_tiny()`, `GPTConfig.gpt2()`."
@@ -57,7 +57,7 @@ class GPTConfig:
         "GPT-2's smallest model ('124M'): 12 layers, 12 heads, width 768, 1,024-token context."
         return cls(**kw)
 
-# %% ../nbs/05_gpt.ipynb #20812426
+# %% ../nbs/05_gpt.ipynb #0ac2cf39
 def _norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm": return RMSNorm(config.n_embd, eps=config.norm_eps)
     return LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
@@ -84,7 +84,7 @@ class Block(nn.Module):
         x = x + self.drop(a)
         return x + self.drop(self.mlp(self.ln_2(x))), kv
 
-# %% ../nbs/05_gpt.ipynb #63e8b195
+# %% ../nbs/05_gpt.ipynb #37f34af1
 class KVCache:
     "The keys and values of every block for the positions seen so far; `GPT.forward` extends it in place."
     def __init__(self): self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -113,7 +113,7 @@ class GPT(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)): nn.init.normal_(module.weight, 0.0, 0.02)
         if isinstance(module, nn.Linear) and module.bias is not None: nn.init.zeros_(module.bias)
 
-# %% ../nbs/05_gpt.ipynb #a53f363b
+# %% ../nbs/05_gpt.ipynb #559051e5
 def _gpt_forward(self: GPT,
                  idx: torch.Tensor,  # (B, T) token ids
                  targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
@@ -140,7 +140,7 @@ def _gpt_forward(self: GPT,
 
 GPT.forward = _gpt_forward
 
-# %% ../nbs/05_gpt.ipynb #4c85905e
+# %% ../nbs/05_gpt.ipynb #ac222d0c
 def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = True) -> int:
     "Parameters of a `GPT` with `config`, by formula: with the head tied or not, and with or without position embeddings."
     C, V, T, L = config.n_embd, config.vocab_size, config.block_size, config.n_layer
@@ -150,7 +150,7 @@ def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = T
     block = 4 * linear(C, C) + linear(C, 4 * C) + linear(4 * C, C) + 2 * norm
     return V * C + (T * C if positions else 0) + L * block + norm + (0 if tied else V * C)
 
-# %% ../nbs/05_gpt.ipynb #36f49e38
+# %% ../nbs/05_gpt.ipynb #72386599
 def _config_from_hf(c) -> GPTConfig:
     "Our config for a Hugging Face `GPT2Config`; refuse variants our model does not implement."
     if c.activation_function != "gelu_new": raise ValueError(f"unsupported activation {c.activation_function!r}: GPT-2 uses 'gelu_new'")
@@ -191,7 +191,7 @@ def _gpt_from_pretrained(cls, name: str = "gpt2") -> GPT:
 
 GPT.from_hf, GPT.from_pretrained = classmethod(_gpt_from_hf), classmethod(_gpt_from_pretrained)
 
-# %% ../nbs/05_gpt.ipynb #a2d89036
+# %% ../nbs/05_gpt.ipynb #125cd8e3
 def _shared(state: dict) -> set[str]:
     "Names in a state dict whose tensor is the same storage as an earlier name's (tied weights)."
     seen, shared = set(), set()
@@ -231,7 +231,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     model.load_state_dict(state, strict=False)
     return model
 
-# %% ../nbs/05_gpt.ipynb #aff43731
+# %% ../nbs/05_gpt.ipynb #bb037601
 def _gpt_save_pretrained(self: GPT, path: str | Path) -> Path:
     "Save to a folder: config.json and model.safetensors."
     return save_model(self, asdict(self.config), path, "lightbrain-gpt")

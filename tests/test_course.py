@@ -68,6 +68,8 @@ def test_both_packages_have_doc_indexes():
     lookup = NbdevLookup()
     assert lookup.doc("lightbrain.core.get_device").endswith("core.html#get_device")
     assert lookup.code("lightbrain.core.get_device").startswith(f"{REPO_URL}/blob/main/lightbrain/core.py#L")
+    assert lookup.doc("leximind.model.T5").endswith("encoder_decoder.html#t5")
+    assert lookup.code("leximind.model.T5").startswith(f"{REPO_URL}/blob/main/leximind/model.py#L")
     for pkg in PACKAGES:
         mods = {m.split(".")[0] for m in __import__(f"{pkg}._modidx", fromlist=["d"]).d["syms"]}
         assert mods <= {pkg}, f"{pkg}'s index lists modules of another package: {mods}"
@@ -109,3 +111,13 @@ def test_nbval_compares_checked_outputs(tmp_path):
     res = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "00_core.ipynb"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 1 and "1 failed" in res.stdout, res.stdout[-2000:]
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_imports_stay_in_import_cells(nb):
+    "The site's pre-render runs every cell that imports something, without the cells before it: keep imports apart."
+    for cell in cells(nb)[2:]:  # after the badge and the self-contained Colab install cell
+        lines = [l for l in "".join(cell["source"]).splitlines() if l.strip() and not l.strip().startswith("#")]
+        imports = [l for l in lines if re.match(r"\s*(import|from)\s", l)]
+        if cell["cell_type"] == "code" and imports and "#| export" not in "".join(cell["source"]):
+            assert len(imports) == len(lines), f"{nb.name}: move {imports} to an import cell"

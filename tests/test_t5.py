@@ -1,0 +1,125 @@
+"""leximind.model against Hugging Face's T5ForConditionalGeneration (random weights, offline): encoder output, logits
+and loss on padded batches, FLAN and original-T5 variants, the bucket function, parameter counts; the cache; saving."""
+import json
+
+import pytest, torch
+from transformers import T5Config as HFT5Config, T5ForConditionalGeneration, logging as hf_logging
+from transformers.models.t5.modeling_t5 import T5Attention
+
+from leximind.model import Seq2SeqCache, T5, T5Config, relative_position_bucket
+
+hf_logging.set_verbosity_error()
+TINY = dict(vocab_size=512, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+SMALL = dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_heads=6, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+
+
+def hf_t5(attn="sdpa", **shape):
+    torch.manual_seed(0)
+    hf = T5ForConditionalGeneration._from_config(HFT5Config(**shape, decoder_start_token_id=0), attn_implementation=attn).eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if "layer_norm" in name: p.normal_(1.0, 0.1)  # at 1, a swapped norm would go unnoticed
+    return hf
+
+
+def padded_batch(vocab, g=1):
+    g = torch.Generator().manual_seed(g)
+    src, dec = torch.randint(2, vocab, (3, 21), generator=g), torch.randint(2, vocab, (3, 8), generator=g)
+    mask = torch.ones_like(src); mask[1, 13:] = 0; mask[2, 4:] = 0
+    return src, dec, mask
+
+
+def rel(a, b): return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("shape", [TINY, SMALL, {**TINY, "feed_forward_proj": "relu", "tie_word_embeddings": True},
+                                   {**TINY, "num_decoder_layers": 3}], ids=["tiny", "flan-t5-small", "original-t5", "uneven"])
+def test_parity(shape):
+    hf = hf_t5(**shape)
+    ours = T5.from_hf(hf)
+    src, dec, mask = padded_batch(shape["vocab_size"])
+    labels = dec.clone(); labels[0, 5:] = -100
+    with torch.no_grad():
+        ref = hf(input_ids=src, attention_mask=mask, decoder_input_ids=dec)
+        ref_loss = hf(input_ids=src, attention_mask=mask, labels=labels).loss
+        assert rel(ours.encode(src, mask), ref.encoder_last_hidden_state) <= 1e-5
+        assert rel(ours(src, dec, attention_mask=mask)[0], ref.logits) <= 1e-5
+        assert abs(ours(src, attention_mask=mask, labels=labels)[1].item() - ref_loss.item()) <= 1e-5 * max(1, ref_loss.item())
+
+
+def test_hf_attention_paths_agree_to_the_same_scale():
+    "The tolerance is fair: Hugging Face's own eager and SDPA attention differ by a similar amount."
+    src, dec, mask = padded_batch(SMALL["vocab_size"])
+    with torch.no_grad():
+        a = hf_t5(**SMALL)(input_ids=src, attention_mask=mask, decoder_input_ids=dec).logits
+        b = hf_t5("eager", **SMALL)(input_ids=src, attention_mask=mask, decoder_input_ids=dec).logits
+    assert rel(a, b) < 1e-5
+
+
+def test_from_local_hf_folder(tmp_path):
+    hf = hf_t5(**TINY)
+    hf.save_pretrained(tmp_path)
+    ours = T5.from_hf(tmp_path)
+    src, dec, mask = padded_batch(512)
+    with torch.no_grad(): assert rel(ours(src, dec, attention_mask=mask)[0], hf(input_ids=src, attention_mask=mask, decoder_input_ids=dec).logits) <= 1e-5
+    with pytest.raises(FileNotFoundError): T5.from_hf(tmp_path/"missing")
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_buckets_match_hf(bidirectional):
+    relative = torch.arange(-300, 301)[None, :] - torch.arange(0, 40)[:, None]
+    for buckets, distance in [(32, 128), (16, 64), (64, 256)]:
+        assert torch.equal(relative_position_bucket(relative, bidirectional, buckets, distance),
+                           T5Attention._relative_position_bucket(relative, bidirectional, buckets, distance))
+
+
+def test_parameter_counts_match_hf():
+    "Presets have FLAN-T5's shapes: our count is Hugging Face's plus the separate head it ties in transformers 5."
+    for ours, shape in [(T5Config.flan_t5_small(), SMALL)]:
+        hf_count = sum(p.numel() for p in T5ForConditionalGeneration(HFT5Config(**shape)).parameters())
+        assert sum(p.numel() for p in T5(ours).parameters()) == hf_count + ours.vocab_size * ours.d_model
+
+
+def test_cache_in_chunks_equals_full_decode():
+    torch.manual_seed(0)
+    model = T5(T5Config.tiny(dropout=0.0)).eval()
+    src, dec, mask = padded_batch(512)
+    with torch.no_grad():
+        enc = model.encode(src, mask)
+        full = model.decode(dec, enc, mask)
+        cache = Seq2SeqCache()
+        parts = [model.decode(dec[:, a:b], enc, mask, cache) for a, b in [(0, 3), (3, 4), (4, 8)]]
+    assert len(cache) == 8 and rel(torch.cat(parts, 1), full) <= 1e-5
+
+
+def test_attention_paths_agree():
+    torch.manual_seed(0)
+    fast = T5(T5Config.tiny()).eval()
+    slow = T5(T5Config.tiny(use_sdpa=False)).eval(); slow.load_state_dict(fast.state_dict())
+    src, dec, mask = padded_batch(512)
+    with torch.no_grad(): assert rel(slow(src, dec, attention_mask=mask)[0], fast(src, dec, attention_mask=mask)[0]) <= 1e-5
+
+
+def test_save_load_and_errors(tmp_path):
+    torch.manual_seed(0)
+    model = T5(T5Config.tiny(tie_embeddings=True)).eval()
+    model.save_pretrained(tmp_path)
+    loaded = T5.load(tmp_path)
+    src, dec, mask = padded_batch(512)
+    assert loaded.lm_head.weight is loaded.shared.weight
+    assert torch.equal(loaded(src, dec, attention_mask=mask)[0], model(src, dec, attention_mask=mask)[0])
+    config = json.loads((tmp_path/"config.json").read_text())
+    (tmp_path/"config.json").write_text(json.dumps({**config, "d_model": 32}))
+    with pytest.raises(ValueError, match="implies"): T5.load(tmp_path)
+    (tmp_path/"config.json").write_text(json.dumps({**config, "n_layer": 2}))
+    with pytest.raises(ValueError, match="unknown fields"): T5.load(tmp_path)
+    (tmp_path/"config.json").write_text(json.dumps({**config, "model_type": "lightbrain-gpt"}))
+    with pytest.raises(ValueError, match="does not hold"): T5.load(tmp_path)
+
+
+def test_bad_input():
+    model = T5(T5Config.tiny())
+    with pytest.raises(ValueError, match="non-empty"): model.encode(torch.zeros(1, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="decoder_input_ids, or labels"): model(torch.ones(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="feed_forward"): T5Config(feed_forward="swiglu")
+    with pytest.raises(ValueError, match="unsupported feed-forward"): T5.from_hf(T5ForConditionalGeneration(HFT5Config(**{**TINY, "feed_forward_proj": "gated-silu"})))
