@@ -6,10 +6,10 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/training.html.md
 
 # %% auto #0
 __all__ = ['TrainConfig', 'param_groups', 'make_optimizer', 'lr_at', 'precision', 'step_seed', 'save_checkpoint',
-           'load_checkpoint', 'evaluate', 'train', 'lm_batches', 'lm_loss', 'check_lm_setup', 'plot_log', 'train_cli',
-           'evaluate_lm', 'eval_cli']
+           'load_checkpoint', 'evaluate', 'train', 'lm_batches', 'lm_loss', 'check_lm_setup', 'plot_log',
+           'field_overrides', 'split_fields', 'read_yaml_config', 'train_cli', 'evaluate_lm', 'eval_cli']
 
-# %% ../nbs/06_training.ipynb #d085456e
+# %% ../nbs/06_training.ipynb #7d296675
 import argparse, csv, json, math, os, shutil, time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -30,7 +30,7 @@ from lightbrain.generate import generate_text
 from lightbrain.model import GPT, GPTConfig, load_weights
 from lightbrain.tokenizer import BPETokenizer, load_tokenizer
 
-# %% ../nbs/06_training.ipynb #e8c5a3c6
+# %% ../nbs/06_training.ipynb #107987a5
 @dataclass
 class TrainConfig:
     "Everything about a training run except the model and the data. Presets: `TrainConfig.quick()`, `TrainConfig.lightbrain()`."
@@ -74,7 +74,7 @@ class TrainConfig:
         return cls(**{"batch_size": 32, "block_size": 128, "grad_accum": 4, "max_steps": 5000, "lr": 1e-3, "min_lr": 1e-4,
                       "warmup_steps": 200, "eval_interval": 250, "eval_iters": 40, **kw})
 
-# %% ../nbs/06_training.ipynb #5292be46
+# %% ../nbs/06_training.ipynb #26da47be
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     "Two AdamW groups: parameters with 2+ dimensions (matrices, embeddings) decay; the rest (biases, gains) do not."
     params = [p for p in model.parameters() if p.requires_grad]  # parameters() lists a tied tensor once
@@ -86,7 +86,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(config.beta1, config.beta2),
                              fused=device.type == "cuda")
 
-# %% ../nbs/06_training.ipynb #e05e6153
+# %% ../nbs/06_training.ipynb #aba0f75e
 def lr_at(step: int, config: TrainConfig) -> float:
     "The learning rate for optimizer step `step` (0-based): linear warmup to `lr`, cosine decay to `min_lr`, then `min_lr`."
     if step < config.warmup_steps: return config.lr * (step + 1) / config.warmup_steps
@@ -94,7 +94,7 @@ def lr_at(step: int, config: TrainConfig) -> float:
     progress = min(1.0, (step - config.warmup_steps) / max(1, decay_steps))
     return config.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
-# %% ../nbs/06_training.ipynb #da452921
+# %% ../nbs/06_training.ipynb #0b1c3ad9
 def precision(dtype: str, device: torch.device) -> DtypePolicy:
     "The precision policy for `dtype` ('auto' = chapter 00's choice for the device)."
     if dtype == "auto": return dtype_policy(device)
@@ -102,12 +102,12 @@ def precision(dtype: str, device: torch.device) -> DtypePolicy:
     if dtype == "fp32": return DtypePolicy(device.type)
     return DtypePolicy(device.type, {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype], grad_scaling=dtype == "fp16")
 
-# %% ../nbs/06_training.ipynb #f6ae0ac2
+# %% ../nbs/06_training.ipynb #9a25b9a3
 def step_seed(seed: int, rank: int, step: int) -> int:
     "The seed of training step `step` on process `rank`: its batches and its dropout are drawn from it."
     return (seed * 1_000_003 + rank * 10_007 + step) % 2**62
 
-# %% ../nbs/06_training.ipynb #68ea101b
+# %% ../nbs/06_training.ipynb #63635919
 def _unwrap(model: nn.Module) -> nn.Module:
     "The model inside DistributedDataParallel and torch.compile wrappers."
     while hasattr(model, "module") or hasattr(model, "_orig_mod"): model = getattr(model, "module", None) or model._orig_mod
@@ -137,7 +137,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scaler) -> tuple[in
     scaler.load_state_dict(state["scaler"])
     return state["step"], state["best"]
 
-# %% ../nbs/06_training.ipynb #407b92ce
+# %% ../nbs/06_training.ipynb #75e053ab
 def _distributed(device) -> tuple[int, int, torch.device]:
     "Join the process group when run under torchrun: (rank, world size, this process's device)."
     if "RANK" not in os.environ: return 0, 1, torch.device(device) if device is not None else get_device()
@@ -154,7 +154,7 @@ def _mean_over_ranks(value: float, world: int, device) -> float:
     dist.all_reduce(t)
     return t.item() / world
 
-# %% ../nbs/06_training.ipynb #760592fc
+# %% ../nbs/06_training.ipynb #c8fdc2c3
 def evaluate(model: nn.Module, batches: Callable, loss_fn: Callable, iters: int, policy: DtypePolicy | None = None,
              seed: int = 0) -> float:
     "Mean loss over `iters` validation batches (the same ones every call for a given seed), in eval mode, without gradients."
@@ -166,7 +166,7 @@ def evaluate(model: nn.Module, batches: Callable, loss_fn: Callable, iters: int,
     model.train(was_training)
     return sum(losses) / len(losses)
 
-# %% ../nbs/06_training.ipynb #b88aae4c
+# %% ../nbs/06_training.ipynb #95f2814e
 def _count_tokens(batch) -> int:
     "Tokens in a batch: the number of elements of its first tensor."
     first = batch if torch.is_tensor(batch) else next(iter(batch.values() if isinstance(batch, dict) else batch))
@@ -197,7 +197,7 @@ class _Log:
     def close(self):
         if self.tb: self.tb.close()
 
-# %% ../nbs/06_training.ipynb #2198f5df
+# %% ../nbs/06_training.ipynb #d4e72235
 def train(
     model: nn.Module,
     batches: Callable[[str, torch.Generator], object],  # (split, generator) -> a batch for `loss_fn`; split is "train" or "val"
@@ -264,7 +264,7 @@ def train(
         bar.close(); log.close()
     return log.rows
 
-# %% ../nbs/06_training.ipynb #49cf3c0b
+# %% ../nbs/06_training.ipynb #5ba65003
 def lm_batches(data_dir: str | Path, batch_size: int, block_size: int, device) -> Callable:
     "A batch source over chapter 02's token files: random windows (x, y) of `block_size` tokens from each split."
     tokens = {split: load_tokens(data_dir, split) for split in ("train", "val")}
@@ -288,7 +288,7 @@ def check_lm_setup(model_config: GPTConfig, data_dir: str | Path, config: TrainC
         if meta["splits"][split]["tokens"] <= config.block_size:
             raise ValueError(f"the {split} split of {data_dir} has {meta['splits'][split]['tokens']} tokens, too few for blocks of {config.block_size}")
 
-# %% ../nbs/06_training.ipynb #9d0ed0fa
+# %% ../nbs/06_training.ipynb #efbde031
 def plot_log(rows: list[dict] | str | Path, title: str = ""):
     "Training and validation loss against step, with the learning rate on a second axis, from log rows or a log.csv."
     import matplotlib.pyplot as plt
@@ -304,7 +304,7 @@ def plot_log(rows: list[dict] | str | Path, title: str = ""):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_training.ipynb #9e57fdad
+# %% ../nbs/06_training.ipynb #bb936fe9
 _PRESETS = {True: (GPTConfig.tiny, TrainConfig.quick), False: (GPTConfig.lightbrain_tiny, TrainConfig.lightbrain)}
 
 def _typed(value: str, kind) -> object:
@@ -316,25 +316,34 @@ def _typed(value: str, kind) -> object:
         return value.lower() in ("true", "1", "yes")
     return base(value)
 
-def _field_overrides(args: list[str], parser) -> dict:
-    "Turn `--field value` pairs into {field: typed value} for TrainConfig and GPTConfig fields."
-    types = {f.name: f.type for cls in (TrainConfig, GPTConfig) for f in fields(cls)}
+def field_overrides(args: list[str], parser, classes: tuple = ()) -> dict:
+    "Turn `--field value` pairs into {field: typed value} for the fields of TrainConfig and `classes` (dataclasses)."
+    classes = (TrainConfig, *classes)
+    types = {f.name: f.type for cls in classes for f in fields(cls)}
     out, it = {}, iter(args)
     for flag in it:
         name = flag.removeprefix("--").replace("-", "_")
-        if not flag.startswith("--") or name not in types: parser.error(f"unknown option {flag} (any TrainConfig or GPTConfig field works: --lr 1e-3)")
+        if not flag.startswith("--") or name not in types:
+            parser.error(f"unknown option {flag} (any {' or '.join(c.__name__ for c in classes)} field works, e.g. --lr 1e-3)")
         value = next(it, None)
         if value is None: parser.error(f"{flag} needs a value")
         try: out[name] = _typed(value, types[name])
         except ValueError: parser.error(f"{flag}: {value!r} is not a valid {types[name]}")
     return out
 
-def _split_config(values: dict) -> tuple[dict, dict]:
-    "Split {field: value} into GPTConfig fields and TrainConfig fields (block_size, in both, goes to both)."
-    unknown = set(values) - {f.name for cls in (GPTConfig, TrainConfig) for f in fields(cls)}
-    if unknown: raise ValueError(f"unknown config fields {sorted(unknown)}: use TrainConfig or GPTConfig field names")
+def split_fields(values: dict, model_class) -> tuple[dict, dict]:
+    "Split {field: value} into `model_class` fields and TrainConfig fields (a field both have, like block_size, goes to both)."
+    unknown = set(values) - {f.name for cls in (model_class, TrainConfig) for f in fields(cls)}
+    if unknown: raise ValueError(f"unknown config fields {sorted(unknown)}: use TrainConfig or {model_class.__name__} field names")
     pick = lambda cls: {k: v for k, v in values.items() if k in {f.name for f in fields(cls)}}
-    return pick(GPTConfig), pick(TrainConfig)
+    return pick(model_class), pick(TrainConfig)
+
+def read_yaml_config(path: str | None) -> dict:
+    "The {field: value} mapping of a YAML config file (empty without a file)."
+    if not path: return {}
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(values, dict): raise ValueError(f"{path} must hold a mapping of field: value")
+    return values
 
 def _default_data(out: Path, quick: bool) -> Path:
     "The data when --data is not given: the built-in sample with a small BPE (quick), or PubMedQA with GPT-2 (full)."
@@ -362,23 +371,20 @@ def train_cli(argv: list[str] | None = None):
     p.add_argument("--max-steps", type=int)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     args, rest = p.parse_known_args(argv)
-    overrides = _field_overrides(rest, p)
+    overrides = field_overrides(rest, p, (GPTConfig,))
     try:
         quick = args.quick or get_mode() == "quick"
-        values = {}
-        if args.config:
-            values = yaml.safe_load(Path(args.config).read_text()) or {}
-            if not isinstance(values, dict): raise ValueError(f"{args.config} must hold a mapping of field: value")
-        values |= overrides | ({"max_steps": args.max_steps} if args.max_steps else {})
+        values = read_yaml_config(args.config) | overrides | ({"max_steps": args.max_steps} if args.max_steps else {})
         out = Path(args.out or ("runs/lightbrain-quick" if quick else "runs/lightbrain-tiny"))
         data = Path(args.data) if args.data else _default_data(out, quick)
         meta = load_meta(data)
-        model_values, train_values = _split_config(values)
+        model_values, train_values = split_fields(values, GPTConfig)
         make_model, make_train = _PRESETS[quick]
         config = make_train(**{"ckpt_dir": str(out), **train_values})
         model_config = make_model(**{"vocab_size": meta["tokenizer"]["vocab_size"], "block_size": config.block_size, **model_values})
         check_lm_setup(model_config, data, config)
         rank, world, device = _distributed(None)
+        torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
         model = GPT(model_config)
         def on_save(folder: Path):
             shutil.copy(data/"tokenizer.json", folder/"tokenizer.json")
@@ -395,7 +401,7 @@ def train_cli(argv: list[str] | None = None):
         print(f"sample from {out}/best:\n{prompt}" + generate_text(best, load_tokenizer(data/"tokenizer.json"), prompt, 60, temperature=0.8, top_p=0.95, seed=0))
     if dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/06_training.ipynb #9a55fb1e
+# %% ../nbs/06_training.ipynb #feb9d782
 def evaluate_lm(model: GPT, data_dir: str | Path, split: str = "val", batch_size: int = 16, device=None) -> tuple[float, int]:
     "Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of tokens scored."
     device = device or next(model.parameters()).device
@@ -408,7 +414,7 @@ def evaluate_lm(model: GPT, data_dir: str | Path, split: str = "val", batch_size
     model.train(was_training)
     return total / n, n
 
-# %% ../nbs/06_training.ipynb #e4cfa198
+# %% ../nbs/06_training.ipynb #fd793aac
 def eval_cli(argv: list[str] | None = None):
     "Command line: validation loss and perplexity of a checkpoint."
     p = argparse.ArgumentParser(prog="lightbrain-eval", description="Validation loss and perplexity of a LightBrain checkpoint.")

@@ -1,0 +1,90 @@
+"""LexiMind benchmarks, in one process:
+
+1. `analyze()` latency and documents per second for the FLAN-T5-small shape (random weights) on this machine;
+2. emotion classification from scratch on the real dair-ai/emotion data (the shared mirror) within a 10-minute CPU
+   budget, against a TF-IDF + logistic-regression baseline (scikit-learn) trained and tested in the same run.
+
+    python bench/leximind.py [--minutes 10] [--emotion PATH]
+"""
+import argparse, sys, time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent  # this script is named like the leximind package: look for the package first
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+from common import SHARED_DATA, hardware, table
+
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from lightbrain.core import get_device, seed_everything
+from lightbrain.data import load_emotion
+from lightbrain.train import TrainConfig, train
+from leximind.evaluate import classify
+from leximind.model import T5, T5Config
+from leximind.multitask import PREFIXES, MultiTaskBatches, MultiTaskT5, count_tokens, multitask_loss
+from leximind.pipeline import LexiMind
+from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
+
+ARTICLE = ("The city council voted on Tuesday to turn the disused railway station into a public library, after three years "
+           "of debate. More than 10,000 residents signed a petition in favour of the plan, which will be paid for by a "
+           "regional grant and private donations. Work is expected to begin in the spring and to last eighteen months. ") * 4
+
+
+def latency(emotion) -> list:
+    "Time analyze() on one article and on batches, for a FLAN-T5-small-shaped LexiMind (random weights)."
+    tokenizer = SentencePieceTokenizer(train_sentencepiece(list(emotion["train"]["text"]) + [ARTICLE], 8000))
+    torch.manual_seed(0)
+    app = LexiMind(MultiTaskT5(T5(T5Config.flan_t5_small(dropout=0.0))), tokenizer, get_device(), max_new_tokens=48)
+    app.analyze(ARTICLE)  # warm up
+    rows = []
+    for n in (1, 16):
+        start = time.perf_counter(); app.analyze([ARTICLE] * n); dt = time.perf_counter() - start
+        rows.append([f"analyze(), {n} article{'s' if n > 1 else ''} of {len(tokenizer.encode(ARTICLE))} tokens, 4 beams, 48 new tokens",
+                     f"{dt:.2f} s", f"{n / dt:.2f}"])
+    return rows
+
+
+def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, float]:
+    "Test accuracy of LexiMind trained from scratch on emotion alone (within `minutes`), and of TF-IDF + logistic regression."
+    start = time.perf_counter()
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    baseline = LogisticRegression(max_iter=2000, C=10).fit(vectorizer.fit_transform(emotion["train"]["text"]), emotion["train"]["label"])
+    baseline_acc = (baseline.predict(vectorizer.transform(emotion["test"]["text"])) == emotion["test"]["label"]).mean()
+    print(f"TF-IDF + logistic regression fitted in {time.perf_counter() - start:.0f} s", flush=True)
+
+    seed_everything(0)
+    tokenizer = SentencePieceTokenizer(train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 8000))
+    config = T5Config(vocab_size=tokenizer.vocab_size, d_model=128, d_kv=32, d_ff=512, n_layers=2, n_decoder_layers=1, n_heads=4, max_length=64)
+    model = MultiTaskT5(T5(config))
+    device = get_device()
+    data = MultiTaskBatches({"emotion": emotion}, tokenizer, batch_size=64, max_source=64, device=device)
+    steps = 2500
+    train_config = TrainConfig(batch_size=64, max_steps=steps, lr=2e-3, min_lr=1e-4, warmup_steps=250, weight_decay=0.01,
+                               eval_interval=500, eval_iters=10, tensorboard=False)
+    start = time.perf_counter()
+    train(model, data, multitask_loss, train_config, device, count_tokens=count_tokens)
+    minutes_used = (time.perf_counter() - start) / 60
+    if minutes_used > minutes: print(f"warning: training took {minutes_used:.1f} minutes, over the {minutes}-minute budget")
+    predicted = classify(model, tokenizer, "emotion", list(emotion["test"]["text"])).argmax(-1)
+    ours_acc = (predicted == torch.tensor(emotion["test"]["label"])).float().mean().item()
+    return ours_acc, float(baseline_acc), steps, minutes_used
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget for the from-scratch model")
+    p.add_argument("--emotion", default=str(SHARED_DATA/"emotion"), help="dair-ai/emotion in hub format (a folder of split files)")
+    args = p.parse_args()
+    print(f"hardware: {hardware()}\n")
+    if not Path(args.emotion).exists(): sys.exit(f"{args.emotion} not found: pass --emotion with a local copy of dair-ai/emotion")
+    emotion = load_emotion(args.emotion)
+    print(table(["", "time", "documents/s"], latency(emotion)), "\n")
+    ours, baseline, steps, minutes = emotion_from_scratch(emotion, args.minutes)
+    print(table(["emotion test accuracy (2,000 tweets)", "accuracy"],
+                [[f"LexiMind from scratch ({steps} steps, {minutes:.1f} min on this CPU)", f"{ours:.4f}"],
+                 ["TF-IDF (1-2 grams) + logistic regression", f"{baseline:.4f}"]]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""LexiMind end to end: multi-task training improves every task, a from-scratch model beats the majority baseline on
+the real emotion test split, batches of mixed lengths, ROUGE and classification metrics on hand-checked cases, the
+evaluation report, the app and the three command lines, and bad input."""
+import json, math, subprocess, sys, warnings
+
+import pytest, torch
+from conftest import shared
+
+from lightbrain.core import seed_everything
+from lightbrain.data import load_emotion
+from lightbrain.train import TrainConfig, train
+from leximind.evaluate import classification_metrics, classify, rouge
+from leximind.model import T5, T5Config
+from leximind.multitask import (PREFIXES, MultiTaskBatches, MultiTaskT5, count_tokens, load_tasks, multitask_loss, quick_setup,
+                                task_metrics, task_probabilities)
+from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from leximind.pipeline import LexiMind
+
+QUIET = dict(tensorboard=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def quick():
+    tasks = load_tasks(builtin=True)
+    seed_everything(0)
+    tokenizer, backbone = quick_setup(tasks)
+    return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 16, 256, 48), MultiTaskT5(backbone)
+
+
+def test_training_improves_every_task(quick):
+    tasks, tokenizer, data, model = quick
+    before = task_metrics(model, data)
+    train(model, data, multitask_loss, TrainConfig(batch_size=16, max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=50, **QUIET),
+          "cpu", count_tokens=count_tokens)
+    after = task_metrics(model, data)
+    assert after["summary_loss"] < before["summary_loss"] / 2
+    assert after["emotion_accuracy"] > before["emotion_accuracy"] + 0.3 and after["topic_accuracy"] > before["topic_accuracy"] + 0.3
+
+
+def test_real_emotion_from_scratch_beats_majority():
+    emotion = load_emotion(str(shared("emotion")))
+    seed_everything(0)
+    tokenizer = SentencePieceTokenizer(train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 2000))
+    model = MultiTaskT5(T5(T5Config.tiny(vocab_size=tokenizer.vocab_size, max_length=64)))
+    data = MultiTaskBatches({"emotion": emotion}, tokenizer, 32, 64)
+    train(model, data, multitask_loss, TrainConfig(batch_size=32, max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=50, **QUIET),
+          "cpu", count_tokens=count_tokens)
+    labels = list(emotion["test"]["label"])
+    majority = max(labels.count(k) for k in set(labels)) / len(labels)
+    accuracy = (classify(model, tokenizer, "emotion", list(emotion["test"]["text"])).argmax(-1) == torch.tensor(labels)).float().mean().item()
+    assert accuracy > majority + 0.1, (accuracy, majority)
+
+
+def test_mixed_lengths_in_a_batch(quick):
+    tasks, tokenizer, data, model = quick
+    texts = ["i feel so relaxed", "Oil prices rise sharply Reuters - Oil prices rose sharply on Monday, officials said. " * 3, "x"]
+    together = classify(model, tokenizer, "topic", texts)
+    alone = torch.cat([classify(model, tokenizer, "topic", [t]) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-5)
+    app = LexiMind(model, tokenizer, "cpu", max_new_tokens=12)
+    assert [r["summary"] for r in app.analyze(texts)] == [app.analyze(t)["summary"] for t in texts]
+
+
+def test_task_probabilities():
+    p = task_probabilities({"a": 100, "b": 25}, temperature=2.0)
+    assert math.isclose(p["a"], 10 / 15) and math.isclose(p["b"], 5 / 15)
+    assert task_probabilities({"a": 100, "b": 25}, 1.0)["a"] == 0.8
+    with pytest.raises(ValueError): task_probabilities({"a": 1}, 0)
+
+
+def test_rouge_and_classification_metrics_by_hand():
+    r = rouge(["the cat sat"], ["the cat sat on the mat"])  # unigram precision 3/3, recall 3/6
+    assert math.isclose(r["rouge1"], 100 * 2 * 0.5 / 1.5) and math.isclose(r["rouge2"], 100 * 2 * 1 * 0.4 / 1.4)
+    assert rouge(["One. Two!"], ["One.\nTwo!"])["rougeLsum"] == 100.0  # sentences are split for ROUGE-Lsum
+    with pytest.raises(ValueError): rouge([], [])
+    m = classification_metrics([0, 0, 1, 2], [0, 1, 1, 1], ["a", "b", "c"])
+    assert m["accuracy"] == 0.5 and m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+    assert math.isclose(m["macro_f1"], (2 / 3 + 0.5 + 0) / 3) and m["per_class"]["b"]["support"] == 1
+
+
+def test_app_bad_input_and_truncation(quick):
+    tasks, tokenizer, data, model = quick
+    app = LexiMind(model, tokenizer, "cpu", max_new_tokens=8)
+    for bad in ("", "   ", [], ["ok", ""]):
+        with pytest.raises(ValueError, match="analyze"): app.analyze(bad)
+    with pytest.warns(UserWarning, match="reads only the first 256"): result = app.analyze("word " * 1000)
+    assert set(result) == {"summary", "emotion", "topic"} and math.isclose(sum(result["topic"]["probabilities"].values()), 1, abs_tol=1e-3)
+    with pytest.raises(FileNotFoundError): LexiMind.load("no/such/checkpoint")
+
+
+def test_save_load(quick, tmp_path):
+    tasks, tokenizer, data, model = quick
+    model.save_pretrained(tmp_path)
+    loaded = MultiTaskT5.load(tmp_path)
+    batch = data.collate("emotion", [tokenizer.encode("emotion: i feel happy")], [1])
+    model.eval()
+    assert torch.equal(loaded.classify("emotion", batch["input_ids"], batch["attention_mask"]), model.classify("emotion", batch["input_ids"], batch["attention_mask"]))
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-c", "import sys; from {} import {} as f; f(sys.argv[1:])".format(*args[:2]), *args[2:]],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_command_lines(tmp_path):
+    out = tmp_path/"run"
+    trained = run("leximind.multitask", "train_cli", "--quick", "--out", str(out), "--max-steps", "60", "--eval_interval", "30",
+                  "--tensorboard", "false", "--progress", "false", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out/"best").iterdir()}
+    report_file = tmp_path/"report.json"
+    evaluated = run("leximind.evaluate", "evaluate_cli", "--checkpoint", str(out/"best"), "--json", str(report_file), "--limit", "20", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    report = json.loads(report_file.read_text())
+    assert report["split"] == "test" and report["summarize"]["n"] == report["emotion"]["n"] == report["topic"]["n"] == 20
+    assert {"rouge1", "rouge2", "rougeL", "rougeLsum"} <= set(report["summarize"])
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(report["emotion"])
+    (tmp_path/"article.txt").write_text("Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday.")
+    for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path/"article.txt")]):
+        answered = run("leximind.pipeline", "cli", "--checkpoint", str(out/"best"), "--json", *source, cwd=tmp_path)
+        assert answered.returncode == 0, answered.stderr[-2000:]
+        assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
+    text = run("leximind.pipeline", "cli", "--checkpoint", str(out/"best"), "hello there", cwd=tmp_path)
+    assert text.stdout.startswith("summary:") and "emotion:" in text.stdout and "topic:" in text.stdout
+    for bad, message in [(["--checkpoint", str(out/"best"), ""], "non-empty text"), (["--checkpoint", str(tmp_path/"none"), "hi"], "no such checkpoint"),
+                         (["--checkpoint", str(out/"best"), "--file", str(tmp_path/"missing.txt")], "No such file")]:
+        failed = run("leximind.pipeline", "cli", *bad, cwd=tmp_path)
+        assert failed.returncode == 1 and message in failed.stderr, failed.stderr
