@@ -7,7 +7,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/leximind_app.htm
 # %% auto #0
 __all__ = ['LexiMind', 'demo', 'cli']
 
-# %% ../nbs/15_leximind_app.ipynb #8f2fdd84
+# %% ../nbs/15_leximind_app.ipynb #bbb44e75
 import argparse, html, json, sys, warnings
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from leximind.evaluate import classify, summarize
 from leximind.multitask import PREFIXES, MultiTaskT5
 from leximind.tokenizer import SentencePieceTokenizer
 
-# %% ../nbs/15_leximind_app.ipynb #85670ad1
+# %% ../nbs/15_leximind_app.ipynb #2608ba99
 class LexiMind:
     "LexiMind's app: a text in; its summary, emotion and topic (with probabilities) out."
     def __init__(self, model: MultiTaskT5, tokenizer: SentencePieceTokenizer, device=None, **generation):
@@ -53,7 +53,7 @@ class LexiMind:
         results = [{"summary": s, "emotion": e, "topic": t} for s, e, t in zip(summaries, emotions, topics)]
         return results[0] if isinstance(text, str) else results
 
-# %% ../nbs/15_leximind_app.ipynb #6d48e531
+# %% ../nbs/15_leximind_app.ipynb #b2c9cb38
 def _bars(result: dict) -> str:
     "HTML bars for one task's label probabilities, the winner highlighted."
     rows = []
@@ -78,7 +78,7 @@ def demo(app: LexiMind, text: str = ""):
     run(None) if text else None
     return w.VBox([area, button, out])
 
-# %% ../nbs/15_leximind_app.ipynb #17dcd00c
+# %% ../nbs/15_leximind_app.ipynb #9f8c661b
 def cli(argv: list[str] | None = None):
     "Command line: summary, emotion and topic of a text."
     p = argparse.ArgumentParser(prog="leximind", description="Summarize a text and classify its emotion and topic with LexiMind.")
