@@ -7,7 +7,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/gpt.html.md"""
 # %% auto #0
 __all__ = ['GPTConfig', 'MLP', 'Block', 'KVCache', 'GPT', 'param_count', 'save_model', 'read_config', 'load_weights']
 
-# %% ../nbs/05_gpt.ipynb #eaa48f1c
+# %% ../nbs/05_gpt.ipynb #acd2d188
 import json, math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from lightbrain.attention import MultiHeadAttention
 from lightbrain.core import hub_online, write_atomic
 from lightbrain.norm import LayerNorm, RMSNorm
 
-# %% ../nbs/05_gpt.ipynb #a3916405
+# %% ../nbs/05_gpt.ipynb #c16437ab
 @dataclass
 class GPTConfig:
     "The shape of a GPT. Presets: `GPTConfig.tiny()`, `GPTConfig.lightbrain_tiny()`, `GPTConfig.gpt2()`."
@@ -57,7 +57,7 @@ class GPTConfig:
         "GPT-2's smallest model ('124M'): 12 layers, 12 heads, width 768, 1,024-token context."
         return cls(**kw)
 
-# %% ../nbs/05_gpt.ipynb #0ac2cf39
+# %% ../nbs/05_gpt.ipynb #c6303904
 def _norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm": return RMSNorm(config.n_embd, eps=config.norm_eps)
     return LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
@@ -84,7 +84,7 @@ class Block(nn.Module):
         x = x + self.drop(a)
         return x + self.drop(self.mlp(self.ln_2(x))), kv
 
-# %% ../nbs/05_gpt.ipynb #37f34af1
+# %% ../nbs/05_gpt.ipynb #f97a0d83
 class KVCache:
     "The keys and values of every block for the positions seen so far; `GPT.forward` extends it in place."
     def __init__(self): self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -113,16 +113,18 @@ class GPT(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)): nn.init.normal_(module.weight, 0.0, 0.02)
         if isinstance(module, nn.Linear) and module.bias is not None: nn.init.zeros_(module.bias)
 
-# %% ../nbs/05_gpt.ipynb #559051e5
+# %% ../nbs/05_gpt.ipynb #2c0b39a1
 def _gpt_forward(self: GPT,
                  idx: torch.Tensor,  # (B, T) token ids
                  targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
                  cache: KVCache | None = None,  # extended in place; positions continue after the cached ones
+                 last_only: bool = False,  # logits for the last position only (B, 1, vocab_size): all that generation needs
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     "Logits (B, T, vocab_size) for every position, and the mean cross-entropy loss if `targets` is given."
     if idx.dim() != 2 or idx.dtype != torch.long: raise ValueError(f"idx must be a (batch, time) tensor of token ids (int64), got {tuple(idx.shape)} {idx.dtype}")
     start = len(cache) if cache is not None else 0
     T = idx.shape[1]
+    if last_only and targets is not None: raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over targets")
     if start + T > self.config.block_size:
         raise ValueError(f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input to its last {self.config.block_size - start} tokens")
     positions = torch.arange(start, start + T, device=idx.device)
@@ -133,6 +135,7 @@ def _gpt_forward(self: GPT,
         x, kv = block(x, past_kv)
         new.append(kv)
     if cache is not None: cache.layers = new
+    if last_only: x = x[:, -1:]                                              # skip the output layer's work for the rest
     logits = self.lm_head(self.ln_f(x))                                      # (B, T, vocab_size)
     loss = None
     if targets is not None: loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
@@ -140,7 +143,7 @@ def _gpt_forward(self: GPT,
 
 GPT.forward = _gpt_forward
 
-# %% ../nbs/05_gpt.ipynb #ac222d0c
+# %% ../nbs/05_gpt.ipynb #2314d79b
 def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = True) -> int:
     "Parameters of a `GPT` with `config`, by formula: with the head tied or not, and with or without position embeddings."
     C, V, T, L = config.n_embd, config.vocab_size, config.block_size, config.n_layer
@@ -150,7 +153,7 @@ def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = T
     block = 4 * linear(C, C) + linear(C, 4 * C) + linear(4 * C, C) + 2 * norm
     return V * C + (T * C if positions else 0) + L * block + norm + (0 if tied else V * C)
 
-# %% ../nbs/05_gpt.ipynb #72386599
+# %% ../nbs/05_gpt.ipynb #46578d43
 def _config_from_hf(c) -> GPTConfig:
     "Our config for a Hugging Face `GPT2Config`; refuse variants our model does not implement."
     if c.activation_function != "gelu_new": raise ValueError(f"unsupported activation {c.activation_function!r}: GPT-2 uses 'gelu_new'")
@@ -191,7 +194,7 @@ def _gpt_from_pretrained(cls, name: str = "gpt2") -> GPT:
 
 GPT.from_hf, GPT.from_pretrained = classmethod(_gpt_from_hf), classmethod(_gpt_from_pretrained)
 
-# %% ../nbs/05_gpt.ipynb #125cd8e3
+# %% ../nbs/05_gpt.ipynb #c58c37df
 def _shared(state: dict) -> set[str]:
     "Names in a state dict whose tensor is the same storage as an earlier name's (tied weights)."
     seen, shared = set(), set()
@@ -231,7 +234,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     model.load_state_dict(state, strict=False)
     return model
 
-# %% ../nbs/05_gpt.ipynb #bb037601
+# %% ../nbs/05_gpt.ipynb #80c774d7
 def _gpt_save_pretrained(self: GPT, path: str | Path) -> Path:
     "Save to a folder: config.json and model.safetensors."
     return save_model(self, asdict(self.config), path, "lightbrain-gpt")
