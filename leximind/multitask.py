@@ -8,9 +8,9 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/multitask.html.m
 __all__ = ['TASKS', 'PREFIXES', 'load_tasks', 'pool', 'ClassifierHead', 'MultiTaskT5', 'task_probabilities', 'MultiTaskBatches',
            'multitask_loss', 'count_tokens', 'task_metrics', 'quick_setup', 'train_cli']
 
-# %% ../nbs/13_multitask.ipynb #922bf58f
-import argparse, json, math, shutil, warnings
-from dataclasses import asdict, fields
+# %% ../nbs/13_multitask.ipynb #4f3fd2fb
+import argparse, json, warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from lightbrain.train import TrainConfig, field_overrides, read_yaml_config, spl
 from leximind.model import T5, T5Config
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
-# %% ../nbs/13_multitask.ipynb #5bd3ebcf
+# %% ../nbs/13_multitask.ipynb #4d01d897
 TASKS = ("summarize", "emotion", "topic")
 PREFIXES = {"summarize": "summarize: ", "emotion": "emotion: ", "topic": "topic: "}
 
@@ -33,7 +33,7 @@ def load_tasks(emotion: str | None = None, ag_news: str | None = None, cnn_daily
     source = lambda path: "builtin" if builtin and path is None else path
     return {"summarize": load_cnn_dailymail(source(cnn_dailymail)), "emotion": load_emotion(source(emotion)), "topic": load_ag_news(source(ag_news))}
 
-# %% ../nbs/13_multitask.ipynb #3d7779df
+# %% ../nbs/13_multitask.ipynb #55dca108
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str = "mean") -> torch.Tensor:
     "One vector per sequence from (B, S, d) token vectors: the mean over real tokens (`mask` 1), or the first token's."
     if how == "first": return hidden[:, 0]
@@ -50,7 +50,7 @@ class ClassifierHead(nn.Module):
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.out(self.drop(pool(hidden, mask, self.pooling)))
 
-# %% ../nbs/13_multitask.ipynb #21c77c3a
+# %% ../nbs/13_multitask.ipynb #88c53db2
 class MultiTaskT5(nn.Module):
     "A T5 for three tasks: summaries through its LM head, emotion and topic through heads on its encoder output."
     def __init__(self, t5: T5, pooling: str = "mean", head_dropout: float = 0.1,
@@ -83,7 +83,7 @@ class MultiTaskT5(nn.Module):
         t5 = T5(T5Config(**config.pop("t5")))
         return load_weights(cls(t5, **config), path).eval()
 
-# %% ../nbs/13_multitask.ipynb #5017d305
+# %% ../nbs/13_multitask.ipynb #0e7b2d5d
 def task_probabilities(sizes: dict[str, int], temperature: float = 2.0) -> dict[str, float]:
     "Sampling probability of each task: proportional to its size ** (1 / temperature)."
     if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -148,7 +148,7 @@ def count_tokens(batch: dict) -> int:
     "Input tokens in a batch (padding included), for the training loop's tokens per second."
     return batch["input_ids"].numel()
 
-# %% ../nbs/13_multitask.ipynb #00bfa62c
+# %% ../nbs/13_multitask.ipynb #1093285d
 @torch.no_grad()
 def task_metrics(model: MultiTaskT5, data: MultiTaskBatches, split: str = "val", limit: int = 200, batch_size: int = 32) -> dict:
     "Per task, on the first `limit` examples of `split`: the summary loss per target token and each classifier's accuracy."
@@ -168,7 +168,7 @@ def task_metrics(model: MultiTaskT5, data: MultiTaskBatches, split: str = "val",
     model.train(was_training)
     return out
 
-# %% ../nbs/13_multitask.ipynb #1c385cd8
+# %% ../nbs/13_multitask.ipynb #45c8741b
 def quick_setup(tasks: dict) -> tuple[SentencePieceTokenizer, T5]:
     "Quick mode: a SentencePiece tokenizer trained on the (prefixed) training texts and a tiny T5 from scratch."
     texts = [PREFIXES[task] + t for task, column in (("emotion", "text"), ("topic", "text"), ("summarize", "article"))

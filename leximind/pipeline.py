@@ -7,8 +7,8 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/leximind_app.htm
 # %% auto #0
 __all__ = ['LexiMind', 'demo', 'cli']
 
-# %% ../nbs/15_leximind_app.ipynb #bbb44e75
-import argparse, html, json, sys, warnings
+# %% ../nbs/15_leximind_app.ipynb #a401ff6f
+import argparse, html, json, warnings
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from leximind.evaluate import classify, summarize
 from leximind.multitask import PREFIXES, MultiTaskT5
 from leximind.tokenizer import SentencePieceTokenizer
 
-# %% ../nbs/15_leximind_app.ipynb #2608ba99
+# %% ../nbs/15_leximind_app.ipynb #89cd7110
 class LexiMind:
     "LexiMind's app: a text in; its summary, emotion and topic (with probabilities) out."
     def __init__(self, model: MultiTaskT5, tokenizer: SentencePieceTokenizer, device=None, **generation):
@@ -53,7 +53,7 @@ class LexiMind:
         results = [{"summary": s, "emotion": e, "topic": t} for s, e, t in zip(summaries, emotions, topics)]
         return results[0] if isinstance(text, str) else results
 
-# %% ../nbs/15_leximind_app.ipynb #b2c9cb38
+# %% ../nbs/15_leximind_app.ipynb #a7bcbe9c
 def _bars(result: dict) -> str:
     "HTML bars for one task's label probabilities, the winner highlighted."
     rows = []
@@ -75,10 +75,10 @@ def demo(app: LexiMind, text: str = ""):
         out.value = (f"<p><b>Summary</b><br>{html.escape(r['summary'])}</p><b>Emotion</b>{_bars(r['emotion'])}"
                      f"<br><b>Topic</b>{_bars(r['topic'])}")
     button.on_click(run)
-    run(None) if text else None
+    if text: run(None)
     return w.VBox([area, button, out])
 
-# %% ../nbs/15_leximind_app.ipynb #9f8c661b
+# %% ../nbs/15_leximind_app.ipynb #e88c530a
 def cli(argv: list[str] | None = None):
     "Command line: summary, emotion and topic of a text."
     p = argparse.ArgumentParser(prog="leximind", description="Summarize a text and classify its emotion and topic with LexiMind.")

@@ -10,7 +10,7 @@ __all__ = ['HUB_IDS', 'EMOTION_LABELS', 'AG_NEWS_LABELS', 'builtin_pubmedqa', 'b
            'load_cnn_dailymail', 'load_text_files', 'tokenizer_info', 'text_column', 'prepare', 'load_meta',
            'load_tokens', 'get_batch', 'iter_batches', 'prepare_cli']
 
-# %% ../nbs/02_data.ipynb #8593e14c
+# %% ../nbs/02_data.ipynb #88f38140
 import argparse, csv, hashlib, json, os, random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -22,9 +22,9 @@ import tiktoken
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 
 from lightbrain.core import hub_online, write_atomic
-from lightbrain.tokenizer import BPETokenizer, load_tokenizer, save_tokenizer
+from lightbrain.tokenizer import load_tokenizer, save_tokenizer
 
-# %% ../nbs/02_data.ipynb #80342127
+# %% ../nbs/02_data.ipynb #4d22e6cb
 HUB_IDS = {"pubmedqa": "qiaojin/PubMedQA", "emotion": "dair-ai/emotion",
            "ag_news": "fancyzhx/ag_news", "cnn_dailymail": "abisee/cnn_dailymail"}  # ag_news and cnn_dailymail's current hub homes
 _SPLITS = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation", "test": "test"}
@@ -49,7 +49,7 @@ def _load(name: str, source: str | None, builtin: Callable[[], DatasetDict], loc
     print(f"{name}: the hub, {hub}" + (f" ({config})" if config else ""))
     return load_dataset(hub, config)
 
-# %% ../nbs/02_data.ipynb #51e36873
+# %% ../nbs/02_data.ipynb #da847806
 _FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 def _split_of(file: Path) -> str:
@@ -103,7 +103,7 @@ def _with_labels(dsd: DatasetDict, names: list[str], source) -> DatasetDict:
         out[split] = Dataset.from_dict(ds.to_dict() | {"label": [to_id(l) for l in ds["label"]]}, features=features)
     return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #746ac33b
+# %% ../nbs/02_data.ipynb #0e3b087f
 def _pick(rng: random.Random, options: list[str]) -> str: return options[rng.randrange(len(options))]
 def _cap(s: str) -> str: return s[:1].upper() + s[1:]  # unlike str.capitalize, keeps "vitamin D" as is
 
@@ -115,7 +115,7 @@ def _builtin(splits: dict[str, int], make: Callable[[random.Random, int], dict],
         out[split] = Dataset.from_list([make(rng, i) for i in range(n)])
     return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #ea9c9fe2
+# %% ../nbs/02_data.ipynb #f3c526f3
 _INTERVENTIONS = ["metformin", "low-dose aspirin", "early mobilisation", "vitamin D supplementation", "statin therapy",
                   "nurse-led telephone follow-up", "cognitive behavioural therapy", "topical antibiotics", "intermittent fasting",
                   "a structured exercise programme", "probiotic supplementation", "preoperative carbohydrate loading"]
@@ -148,7 +148,7 @@ def _medical_item(rng: random.Random, i: int) -> dict:
                         "meshes": ["Humans", _MESH.get(what, "Treatment Outcome")]},
             "long_answer": answer, "final_decision": decision}
 
-# %% ../nbs/02_data.ipynb #d48596ae
+# %% ../nbs/02_data.ipynb #340740a1
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the hub's order: label id = index
 _EMOTION_WORDS = [["sad", "lonely", "hopeless", "miserable", "heartbroken", "gloomy", "discouraged", "empty", "defeated", "low"],
                   ["happy", "cheerful", "delighted", "glad", "content", "excited", "grateful", "relaxed", "proud", "satisfied"],
@@ -165,7 +165,7 @@ def _emotion_item(rng: random.Random, i: int) -> dict:
     label = rng.choices(range(6), weights=[29, 34, 8, 13, 12, 4])[0]
     return {"text": f"{_pick(rng, _FEEL)} {_pick(rng, _EMOTION_WORDS[label])} {_pick(rng, _WHEN)}", "label": label}
 
-# %% ../nbs/02_data.ipynb #60fc7cd2
+# %% ../nbs/02_data.ipynb #adc72e2d
 AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order: label id = index
 _NEWS = [  # per topic: subjects, and events as (headline, past tense)
     (["The United Nations", "European leaders", "The interim government", "Peace negotiators", "Rebel commanders", "Foreign ministers"],
@@ -188,7 +188,7 @@ def _news_item(rng: random.Random, i: int) -> dict:
     subject, (headline, past) = _pick(rng, subjects), events[rng.randrange(len(events))]
     return {"text": f"{subject} {headline} {_pick(rng, _AGENCIES)} - {subject} {past} on {_pick(rng, _DAYS)}, officials said.", "label": label}
 
-# %% ../nbs/02_data.ipynb #5a33799f
+# %% ../nbs/02_data.ipynb #d5094612
 _PEOPLE = [("Maria", "she"), ("James", "he"), ("Aisha", "she"), ("Tom", "he"), ("Yuki", "she"), ("Daniel", "he"), ("Priya", "she"), ("Omar", "he")]
 _SURNAMES = ["Fernandez", "Walker", "Okafor", "Brennan", "Tanaka", "Novak", "Sharma", "Haddad", "Lindqvist", "Moreau"]
 _ROLES = ["teacher", "nurse", "firefighter", "student", "bus driver", "baker", "retired engineer", "farmer"]
@@ -210,7 +210,7 @@ def _article_item(rng: random.Random, i: int) -> dict:
     return {"article": article, "highlights": f"{first} {last}, {age}, {event} in {city} .\n{pronoun.capitalize()} plans to {plan} .",
             "id": hashlib.sha1(article.encode()).hexdigest()}
 
-# %% ../nbs/02_data.ipynb #12932efc
+# %% ../nbs/02_data.ipynb #6923f711
 def builtin_pubmedqa(seed: int = 0) -> DatasetDict: return _builtin({"train": 2000}, _medical_item, seed)
 def builtin_emotion(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "validation": 500, "test": 500}, _emotion_item, seed), EMOTION_LABELS, "builtin")
@@ -218,7 +218,7 @@ def builtin_ag_news(seed: int = 0) -> DatasetDict:
     return _with_labels(_builtin({"train": 4000, "test": 1000}, _news_item, seed), AG_NEWS_LABELS, "builtin")
 def builtin_cnn_dailymail(seed: int = 0) -> DatasetDict: return _builtin({"train": 3000, "validation": 300, "test": 300}, _article_item, seed)
 
-# %% ../nbs/02_data.ipynb #fd44e421
+# %% ../nbs/02_data.ipynb #a0d6996e
 def _pubmedqa_original(path: Path) -> DatasetDict | None:
     "The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns, or None."
     if path.suffix != ".json" or path.is_dir(): return None
@@ -245,7 +245,7 @@ def pubmedqa_text(example: dict) -> str:
     contexts = " ".join(example["context"]["contexts"])
     return f"Question: {example['question']}\nContext: {contexts}\nAnswer: {example['long_answer']}"
 
-# %% ../nbs/02_data.ipynb #94ecfb35
+# %% ../nbs/02_data.ipynb #e35f04ec
 def load_emotion(source: str | None = None) -> DatasetDict:
     "dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the sample."
     return _load("emotion", source, builtin_emotion, lambda p: _with_labels(_read_local(p), EMOTION_LABELS, p),
@@ -289,7 +289,7 @@ def load_text_files(paths: str | Path | list) -> DatasetDict:
     print(f"text files: {len(files)} documents from {', '.join(map(str, paths))}")
     return DatasetDict({"train": Dataset.from_dict({"text": [f.read_text(encoding="utf-8") for f in files]})})
 
-# %% ../nbs/02_data.ipynb #f31e5071
+# %% ../nbs/02_data.ipynb #75bc0fa3
 def tokenizer_info(tokenizer) -> dict:
     "Name, vocabulary size, end-of-text id and a fingerprint (a hash of every token's bytes) of a tokenizer."
     digest = hashlib.sha256()
@@ -306,7 +306,7 @@ def _token_dtype(vocab_size: int, dtype: str | None) -> np.dtype:
         raise ValueError(f"a vocabulary of {vocab_size:,} tokens does not fit in {dtype} (at most {np.iinfo(dtype).max + 1:,} ids): use uint32")
     return dtype
 
-# %% ../nbs/02_data.ipynb #cafc4dd3
+# %% ../nbs/02_data.ipynb #17d26fde
 def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str) -> Dataset:
     "Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on large inputs."
     eot = tokenizer.eot_token
@@ -335,7 +335,7 @@ def text_column(example: dict) -> str:
     "The `text` column of an example: the default document text."
     return example["text"]
 
-# %% ../nbs/02_data.ipynb #c6752c3f
+# %% ../nbs/02_data.ipynb #0f4689d8
 def prepare(
     dataset: DatasetDict,  # needs a "train" split; "validation" is used if present, else carved out of train
     tokenizer,  # a BPETokenizer or a tiktoken.Encoding with an <|endoftext|> token
@@ -372,7 +372,7 @@ def prepare(
     write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return meta
 
-# %% ../nbs/02_data.ipynb #ea0960bb
+# %% ../nbs/02_data.ipynb #ef7469b6
 def load_meta(data_dir: str | Path) -> dict:
     "The `meta.json` that `prepare` wrote in `data_dir`."
     path = Path(data_dir)/"meta.json"
@@ -386,7 +386,7 @@ def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     if split not in meta["splits"] or not path.is_file(): raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["splits"][split]["tokens"],))
 
-# %% ../nbs/02_data.ipynb #3c8224b6
+# %% ../nbs/02_data.ipynb #a6ea1cc7
 def _windows(data: np.ndarray, starts: list[int], block_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "The windows of `block_size` tokens at `starts` and the same windows shifted by one, on `device`."
     x = torch.from_numpy(np.stack([data[i:i + block_size] for i in starts]).astype(np.int64))
@@ -412,7 +412,7 @@ def iter_batches(data: np.ndarray, batch_size: int, block_size: int, device: str
     starts = list(range(0, len(data) - block_size, block_size))
     for k in range(0, len(starts), batch_size): yield _windows(data, starts[k:k + batch_size], block_size, device)
 
-# %% ../nbs/02_data.ipynb #4b66ed83
+# %% ../nbs/02_data.ipynb #8e058189
 def prepare_cli(argv: list[str] | None = None):
     "Command line: tokenize a dataset into train.bin, val.bin and meta.json."
     p = argparse.ArgumentParser(prog="lightbrain-prepare", description="Tokenize a dataset into train.bin / val.bin / meta.json.")

@@ -8,16 +8,15 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/generation.html.
 __all__ = ['apply_repetition_penalty', 'filter_logits', 'next_token', 'stream', 'generate', 'generate_text', 'stream_text',
            'playground', 'generate_cli']
 
-# %% ../nbs/07_generation.ipynb #5b06ca23
+# %% ../nbs/07_generation.ipynb #119e7451
 import argparse
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from lightbrain.model import GPT, KVCache
 
-# %% ../nbs/07_generation.ipynb #0e9222c2
+# %% ../nbs/07_generation.ipynb #a27b5336
 def _check_sampling(temperature: float, top_k: int | None, top_p: float | None, repetition_penalty: float):
     if temperature < 0: raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
     if top_k is not None and top_k < 1: raise ValueError(f"top_k must be >= 1 (or None), got {top_k}")
@@ -49,7 +48,7 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
     probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
-# %% ../nbs/07_generation.ipynb #b71fd0b1
+# %% ../nbs/07_generation.ipynb #653bc512
 def stream(
     model: GPT,
     idx: torch.Tensor,  # (B, T) prompt token ids
@@ -96,7 +95,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
     tokens = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop_tokens, seed, use_cache))
     return torch.cat([idx, torch.stack(tokens, dim=1)], dim=1) if tokens else idx
 
-# %% ../nbs/07_generation.ipynb #3c505cb8
+# %% ../nbs/07_generation.ipynb #c9e57a7d
 def generate_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, stop_at_eot: bool = True, **options) -> str:
     "Continue `prompt` (an empty prompt starts from end-of-text) and return only the new text; options as for `generate`."
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
@@ -116,7 +115,7 @@ def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, *
         text = tokenizer.decode(new)
         if not text.endswith("\ufffd"): yield text[len(shown):]; shown = text
 
-# %% ../nbs/07_generation.ipynb #7d765d2a
+# %% ../nbs/07_generation.ipynb #2712a743
 def playground(model: GPT, tokenizer, prompt: str = ""):
     "An ipywidgets box: prompt, temperature / top-k / top-p / length sliders, a Generate button and the streamed output."
     import ipywidgets as w
@@ -134,7 +133,7 @@ def playground(model: GPT, tokenizer, prompt: str = ""):
     button.on_click(run)
     return w.VBox([text, w.HBox([temperature, top_k]), w.HBox([top_p, length]), button, out])
 
-# %% ../nbs/07_generation.ipynb #eca8d5ca
+# %% ../nbs/07_generation.ipynb #8b6b3d0e
 def generate_cli(argv: list[str] | None = None):
     "Command line: continue a prompt with a saved GPT."
     from lightbrain.tokenizer import load_tokenizer

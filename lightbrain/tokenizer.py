@@ -8,7 +8,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/tokenization.htm
 __all__ = ['GPT2_PATTERN', 'ENDOFTEXT', 'GPT2_URLS', 'BPETokenizer', 'get_gpt2_tokenizer', 'save_tokenizer', 'load_tokenizer',
            'show_tokens', 'token_playground']
 
-# %% ../nbs/01_tokenization.ipynb #1edd6641
+# %% ../nbs/01_tokenization.ipynb #d9041fc0
 import json, heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -19,7 +19,7 @@ import tiktoken
 
 from lightbrain.core import write_atomic
 
-# %% ../nbs/01_tokenization.ipynb #00c860af
+# %% ../nbs/01_tokenization.ipynb #47126e1e
 def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     "Replace every non-overlapping occurrence of `pair` in `ids` (left to right) with `new_id`."
     out, i = [], 0
@@ -30,11 +30,11 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             out.append(ids[i]); i += 1
     return out
 
-# %% ../nbs/01_tokenization.ipynb #41dc95e8
+# %% ../nbs/01_tokenization.ipynb #1e9732f0
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""  # GPT-2's pre-split
 ENDOFTEXT = "<|endoftext|>"  # GPT-2's one special token: the boundary between documents
 
-# %% ../nbs/01_tokenization.ipynb #24f31d2d
+# %% ../nbs/01_tokenization.ipynb #b8a7712b
 class _Reversed:
     "Wraps a key so that a min-heap pops the greatest key first (our tie-break among equal counts)."
     __slots__ = ("key",)
@@ -80,7 +80,7 @@ def _train_bpe(
             else: del pair_counts[p]
     return merges
 
-# %% ../nbs/01_tokenization.ipynb #bb86d4b8
+# %% ../nbs/01_tokenization.ipynb #76628343
 def _special_splitter(specials: Iterable[str]) -> regex.Pattern | None:
     "A pattern that splits text around any of `specials` (longest first) and keeps them, or None if there are none."
     specials = sorted(specials, key=len, reverse=True)
@@ -93,7 +93,7 @@ def _count_pretokens(texts: Iterable[str], pattern: str, specials: Iterable[str]
         for part in (splitter.split(text)[::2] if splitter else [text]): counts.update(pretok.findall(part))
     return counts
 
-# %% ../nbs/01_tokenization.ipynb #91e524b1
+# %% ../nbs/01_tokenization.ipynb #a557ef05
 def _byte_chars() -> dict[int, str]:
     "GPT-2's printable stand-in for each byte: printable Latin-1 bytes are themselves, the rest map to chr(256), chr(257), ..."
     printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
@@ -106,9 +106,9 @@ _CHAR_BYTE = {c: b for b, c in _BYTE_CHAR.items()}
 def _to_bytes(token: str, source: str) -> bytes:
     "Decode a token written in GPT-2's printable alphabet back to its bytes."
     try: return bytes(_CHAR_BYTE[c] for c in token)
-    except KeyError as e: raise ValueError(f"{source}: {token!r} has a character outside GPT-2's byte alphabet") from None
+    except KeyError: raise ValueError(f"{source}: {token!r} has a character outside GPT-2's byte alphabet") from None
 
-# %% ../nbs/01_tokenization.ipynb #c4edf3d6
+# %% ../nbs/01_tokenization.ipynb #c68b3f32
 GPT2_URLS = {"encoder_json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
              "vocab_bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe"}
 
@@ -121,7 +121,7 @@ def _read(path_or_url: str | Path) -> str:
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
     return path.read_text(encoding="utf-8")
 
-# %% ../nbs/01_tokenization.ipynb #e1928927
+# %% ../nbs/01_tokenization.ipynb #9a87ab5e
 class BPETokenizer:
     "A byte-level BPE tokenizer: trained from scratch with `train`, or GPT-2's own with `from_gpt2_files`."
     def __init__(self,
@@ -159,10 +159,10 @@ class BPETokenizer:
     def __repr__(self):
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
 
-# %% ../nbs/01_tokenization.ipynb #c055f5eb
+# %% ../nbs/01_tokenization.ipynb #675a2e9a
 from fastcore.basics import patch
 
-# %% ../nbs/01_tokenization.ipynb #dd8f7090
+# %% ../nbs/01_tokenization.ipynb #98efe656
 @patch(cls_method=True)
 def train(cls: BPETokenizer,
           text: str | Iterable[str],  # the training text, or an iterable of texts (each pre-split on its own)
@@ -183,7 +183,7 @@ def train(cls: BPETokenizer,
     first = 256 + len(merges)
     return cls(merges, {s: first + i for i, s in enumerate(special_tokens)}, pattern)
 
-# %% ../nbs/01_tokenization.ipynb #9d9c874f
+# %% ../nbs/01_tokenization.ipynb #433a6ed7
 @patch
 def _bpe(self: BPETokenizer, piece: bytes) -> list[int]:
     "Token ids of one pre-token: repeatedly merge the adjacent pair whose concatenation has the lowest rank."
@@ -209,7 +209,7 @@ def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
         ids.extend(cached)
     return ids
 
-# %% ../nbs/01_tokenization.ipynb #0c185e8c
+# %% ../nbs/01_tokenization.ipynb #6cbdc704
 @patch
 def _allowed_specials(self: BPETokenizer, text: str, allowed_special) -> set[str]:
     "The special tokens to encode as such; raise if `text` contains one that is not allowed."
@@ -239,7 +239,7 @@ def encode(self: BPETokenizer,
         ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
     return ids
 
-# %% ../nbs/01_tokenization.ipynb #3c541f45
+# %% ../nbs/01_tokenization.ipynb #3dc30689
 @patch
 def decode_bytes(self: BPETokenizer, ids: Iterable[int]) -> bytes:
     "The bytes that `ids` stand for."
@@ -259,7 +259,7 @@ def decode_single_token_bytes(self: BPETokenizer, id: int) -> bytes:
     "The bytes of one token (the same method as on a `tiktoken.Encoding`)."
     return self.decode_bytes([id])
 
-# %% ../nbs/01_tokenization.ipynb #383f1f34
+# %% ../nbs/01_tokenization.ipynb #8cf105ba
 _SPACE = regex.compile(r"\s")
 
 def _safe_cut(before: str, after: str) -> bool:
@@ -281,7 +281,7 @@ def encode_iterable(self: BPETokenizer,
         chunk.append(line)
     if chunk: yield from self.encode("".join(chunk), allowed_special)
 
-# %% ../nbs/01_tokenization.ipynb #58f69c74
+# %% ../nbs/01_tokenization.ipynb #fe07211d
 def _unicode(token: bytes) -> str:
     "A token spelled in GPT-2's printable byte alphabet (a space is `Ġ`)."
     return "".join(_BYTE_CHAR[b] for b in token)
@@ -315,7 +315,7 @@ def load(cls: BPETokenizer, path: str | Path) -> BPETokenizer:
         raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save")
     return cls(_parse_merges(data["merges"], str(path)), data["special_tokens"], data["pattern"], data["byte_order"])
 
-# %% ../nbs/01_tokenization.ipynb #ea27b6b8
+# %% ../nbs/01_tokenization.ipynb #65ed29fa
 def _from_gpt2_format(cls, encoder_text: str, merges_text: str, source: str) -> BPETokenizer:
     "A tokenizer from GPT-2-format files: a JSON token -> id map and a merges list, both in GPT-2's byte alphabet."
     try: encoder = json.loads(encoder_text)
@@ -347,7 +347,7 @@ def from_hf_files(cls: BPETokenizer,
     "GPT-2's tokenizer from Hugging Face's `vocab.json` + `merges.txt` (the same formats as OpenAI's files)."
     return _from_gpt2_format(cls, _read(vocab_json), _read(merges_txt), f"{vocab_json} + {merges_txt}")
 
-# %% ../nbs/01_tokenization.ipynb #344f9c9e
+# %% ../nbs/01_tokenization.ipynb #c922b038
 @patch
 def to_tiktoken(self: BPETokenizer, name: str = "lightbrain-bpe") -> tiktoken.Encoding:
     "A `tiktoken.Encoding` with the same ranks, pre-split pattern and special tokens: the same ids, much faster."
@@ -361,7 +361,7 @@ def get_gpt2_tokenizer() -> tiktoken.Encoding:
                            "the internet once (tiktoken downloads and caches them), or set TIKTOKEN_CACHE_DIR to a folder "
                            "that holds tiktoken's cached copies of encoder.json and vocab.bpe.") from None
 
-# %% ../nbs/01_tokenization.ipynb #29142d94
+# %% ../nbs/01_tokenization.ipynb #82dc6f77
 def save_tokenizer(tokenizer, path: str | Path) -> Path:
     "Save a `BPETokenizer` (its JSON file) or a tiktoken encoding (a JSON file naming it) to `path`."
     if isinstance(tokenizer, BPETokenizer): return tokenizer.save(path)
@@ -379,7 +379,7 @@ def load_tokenizer(name_or_path: str | Path = "gpt2"):
         return get_gpt2_tokenizer() if data.get("name") == "gpt2" else tiktoken.get_encoding(data["name"])
     return BPETokenizer.load(path)
 
-# %% ../nbs/01_tokenization.ipynb #426ae7b7
+# %% ../nbs/01_tokenization.ipynb #d8929913
 import html as _html
 from IPython.display import HTML
 
@@ -403,7 +403,7 @@ def show_tokens(text: str, **tokenizers) -> HTML:
         rows.append(f'<div style="margin:4px 0"><b>{_html.escape(name)}</b> ({n} tokens)<div style="font-family:monospace;line-height:1.8">{spans}</div></div>')
     return HTML("".join(rows))
 
-# %% ../nbs/01_tokenization.ipynb #9e03ec84
+# %% ../nbs/01_tokenization.ipynb #1f722172
 def token_playground(text: str = "Type here: tokenization is fun!", **tokenizers):
     "An ipywidgets box: a text area, and the text coloured by token, with ids and counts, for each named tokenizer."
     import ipywidgets as w
