@@ -21,8 +21,8 @@ def load_corpus(path: str | None) -> tuple[str, str]:
     "The benchmark text and its name."
     path = Path(path) if path else SHARED_DATA/"tinyshakespeare"/"input.txt"
     if path.exists(): return path.read_text(encoding="utf-8"), path.name
-    from lightbrain.data import builtin_pubmedqa, pubmedqa_text
-    return "\n".join(map(pubmedqa_text, builtin_pubmedqa()["train"])), "the built-in PubMedQA sample (tinyshakespeare not found)"
+    from lightbrain.data import load_pubmedqa, pubmedqa_text
+    return "\n".join(map(pubmedqa_text, load_pubmedqa("builtin")["train"])), "the course's PubMedQA slice (tinyshakespeare not found)"
 
 
 def train_hf(text: str, vocab_size: int) -> Tokenizer:

@@ -8,7 +8,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/leximind_app.htm
 __all__ = ['LexiMind', 'demo', 'cli']
 
 # %% ../nbs/15_leximind_app.ipynb #a401ff6f
-import argparse, html, json, warnings
+import argparse, html, json, sys, warnings
 from pathlib import Path
 
 import torch
@@ -90,9 +90,12 @@ def cli(argv: list[str] | None = None):
     if (args.text is None) == (args.file is None): p.error("give a text or --file, not both")
     try:
         text = Path(args.file).read_text(encoding="utf-8") if args.file else args.text
-        result = LexiMind.load(args.checkpoint).analyze(text)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = LexiMind.load(args.checkpoint).analyze(text)
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise SystemExit(f"leximind: error: {e}")
+    for w in caught: print(f"leximind: note: {w.message}", file=sys.stderr)
     if args.json: print(json.dumps(result)); return
     print(f"summary: {result['summary']}")
     for task in ("emotion", "topic"):

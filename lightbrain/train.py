@@ -20,12 +20,11 @@ from typing import get_args
 import torch
 import torch.distributed as dist
 import yaml
-from datasets import DatasetDict, concatenate_datasets
 from torch import nn
 from tqdm.auto import tqdm
 
 from lightbrain.core import DtypePolicy, dtype_policy, get_device, get_mode
-from lightbrain.data import builtin_pubmedqa, get_batch, iter_batches, load_meta, load_pubmedqa, load_tokens, prepare, pubmedqa_text
+from lightbrain.data import get_batch, iter_batches, load_meta, load_tokens, prepare, pubmedqa_corpus, pubmedqa_text
 from lightbrain.generate import generate_text
 from lightbrain.model import GPT, GPTConfig, load_weights
 from lightbrain.tokenizer import BPETokenizer, load_tokenizer
@@ -207,6 +206,7 @@ def train(
     resume: bool = False,  # continue from config.ckpt_dir/last
     on_save: Callable[[Path], None] | None = None,  # called with each checkpoint folder before it is swapped in
     count_tokens: Callable[[object], int] = _count_tokens,  # tokens in a batch, for tokens/s
+    on_eval: Callable[[nn.Module, int], None] | None = None,  # called with (model, step) after each evaluation, e.g. to print a sample
 ) -> list[dict]:
     "Train `model` on `batches` with `loss_fn`; return the log rows (step, loss, lr, tokens_per_s, and val_loss/val_ppl at evaluations)."
     rank, world, device = _distributed(device)
@@ -258,6 +258,10 @@ def train(
                         best = val
                         save_checkpoint(ckpt/"best", model, optimizer, scaler, done, best, on_save)
                     save_checkpoint(ckpt/"last", model, optimizer, scaler, done, best, on_save)
+                if on_eval and main:
+                    model.eval()
+                    on_eval(model, done)
+                    net.train()
             if done % config.log_interval == 0 or "val_loss" in row or done == config.max_steps: log(row)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
     finally:
@@ -346,18 +350,13 @@ def read_yaml_config(path: str | None) -> dict:
     return values
 
 def _default_data(out: Path, quick: bool) -> Path:
-    "The data when --data is not given: the built-in sample with a small BPE (quick), or PubMedQA with GPT-2 (full)."
+    "The data when --data is not given: PubMedQA (chapter 02's `pubmedqa_corpus`) with a small BPE (quick) or GPT-2's tokenizer (full)."
     data = out/"data"
     if (data/"meta.json").exists(): return data
-    if quick:
-        docs = builtin_pubmedqa()
-        tokenizer = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"]], vocab_size=1024, special_tokens=["<|endoftext|>"])
-        prepare(docs, tokenizer, data, pubmedqa_text, source="builtin")
-    else:  # train on the unlabelled and artificial parts, validate on the expert-labelled 1,000
-        train_split = concatenate_datasets([load_pubmedqa(None, "pqa_artificial")["train"], load_pubmedqa(None, "pqa_unlabeled")["train"]])
-        val_split = load_pubmedqa(None, "pqa_labeled")["train"]
-        prepare(DatasetDict({"train": train_split, "validation": val_split}), load_tokenizer("gpt2"), data, pubmedqa_text,
-                source="qiaojin/PubMedQA: pqa_artificial + pqa_unlabeled / pqa_labeled")
+    docs = pubmedqa_corpus(full=not quick)
+    if quick: tokenizer = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"]], vocab_size=1024, special_tokens=["<|endoftext|>"])
+    else: tokenizer = load_tokenizer("gpt2")
+    prepare(docs, tokenizer, data, pubmedqa_text, source="PubMedQA (course slice)" if quick else "PubMedQA")
     return data
 
 def train_cli(argv: list[str] | None = None):
@@ -366,7 +365,7 @@ def train_cli(argv: list[str] | None = None):
                                 "can be set with --FIELD VALUE (e.g. --lr 1e-3 --n_layer 4).")
     p.add_argument("--config", help="a YAML file of TrainConfig and GPTConfig fields")
     p.add_argument("--quick", action="store_true", help="the quick preset (the default without a CUDA GPU)")
-    p.add_argument("--data", help="a folder prepared by lightbrain-prepare (default: the built-in sample, or PubMedQA in full mode)")
+    p.add_argument("--data", help="a folder prepared by lightbrain-prepare (default: PubMedQA, the course's slice in quick mode)")
     p.add_argument("--out", help="output folder (default: runs/lightbrain-quick or runs/lightbrain-tiny)")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")

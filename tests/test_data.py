@@ -1,21 +1,128 @@
-"""lightbrain.data: loaders checked against the raw mirror files (read here with json/csv), token files checked by
-decoding, batches checked against the token array, and every bad input."""
-import csv, json, subprocess, sys
+"""lightbrain.data: loaders checked against the raw mirror files (read here with json/csv), splits checked for shared
+documents in every mode and fallback, token files checked by decoding, batches checked against the token array, and
+every bad input."""
+import csv, gzip, json, subprocess, sys
 from collections import Counter
+from itertools import combinations
 
 import numpy as np, pytest, torch
 from conftest import shared
+from datasets import Dataset, DatasetDict
 
-from lightbrain.data import (AG_NEWS_LABELS, EMOTION_LABELS, builtin_ag_news, builtin_cnn_dailymail, builtin_emotion,
-                             builtin_pubmedqa, get_batch, iter_batches, load_ag_news, load_cnn_dailymail, load_emotion,
-                             load_meta, load_pubmedqa, load_text_files, load_tokens, prepare, pubmedqa_text, text_column)
+import lightbrain.data as data_module
+from lightbrain.data import (AG_NEWS_LABELS, COURSE_DATA, EMOTION_LABELS, SPLITS, course_data, get_batch, iter_batches,
+                             load_ag_news, load_cnn_dailymail, load_emotion, load_meta, load_pubmedqa, load_text_files,
+                             load_tokens, prepare, pubmedqa_corpus, pubmedqa_text, split_by_text, standard_splits, text_column)
 from lightbrain.tokenizer import ENDOFTEXT, BPETokenizer, get_gpt2_tokenizer
+
+KEYS = {"pubmedqa": "question", "emotion": "text", "ag_news": "text", "cnn_dailymail": "article"}
+LOADERS = {"pubmedqa": load_pubmedqa, "emotion": load_emotion, "ag_news": load_ag_news, "cnn_dailymail": load_cnn_dailymail}
 
 
 @pytest.fixture(scope="module")
 def small_tok():
-    docs = [pubmedqa_text(ex) for ex in builtin_pubmedqa()["train"].select(range(300))]
+    docs = [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"].select(range(200))]
     return BPETokenizer.train(docs, 600, [ENDOFTEXT])
+
+
+def assert_disjoint(dsd: DatasetDict, key: str, what: str):
+    "Fail, printing the overlap, if two of train/validation/test share a document text (or a split is missing or empty)."
+    assert list(dsd) == list(SPLITS) and all(len(dsd[s]) for s in SPLITS), (what, {s: len(d) for s, d in dsd.items()})
+    texts = {s: set(dsd[s][key]) for s in SPLITS}
+    overlap = {f"{a} & {b}": len(texts[a] & texts[b]) for a, b in combinations(SPLITS, 2)}
+    print(what, {s: len(d) for s, d in dsd.items()}, "shared documents:", overlap)
+    assert not any(overlap.values()), f"{what}: splits share documents {overlap}"
+
+
+# --- the course's slices ---------------------------------------------------------------------------------------------
+
+def test_course_data_is_the_mirror():
+    "Each shipped file holds exactly the mirror's examples (catches an edited, truncated or mislabelled slice)."
+    emotion = shared("emotion")
+    rows = [json.loads(l) for split in SPLITS for l in (emotion/f"{split}.hf_format.jsonl").read_text().splitlines()]
+    assert [{"text": r["text"], "label": r["label"]} for r in rows] == [
+        {"text": ex["text"], "label": ex["label"]} for split in SPLITS for ex in course_data("emotion")[split]]
+    with open(shared("ag_news", "test.csv"), newline="", encoding="utf-8") as f:
+        assert [f"{t} {d}" for _, t, d in csv.reader(f)] == course_data("ag_news")["train"]["text"]
+    raw = json.loads(shared("pubmedqa", "ori_pqal.json").read_text())
+    pub = course_data("pubmedqa")["train"]
+    assert [str(i) for i in pub["pubid"]] == list(raw) and pub["long_answer"] == [v["LONG_ANSWER"] for v in raw.values()]
+    frank = [json.loads(l) for l in shared("cnndm_xsum_frank", "frank_articles_references.jsonl").read_text().splitlines()]
+    assert course_data("cnn_dailymail")["train"]["highlights"] == [r["reference"] for r in frank if r["dataset"] == "cnndm"]
+
+
+def test_course_data_readme_names_every_file():
+    readme = (COURSE_DATA/"README.md").read_text()
+    for f in sorted(COURSE_DATA.glob("*.jsonl.gz")):
+        assert f"`{f.name}`" in readme
+        with gzip.open(f, "rt") as g: assert json.loads(g.readline())  # readable JSON lines
+    assert sum(f.stat().st_size for f in COURSE_DATA.iterdir()) < 4e6  # "a few MB"
+
+
+# --- splits that share no document ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_course_slices_and_offline_fallback_are_disjoint(name, monkeypatch, capsys):
+    assert_disjoint(LOADERS[name]("builtin"), KEYS[name], f"{name} (course slice)")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert_disjoint(LOADERS[name](None), KEYS[name], f"{name} (offline fallback)")
+    assert "course's slice" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_local_files_with_overlaps_come_back_disjoint(name, tmp_path):
+    "Hub-format local files whose splits share documents (as the real emotion splits do) come back disjoint; test is kept whole."
+    dsd = LOADERS[name]("builtin")
+    leak = dsd["test"].select(range(5))
+    files = {"train": concatenate([dsd["train"], leak]), "validation": concatenate([dsd["validation"], leak]), "test": dsd["test"]}
+    for split, ds in files.items(): ds.to_json(tmp_path/f"{split}.jsonl")
+    loaded = LOADERS[name](str(tmp_path))
+    assert_disjoint(loaded, KEYS[name], f"{name} (local files)")
+    assert loaded["test"][KEYS[name]] == dsd["test"][KEYS[name]]
+
+
+def concatenate(parts): from datasets import concatenate_datasets; return concatenate_datasets(parts)
+
+
+def test_real_emotion_splits_overlap_and_are_fixed():
+    folder = shared("emotion")
+    raw = {s: [json.loads(l)["text"] for l in (folder/f"{s}.hf_format.jsonl").read_text().splitlines()] for s in SPLITS}
+    assert len(set(raw["train"]) & set(raw["test"])) == 11  # the hub's own splits share tweets
+    dsd = load_emotion(str(folder))
+    assert_disjoint(dsd, "text", "emotion (mirror)")
+    assert {s: len(d) for s, d in dsd.items()} == {"train": 15984, "validation": 1997, "test": 2000}
+    assert dsd["test"]["text"] == raw["test"]
+
+
+def test_pubmedqa_corpus_full_mode(monkeypatch):
+    "Full mode: the large configs train, the labelled items validate and test, and none of them is trained on."
+    labelled = course_data("pubmedqa")["train"]
+    configs = {"pqa_labeled": labelled, "pqa_artificial": labelled.select(range(0, 600)),  # overlaps, as a stand-in hub would
+               "pqa_unlabeled": labelled.select(range(400, 1000)).remove_columns("final_decision")}
+    monkeypatch.setattr(data_module, "hub_online", lambda: True)
+    monkeypatch.setattr(data_module, "load_dataset", lambda hub, config: DatasetDict({"train": configs[config]}))
+    corpus = pubmedqa_corpus(full=True)
+    assert_disjoint(corpus, "question", "PubMedQA full mode")
+    assert len(corpus["validation"]) + len(corpus["test"]) == 1000  # every labelled item is held out
+    monkeypatch.setattr(data_module, "hub_online", lambda: False)
+    assert_disjoint(pubmedqa_corpus(full=True), "question", "PubMedQA full mode, offline")
+
+
+def test_split_by_text_is_deterministic_and_keeps_copies_together():
+    ds = Dataset.from_dict({"text": [f"doc {i % 300}" for i in range(900)]})  # every text three times
+    a = split_by_text(ds, "text", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    assert a["test"]["text"] == split_by_text(ds, "text", {"train": 0.8, "validation": 0.1, "test": 0.1})["test"]["text"]
+    assert_disjoint(a, "text", "copies")
+    assert 600 < len(a["train"]) < 840 and sum(len(d) for d in a.values()) == 900
+    with pytest.raises(ValueError, match="add up to 1"): split_by_text(ds, "text", {"train": 0.5, "test": 0.2})
+
+
+def test_standard_splits_carves_missing_splits(capsys):
+    ds = Dataset.from_dict({"text": [f"item {i}" for i in range(1000)]})
+    out = standard_splits(DatasetDict({"train": ds, "test": ds.select(range(100))}), "text", "x")
+    assert_disjoint(out, "text", "carved")
+    assert "no validation split" in capsys.readouterr().out and out["test"]["text"] == ds["text"][:100]
+    with pytest.raises(ValueError, match="no 'train'"): standard_splits(DatasetDict({"a": ds, "b": ds}), "text")
 
 
 # --- loaders on the real mirrors ----------------------------------------------------------------------------
@@ -24,57 +131,49 @@ def test_pubmedqa_original_json():
     path = shared("pubmedqa", "ori_pqal.json")
     raw = json.loads(path.read_text())
     dsd = load_pubmedqa(str(path))
-    assert list(dsd) == ["train"] and len(dsd["train"]) == 1000
-    assert Counter(dsd["train"]["final_decision"]) == {"yes": 552, "no": 338, "maybe": 110}
-    for ex in dsd["train"]:
+    assert sum(len(d) for d in dsd.values()) == 1000
+    assert sum((Counter(d["final_decision"]) for d in dsd.values()), Counter()) == {"yes": 552, "no": 338, "maybe": 110}
+    for ex in dsd["test"]:
         item = raw[str(ex["pubid"])]
         doc = pubmedqa_text(ex)
-        assert item["QUESTION"] in doc and item["LONG_ANSWER"] in doc
+        assert doc.startswith(f"Question: {item['QUESTION']}\n") and doc.endswith(f"Answer: {item['final_decision']}. {item['LONG_ANSWER']}")
         assert all(c in doc for c in item["CONTEXTS"]) and len(ex["context"]["contexts"]) == len(item["CONTEXTS"])
 
 
-def test_emotion_folder():
-    folder = shared("emotion")
-    dsd = load_emotion(str(folder))
-    assert {s: len(d) for s, d in dsd.items()} == {"train": 16000, "validation": 2000, "test": 2000}
-    assert dsd["train"].features["label"].names == EMOTION_LABELS
-    raw = [json.loads(l) for l in (folder/"test.hf_format.jsonl").read_text().splitlines()]
-    assert dsd["test"]["text"] == [r["text"] for r in raw] and dsd["test"]["label"] == [r["label"] for r in raw]
-
-
-def test_ag_news_original_csv():
+def test_ag_news_original_csv_is_split_three_ways():
     path = shared("ag_news", "test.csv")
     dsd = load_ag_news(str(path))
-    assert list(dsd) == ["test"] and len(dsd["test"]) == 7600
+    assert_disjoint(dsd, "text", "AG News test.csv")
     assert dsd["test"].features["label"].names == AG_NEWS_LABELS == (path.parent/"classes.txt").read_text().split()
-    assert Counter(dsd["test"]["label"]) == {0: 1900, 1: 1900, 2: 1900, 3: 1900}
     with open(path, newline="", encoding="utf-8") as f: rows = list(csv.reader(f))
-    assert dsd["test"]["text"] == [f"{title} {desc}" for _, title, desc in rows]
-    assert dsd["test"]["label"] == [int(c) - 1 for c, _, _ in rows]
+    truth = {f"{title} {desc}": int(c) - 1 for c, title, desc in rows}
+    got = {t: l for d in dsd.values() for t, l in zip(d["text"], d["label"])}
+    assert got == truth
 
 
 def test_cnn_dailymail_local_jsonl():
     path = shared("cnndm_xsum_frank", "frank_articles_references.jsonl")
     with pytest.raises(ValueError, match="no column 'highlights'"): load_cnn_dailymail(str(path))
     dsd = load_cnn_dailymail(str(path), summary_column="reference")
-    assert len(dsd["train"]) == 501 and {"article", "highlights"} <= set(dsd["train"].column_names)
+    assert sum(len(d) for d in dsd.values()) == 501 and {"article", "highlights"} <= set(dsd["train"].column_names)
 
 
 # --- loaders on files the test writes -------------------------------------------------------------------------
 
 def test_hub_format_round_trips(tmp_path):
-    for name, builtin, loader in [("emotion", builtin_emotion, load_emotion), ("ag", builtin_ag_news, load_ag_news),
-                                  ("cnn", builtin_cnn_dailymail, load_cnn_dailymail), ("pubmed", builtin_pubmedqa, load_pubmedqa)]:
-        expected = builtin()
+    for name, loader in LOADERS.items():
+        expected = loader("builtin")
         for split, ds in expected.items(): ds.to_json(tmp_path/name/f"{split}.jsonl")
         loaded = loader(str(tmp_path/name))
-        assert set(loaded) == set(expected)
-        for split in expected: assert loaded[split].to_list() == expected[split].to_list(), (name, split)
+        assert list(loaded) == list(SPLITS)
+        for split in SPLITS: assert loaded[split].to_list() == expected[split].to_list(), (name, split)
 
 
 def test_labels_as_names_in_csv(tmp_path):
-    (tmp_path/"train.csv").write_text("text,label\ngreat news,joy\nterrible,sadness\nwhat,5\n")
-    assert load_emotion(str(tmp_path/"train.csv"))["train"]["label"] == [1, 0, 5]
+    (tmp_path/"train.csv").write_text("text,label\ngreat news,joy\nterrible,sadness\nwhat,5\n" + "".join(f"t{i},1\n" for i in range(40)))
+    dsd = load_emotion(str(tmp_path/"train.csv"))
+    got = {t: l for d in dsd.values() for t, l in zip(d["text"], d["label"])}
+    assert [got["great news"], got["terrible"], got["what"]] == [1, 0, 5]
     (tmp_path/"train.csv").write_text("text,label\nhm,boredom\n")
     with pytest.raises(ValueError, match="not one of"): load_emotion(str(tmp_path/"train.csv"))
 
@@ -88,19 +187,8 @@ def test_text_files(tmp_path):
 def test_offline_fallback_says_so(monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     dsd = load_emotion()
-    assert "built-in sample" in capsys.readouterr().out and len(dsd["test"]) == 500
+    assert "course's slice" in capsys.readouterr().out and len(dsd["test"]) == 2000
     with pytest.raises(ConnectionError, match="unreachable"): load_emotion("someone/some-dataset")
-
-
-def test_builtin_samples_are_deterministic_and_shaped():
-    assert builtin_emotion()["train"].to_list() == builtin_emotion()["train"].to_list()
-    assert builtin_emotion(seed=1)["train"]["text"] != builtin_emotion()["train"]["text"]
-    assert set(builtin_emotion()["train"]["label"]) == set(range(6)) and set(builtin_ag_news()["test"]["label"]) == set(range(4))
-    pub = builtin_pubmedqa()["train"]
-    assert set(pub.column_names) == {"pubid", "question", "context", "long_answer", "final_decision"}
-    assert set(pub["final_decision"]) == {"yes", "no", "maybe"}
-    cnn = builtin_cnn_dailymail()["test"][0]
-    assert cnn["highlights"].split(",")[0] in cnn["article"]  # the summary's facts are in the article
 
 
 # --- bad input --------------------------------------------------------------------------------------------------
@@ -127,11 +215,10 @@ def _split_docs(tokens: np.ndarray, eot: int) -> list[list[int]]:
 
 
 def test_prepare_round_trip(small_tok, tmp_path):
-    dsd = builtin_pubmedqa()
-    meta = prepare(dsd, small_tok, tmp_path, pubmedqa_text, val_fraction=0.1)
+    dsd = load_pubmedqa("builtin")
+    meta = prepare(dsd, small_tok, tmp_path, pubmedqa_text)
     assert meta == load_meta(tmp_path) and meta["dtype"] == "uint16"
-    held = dsd["train"].train_test_split(test_size=0.1, seed=0)
-    for split, part in [("train", held["train"]), ("val", held["test"])]:
+    for split, part in [("train", dsd["train"]), ("val", dsd["validation"])]:
         tokens = load_tokens(tmp_path, split)
         docs = _split_docs(np.asarray(tokens), small_tok.eot_token)
         assert [small_tok.decode(d) for d in docs] == [pubmedqa_text(ex) for ex in part]
@@ -143,18 +230,27 @@ def test_prepare_gpt2_on_the_mirror(tmp_path):
     path = shared("pubmedqa", "ori_pqal.json")
     try: enc = get_gpt2_tokenizer()
     except RuntimeError as e: pytest.skip(str(e))
-    meta = prepare(load_pubmedqa(str(path)), enc, tmp_path, pubmedqa_text)
-    raw = json.loads(path.read_text()).values()
-    expected = sum(len(enc.encode_ordinary(f"Question: {v['QUESTION']}\nContext: {' '.join(v['CONTEXTS'])}\nAnswer: {v['LONG_ANSWER']}")) + 1
-                   for v in raw)
-    assert meta["splits"]["train"]["tokens"] + meta["splits"]["val"]["tokens"] == expected
+    dsd = load_pubmedqa(str(path))
+    meta = prepare(dsd, enc, tmp_path, pubmedqa_text)
+    raw = json.loads(path.read_text())
+    text = lambda v: f"Question: {v['QUESTION']}\nContext: {' '.join(v['CONTEXTS'])}\nAnswer: {v['final_decision']}. {v['LONG_ANSWER']}"
+    for split, part in (("train", dsd["train"]), ("val", dsd["validation"])):
+        assert meta["splits"][split]["tokens"] == sum(len(enc.encode_ordinary(text(raw[str(i)]))) + 1 for i in part["pubid"])
     assert meta["tokenizer"]["name"] == "gpt2" and meta["tokenizer"]["vocab_size"] == 50257
 
 
 def test_prepare_uses_validation_split(small_tok, tmp_path):
-    dsd = builtin_emotion()
+    dsd = load_emotion("builtin")
     meta = prepare(dsd, small_tok, tmp_path)
     assert meta["splits"]["val"]["documents"] == len(dsd["validation"]) and meta["splits"]["train"]["documents"] == len(dsd["train"])
+
+
+def test_prepare_holds_out_by_text(small_tok, tmp_path):
+    "Without a validation split, prepare holds documents out by text: a repeated document cannot be on both sides."
+    docs = DatasetDict({"train": Dataset.from_dict({"text": [f"document number {i % 200}" for i in range(1000)]})})
+    prepare(docs, small_tok, tmp_path, val_fraction=0.2)
+    split_docs = {s: {small_tok.decode(d) for d in _split_docs(np.asarray(load_tokens(tmp_path, s)), small_tok.eot_token)} for s in ("train", "val")}
+    assert split_docs["train"] and split_docs["val"] and not split_docs["train"] & split_docs["val"]
 
 
 class _BigVocab:

@@ -1,7 +1,7 @@
 """LexiMind end to end: multi-task training improves every task, a from-scratch model beats the majority baseline on
 the real emotion test split, batches of mixed lengths, ROUGE and classification metrics on hand-checked cases, the
 evaluation report, the app and the three command lines, and bad input."""
-import json, math, subprocess, sys, warnings
+import csv, json, math, subprocess, sys, warnings
 
 import pytest, torch
 from conftest import shared
@@ -23,8 +23,8 @@ QUIET = dict(tensorboard=False, progress=False)
 def quick():
     tasks = load_tasks(builtin=True)
     seed_everything(0)
-    tokenizer, backbone = quick_setup(tasks)
-    return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 16, 256, 48), MultiTaskT5(backbone)
+    tokenizer, backbone_config = quick_setup(tasks)
+    return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 16, 256, 48), MultiTaskT5(T5(backbone_config))
 
 
 def test_training_improves_every_task(quick):
@@ -38,7 +38,7 @@ def test_training_improves_every_task(quick):
 
 
 def test_real_emotion_from_scratch_beats_majority():
-    emotion = load_emotion(str(shared("emotion")))
+    emotion = load_emotion("builtin")  # the course's slice: the real tweets
     seed_everything(0)
     tokenizer = SentencePieceTokenizer(train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 2000))
     model = MultiTaskT5(T5(T5Config.tiny(vocab_size=tokenizer.vocab_size, max_length=64)))
@@ -109,12 +109,14 @@ def test_command_lines(tmp_path):
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out/"best").iterdir()}
     report_file = tmp_path/"report.json"
-    evaluated = run("leximind.evaluate", "evaluate_cli", "--checkpoint", str(out/"best"), "--json", str(report_file), "--limit", "20", cwd=tmp_path)
+    evaluated = run("leximind.evaluate", "evaluate_cli", "--checkpoint", str(out/"best"), "--json", str(report_file), "--limit", "20",
+                    "--baselines", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     report = json.loads(report_file.read_text())
     assert report["split"] == "test" and report["summarize"]["n"] == report["emotion"]["n"] == report["topic"]["n"] == 20
     assert {"rouge1", "rouge2", "rougeL", "rougeLsum"} <= set(report["summarize"])
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(report["emotion"])
+    assert set(report["baselines"]["topic"]) == {"majority class", "TF-IDF + logistic regression"} and "lead-3" in report["baselines"]["summarize"]
     (tmp_path/"article.txt").write_text("Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday.")
     for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path/"article.txt")]):
         answered = run("leximind.pipeline", "cli", "--checkpoint", str(out/"best"), "--json", *source, cwd=tmp_path)
@@ -126,3 +128,15 @@ def test_command_lines(tmp_path):
                          (["--checkpoint", str(out/"best"), "--file", str(tmp_path/"missing.txt")], "No such file")]:
         failed = run("leximind.pipeline", "cli", *bad, cwd=tmp_path)
         assert failed.returncode == 1 and message in failed.stderr, failed.stderr
+
+
+def test_train_on_a_single_ag_news_csv(tmp_path):
+    "AG News's original test.csv, the only file many users have, is split three ways and trains (it used to end in KeyError: 'train')."
+    ag = load_tasks(builtin=True)["topic"]["test"]
+    with open(tmp_path/"test.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([[ex["label"] + 1, *ex["text"].split(" ", 1)] for ex in ag])
+    out = tmp_path/"run"
+    trained = run("leximind.multitask", "train_cli", "--quick", "--ag-news", str(tmp_path/"test.csv"), "--out", str(out), "--max-steps", "10",
+                  "--eval_interval", "10", "--tensorboard", "false", "--progress", "false", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "one split (test, 762 documents) divided by a hash" in trained.stdout and (out/"best"/"model.safetensors").is_file()

@@ -6,7 +6,7 @@ import pytest, sentencepiece as spm, torch
 from transformers import T5Tokenizer, logging as hf_logging
 from conftest import shared
 
-from lightbrain.data import builtin_ag_news, builtin_cnn_dailymail, builtin_emotion
+from lightbrain.data import load_ag_news, load_cnn_dailymail, load_emotion
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
 hf_logging.set_verbosity_error()
@@ -20,7 +20,8 @@ def _pair(texts, vocab_size, tmp_path):
 
 @pytest.fixture(scope="module")
 def builtin_pair(tmp_path_factory):
-    texts = list(builtin_emotion()["train"]["text"]) + list(builtin_ag_news()["train"]["text"]) + list(builtin_cnn_dailymail()["train"]["article"])
+    texts = (list(load_emotion("builtin")["train"]["text"][:3000]) + list(load_ag_news("builtin")["train"]["text"][:2000])
+             + list(load_cnn_dailymail("builtin")["train"]["article"]))  # real text from the course's slices
     return _pair(texts, 400, tmp_path_factory.mktemp("spm")), texts
 
 

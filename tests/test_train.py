@@ -8,7 +8,7 @@ import numpy as np, pytest, torch
 from datasets import Dataset, DatasetDict
 from conftest import ROOT, shared
 
-from lightbrain.data import builtin_pubmedqa, load_pubmedqa, load_tokens, prepare, pubmedqa_text
+from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer
 from lightbrain.train import (TrainConfig, check_lm_setup, evaluate, lm_batches, lm_loss, lr_at, param_groups, precision,
@@ -20,7 +20,7 @@ QUIET = dict(tensorboard=False, progress=False)
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
-    docs = builtin_pubmedqa()
+    docs = load_pubmedqa("builtin")
     tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(500))], 300, ["<|endoftext|>"])
     prepare(docs, tok, d, pubmedqa_text)
     return d
