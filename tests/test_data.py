@@ -97,8 +97,10 @@ def test_real_emotion_splits_overlap_and_are_fixed():
 def test_pubmedqa_corpus_full_mode(monkeypatch):
     "Full mode: the large configs train, the labelled items validate and test, and none of them is trained on."
     labelled = course_data("pubmedqa")["train"]
-    configs = {"pqa_labeled": labelled, "pqa_artificial": labelled.select(range(0, 600)),  # overlaps, as a stand-in hub would
-               "pqa_unlabeled": labelled.select(range(400, 1000)).remove_columns("final_decision")}
+    other = lambda ex, i: {"question": ex["question"] if i % 10 == 0 else f"{ex['question']} (other abstract {i})"}
+    configs = {"pqa_labeled": labelled,  # stand-ins for the large configs: new questions, and every tenth one a labelled item's
+               "pqa_artificial": labelled.select(range(600)).map(other, with_indices=True),
+               "pqa_unlabeled": labelled.select(range(400, 1000)).map(other, with_indices=True).remove_columns("final_decision")}
     monkeypatch.setattr(data_module, "hub_online", lambda: True)
     monkeypatch.setattr(data_module, "load_dataset", lambda hub, config: DatasetDict({"train": configs[config]}))
     corpus = pubmedqa_corpus(full=True)
@@ -261,9 +263,9 @@ class _BigVocab:
 
 
 def test_uint32_when_the_vocabulary_needs_it(tmp_path, monkeypatch):
-    from datasets import Dataset, DatasetDict
     monkeypatch.setattr("lightbrain.data.save_tokenizer", lambda tokenizer, path: path)  # the stand-in cannot be saved
-    dsd = DatasetDict({"train": Dataset.from_dict({"text": ["a bb ccc", "dddd"] * 10})})
+    part = Dataset.from_dict({"text": ["a bb ccc", "dddd"] * 10})
+    dsd = DatasetDict({"train": part, "validation": part})
     meta = prepare(dsd, _BigVocab(), tmp_path/"big")
     assert meta["dtype"] == "uint32"
     assert set(np.asarray(load_tokens(tmp_path/"big", "train")).tolist()) <= {69_001, 69_002, 69_003, 69_004, 69_999}
@@ -271,8 +273,7 @@ def test_uint32_when_the_vocabulary_needs_it(tmp_path, monkeypatch):
 
 
 def test_prepare_refuses_other_tokenizer_and_bad_data(small_tok, tmp_path):
-    from datasets import Dataset, DatasetDict
-    dsd = DatasetDict({"train": Dataset.from_dict({"text": ["one document", "another"] * 20})})
+    dsd = DatasetDict({"train": Dataset.from_dict({"text": [f"document {i}" for i in range(40)]})})
     prepare(dsd, small_tok, tmp_path)
     other = BPETokenizer.train("a different corpus entirely " * 20, 300, [ENDOFTEXT])
     with pytest.raises(ValueError, match="another tokenizer"): prepare(dsd, other, tmp_path)
