@@ -85,6 +85,11 @@ def plot_confusion(metrics: dict, labels: list[str], title: str = "", ax=None):
     return ax
 
 # %% ../nbs/14_evaluation.ipynb #5a90fcb9
+def _note_truncation(tokenizer: SentencePieceTokenizer, task: str, texts: list[str], limit: int):
+    "Say, in one line, how many inputs are longer than the model reads (the tokenizer then cuts them, silently here)."
+    long = sum(len(tokenizer.encode(PREFIXES[task] + t)) > limit for t in texts)
+    if long: print(f"note: {long:,} of {len(texts):,} {task} inputs are longer than {limit} tokens; the model reads their first {limit}")
+
 def evaluate(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, tasks: dict, split: str = "test", limit: int | None = None,
              **generation) -> dict:
     "The three tasks on `split` (test by default): ROUGE for generated summaries, accuracy/macro-F1/per-class/confusion for labels."
@@ -93,13 +98,17 @@ def evaluate(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, tasks: dict,
     for task, dsd in tasks.items():
         if split not in dsd: raise ValueError(f"the {task} data has no {split!r} split (it has {list(dsd)})")
         ds = dsd[split] if limit is None else dsd[split].select(range(min(limit, len(dsd[split]))))
-        if task == "summarize":
-            predictions = summarize(model, tokenizer, list(ds["article"]), **generation)
-            report[task] = {"n": len(ds), **rouge(predictions, list(ds["highlights"])), "examples": [
-                {"prediction": p, "reference": r} for p, r in zip(predictions[:3], ds["highlights"][:3])]}
-        else:
-            predicted = classify(model, tokenizer, task, list(ds["text"])).argmax(-1).tolist()
-            report[task] = classification_metrics(list(ds["label"]), predicted, model.labels[task])
+        texts = list(ds["article" if task == "summarize" else "text"])
+        _note_truncation(tokenizer, task, texts, model.t5.config.max_length)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*were truncated")  # said once, above
+            if task == "summarize":
+                predictions = summarize(model, tokenizer, texts, **generation)
+                report[task] = {"n": len(ds), **rouge(predictions, list(ds["highlights"])), "examples": [
+                    {"prediction": p, "reference": r} for p, r in zip(predictions[:3], ds["highlights"][:3])]}
+            else:
+                predicted = classify(model, tokenizer, task, texts).argmax(-1).tolist()
+                report[task] = classification_metrics(list(ds["label"]), predicted, model.labels[task])
     return report
 
 # %% ../nbs/14_evaluation.ipynb #72b01954
