@@ -1,22 +1,22 @@
 """The course's one test command: `python tools/test.py` (add pytest options after it, e.g. `-x`).
 
 1. re-export both packages and the README, and fail if they differed from the notebooks;
-2. run every notebook top to bottom with nbdev-test (quick mode unless LIGHTBRAIN_MODE says otherwise);
-3. run pytest: tests/ and, through nbval in lax mode, the notebooks again, comparing the output of
-   every cell marked `# NBVAL_CHECK_OUTPUT` with the output stored in the notebook.
-Notebooks and test files run in parallel, one worker per core (up to 4), each worker on one thread;
-pytest-xdist's `--dist loadfile` keeps each notebook's cells in order on one worker.
+2. run pytest: tests/ and, through nbval in lax mode, every notebook top to bottom (quick mode unless
+   LIGHTBRAIN_MODE says otherwise). A cell that raises fails the run, as in `nbdev-test`, and the output of
+   every cell marked `# NBVAL_CHECK_OUTPUT` must match the output stored in the notebook.
+Each notebook is executed once. `nbdev-test` runs the same notebooks without comparing outputs; use it
+alone when you only want to know that every cell runs. Notebooks and test files run in parallel, one
+worker per core (up to 4), each worker on one thread; pytest-xdist's `--dist loadfile` keeps each
+notebook's cells in order on one worker.
 """
-import os, shutil, subprocess, sys, time
+import os, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NBDEV_TEST = shutil.which("nbdev-test") or str(Path(sys.executable).parent/"nbdev-test")
 WORKERS = str(min(4, os.cpu_count() or 1))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per worker, so that parallel workers do not fight over cores
 STEPS = [
     ("export check", [sys.executable, "tools/export.py", "--check"]),
-    ("notebooks (nbdev-test)", [NBDEV_TEST, "--timing", "--n-workers", WORKERS]),
     ("pytest + nbval", [sys.executable, "-m", "pytest", "-n", WORKERS, "--dist", "loadfile", *sys.argv[1:]]),
 ]
 
