@@ -2,6 +2,9 @@
 
     python bench/train.py [--steps N] [--batch B]
 
+Batches are random windows of real text: the course's PubMedQA training slice, tokenized with a 1,024-token BPE for
+the quick model and with GPT-2's tokenizer for LightBrain-Tiny (as chapter 08 does).
+
 The peak is measured in the same run: the best of several large matrix multiplies in the training precision
 (fp32 on a CPU, the autocast dtype on a GPU). FLOPs per token follow nanoGPT/PaLM: 6N + 12 L C T (N parameters
 without position embeddings, L layers, C width, T context), forward and backward together.
@@ -12,10 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import hardware, table
 
+import numpy as np
 import torch
 
 from lightbrain.core import get_device
+from lightbrain.data import get_batch, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig, param_count
+from lightbrain.tokenizer import BPETokenizer, load_tokenizer
 from lightbrain.train import TrainConfig, lm_loss, precision, train
 
 
@@ -31,13 +37,16 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048) -> floa
     return 2 * n**3 / best
 
 
-def throughput(config: GPTConfig, batch: int, steps: int, device) -> float:
-    "Median training tokens/s of our loop (forward, backward, AdamW) on random tokens, first two steps excluded."
+def real_tokens(docs: list[str], tokenizer) -> np.ndarray:
+    "The documents as one token stream, end-of-text after each, as chapter 02's token files hold them."
+    return np.array([t for d in docs for t in tokenizer.encode_ordinary(d) + [tokenizer.eot_token]], dtype=np.int64)
+
+
+def throughput(config: GPTConfig, tokens: np.ndarray, batch: int, steps: int, device) -> float:
+    "Median training tokens/s of our loop (forward, backward, AdamW) on windows of `tokens`, first two steps excluded."
     torch.manual_seed(0)
     model = GPT(config)
-    def batches(split, g):
-        x = torch.randint(config.vocab_size, (batch, config.block_size), generator=g).to(device)
-        return x, x.roll(-1, dims=1)
+    batches = lambda split, g: get_batch(tokens, batch, config.block_size, device, g)
     cfg = TrainConfig(batch_size=batch, block_size=config.block_size, max_steps=steps + 2, eval_interval=10_000, log_interval=1,
                       tensorboard=False, progress=False)
     rows = train(model, batches, lm_loss, cfg, device)
@@ -53,9 +62,13 @@ def main():
     policy = precision("auto", device)
     peak = matmul_peak(device, policy.dtype or torch.float32)
     print(f"device {device}, precision {policy.name}\nhardware: {hardware()}\nmeasured matmul peak: {peak / 1e12:.3f} TFLOP/s\n")
+    docs = [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"]]
+    bpe = BPETokenizer.train(docs, vocab_size=1024, special_tokens=["<|endoftext|>"])
+    runs = [("quick (tiny)", GPTConfig.tiny(vocab_size=1024, block_size=128), real_tokens(docs, bpe)),
+            ("LightBrain-Tiny", GPTConfig.lightbrain_tiny(dropout=0.0), real_tokens(docs, load_tokenizer("gpt2")))]
     rows = []
-    for name, config in [("quick (tiny)", GPTConfig.tiny(vocab_size=1024, block_size=128)), ("LightBrain-Tiny", GPTConfig.lightbrain_tiny(dropout=0.0))]:
-        tps = throughput(config, args.batch, args.steps, device)
+    for name, config, tokens in runs:
+        tps = throughput(config, tokens, args.batch, args.steps, device)
         flops_per_token = 6 * param_count(config, positions=False) + 12 * config.n_layer * config.n_embd * config.block_size
         achieved = tps * flops_per_token
         rows.append([name, f"{param_count(config):,}", f"{tps:,.0f}", f"{achieved / 1e12:.3f}", f"{achieved / peak:.1%}"])

@@ -155,6 +155,8 @@ def standard_splits(dsd: DatasetDict, key: str | Callable[[dict], str], name: st
             print(f"{name}: dropped {len(texts) - len(keep):,} {split} documents that are also in a later split")
             out[split] = out[split].select(keep)
         seen.update(texts)
+    if empty := [s for s in SPLITS if len(out[s]) == 0]:
+        raise ValueError(f"{name}: the {empty[0]} split is empty ({', '.join(f'{s} {len(out[s]):,}' for s in SPLITS)}): give more documents")
     return DatasetDict({s: out[s] for s in SPLITS})
 
 # %% ../nbs/02_data.ipynb #a0d6996e

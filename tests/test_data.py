@@ -127,6 +127,13 @@ def test_standard_splits_carves_missing_splits(capsys):
     with pytest.raises(ValueError, match="no 'train'"): standard_splits(DatasetDict({"a": ds, "b": ds}), "text")
 
 
+def test_a_split_that_cannot_be_divided_is_refused():
+    "Items a text hash already sent to the test split all land there again: a clear error, not an empty split that crashes later."
+    test_items = load_ag_news("builtin")["test"]
+    with pytest.raises(ValueError, match="split is empty.*give more documents"):
+        standard_splits(DatasetDict({"test": test_items}), "text", "AG News")
+
+
 # --- loaders on the real mirrors ----------------------------------------------------------------------------
 
 def test_pubmedqa_original_json():
