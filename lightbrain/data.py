@@ -145,7 +145,7 @@ def standard_splits(dsd: DatasetDict, key: str | Callable[[dict], str], name: st
         out = {s: dsd[s] for s in SPLITS if s in dsd}
         for split, share in zip(SPLITS[1:], shares[1:]):
             if split not in out:
-                out |= {k.replace("carved", split): v for k, v in split_by_text(out["train"], key, {"train": 1 - share, "carved": share}).items()}
+                out |= split_by_text(out["train"], key, {"train": 1 - share, split: share})
                 print(f"{name}: no {split} split, so {len(out[split]):,} training documents (chosen by a hash of their text) became one")
     seen = set()
     for split in reversed(SPLITS):  # test keeps everything; earlier splits lose what a later one holds

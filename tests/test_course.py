@@ -60,6 +60,16 @@ def test_notebook_is_clean(nb):
     assert cleaned == stored, f"run `nbdev-clean --fname {nb.relative_to(ROOT)}`"
 
 
+def test_workflows_are_valid():
+    "GitHub rejects a workflow that is not valid YAML or breaks its schema (deploy.yaml once had an unquoted ': ' in a step name)."
+    files = sorted(str(p) for p in (ROOT/".github"/"workflows").glob("*.y*ml"))
+    lint = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    deploy = yaml.safe_load((ROOT/".github"/"workflows"/"deploy.yaml").read_text())
+    assert deploy["jobs"]["deploy"]["needs"] == "test"  # the site is published only after the tests pass
+
+
 def test_both_packages_have_doc_indexes():
     "show_doc and doc links find both packages through their nbdev entry points."
     from nbdev.doclinks import NbdevLookup
