@@ -54,6 +54,7 @@ class ClassifierHead(nn.Module):
 # %% ../nbs/13_multitask.ipynb #88c53db2
 class MultiTaskT5(nn.Module):
     "A T5 for three tasks: summaries through its LM head, emotion and topic through heads on its encoder output."
+    has_unused_parameters = True  # a batch of one task gives the other heads (and, for labels, the decoder) no gradient
     def __init__(self, t5: T5, pooling: str = "mean", head_dropout: float = 0.1,
                  emotion_labels: list[str] = EMOTION_LABELS, topic_labels: list[str] = AG_NEWS_LABELS):
         super().__init__()

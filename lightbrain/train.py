@@ -221,7 +221,9 @@ def train(
         start, best = load_checkpoint(ckpt/"last", model, optimizer, scaler)
     if ckpt and main: ckpt.mkdir(parents=True, exist_ok=True)
     net = torch.compile(model) if config.compile else model
-    if world > 1: net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if world > 1:  # a model whose steps leave some parameters without a gradient says so (e.g. chapter 13's multi-task T5)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  find_unused_parameters=getattr(model, "has_unused_parameters", False))
     log = _Log(ckpt, config.tensorboard, main)
     bar = tqdm(range(start, config.max_steps), initial=start, total=config.max_steps, disable=not (main and config.progress), desc="training")
     net.train()

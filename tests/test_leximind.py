@@ -1,7 +1,8 @@
 """LexiMind end to end: multi-task training improves every task, a from-scratch model beats the majority baseline on
 the real emotion test split, batches of mixed lengths, ROUGE and classification metrics on hand-checked cases, the
 evaluation report, the app and the three command lines, and bad input."""
-import csv, json, math, subprocess, sys, warnings
+import csv, json, math, os, shutil, subprocess, sys, warnings
+from pathlib import Path
 
 import pytest, torch
 from conftest import shared
@@ -142,3 +143,17 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "one split (test, 7,600 documents) divided by a hash" in trained.stdout and (out/"best"/"model.safetensors").is_file()
 
+
+
+def test_ddp_trains_the_multitask_model(tmp_path):
+    "Two processes (gloo): each step holds one task per rank, so some parameters get no gradient; training must run and the replicas stay equal."
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent/"torchrun")
+    worker = Path(__file__).parent/"ddp_multitask_worker.py"
+    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = [torch.load(tmp_path/f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    init = torch.load(tmp_path/"init.pt", weights_only=True)
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0]), "the two replicas drifted apart"
+    assert all(torch.isfinite(v).all() for v in ranks[0].values())
+    assert not torch.equal(ranks[0]["t5.shared.weight"], init["t5.shared.weight"])  # it did train
