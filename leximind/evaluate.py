@@ -17,6 +17,7 @@ from rouge_score import rouge_scorer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+from sklearn.pipeline import make_pipeline
 
 from lightbrain.core import get_device, write_atomic
 from leximind.generate import generate
@@ -118,7 +119,6 @@ def lead(article: str, n: int = 3) -> str:
 
 def tfidf_classifier(texts: list[str], labels: list[int]):
     "A TF-IDF (words and word pairs) + logistic regression classifier fitted on `texts`; call `.predict(texts)`."
-    from sklearn.pipeline import make_pipeline
     return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10)).fit(texts, labels)
 
 def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dict:

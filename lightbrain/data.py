@@ -172,15 +172,18 @@ def _pubmedqa_original(path: Path) -> DatasetDict | None:
              "long_answer": v["LONG_ANSWER"], "final_decision": v.get("final_decision", "")} for pmid, v in data.items()]
     return DatasetDict({"train": Dataset.from_list(rows)})
 
+def _pubmedqa_as_it_comes(source: str | None, config: str) -> DatasetDict:
+    "PubMedQA from `source` with the hub's columns and its own splits (one `train` split per hub config)."
+    def local(path):
+        return _require(_pubmedqa_original(path) or _read_local(path), ["question", "context", "long_answer"], path)
+    return _load("PubMedQA", source, "pubmedqa", local, HUB_IDS["pubmedqa"], config)
+
 def load_pubmedqa(
     source: str | None = None,  # None (hub, else the course's slice), "builtin", a local path, or a hub id
     config: str = "pqa_labeled",  # pqa_labeled, pqa_unlabeled or pqa_artificial (hub only)
 ) -> DatasetDict:
     "PubMedQA with the hub's columns (pubid, question, context, long_answer, final_decision), split into train/validation/test."
-    def local(path):
-        return _require(_pubmedqa_original(path) or _read_local(path), ["question", "context", "long_answer"], path)
-    dsd = _load("PubMedQA", source, "pubmedqa", local, HUB_IDS["pubmedqa"], config)
-    return standard_splits(dsd, "question", "PubMedQA")
+    return standard_splits(_pubmedqa_as_it_comes(source, config), "question", "PubMedQA")
 
 def pubmedqa_text(example: dict) -> str:
     "The training document for one PubMedQA item: 'Question: ...', 'Context: ...' (its passages), then 'Answer: ' with the decision (if any) and the long answer."
@@ -193,7 +196,7 @@ def pubmedqa_corpus(full: bool) -> DatasetDict:
     if not (full and hub_online()):
         if full: print("PubMedQA: full mode without the hub, so the course's slice of the real data")
         return load_pubmedqa("builtin")
-    whole = lambda config: concatenate_datasets(list(load_pubmedqa(None, config).values()))
+    whole = lambda config: concatenate_datasets(list(_pubmedqa_as_it_comes(None, config).values()))
     labelled = load_pubmedqa(None, "pqa_labeled")
     corpus = DatasetDict({"train": concatenate_datasets([whole("pqa_artificial"), whole("pqa_unlabeled")]),
                           "validation": concatenate_datasets([labelled["train"], labelled["validation"]]), "test": labelled["test"]})
@@ -205,7 +208,7 @@ AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order:
 
 def load_emotion(source: str | None = None) -> DatasetDict:
     "dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the course's slice."
-    dsd = _load("emotion", source, "emotion", lambda p: _read_local(p), HUB_IDS["emotion"], "split")
+    dsd = _load("emotion", source, "emotion", _read_local, HUB_IDS["emotion"], "split")
     return standard_splits(_with_labels(dsd, EMOTION_LABELS, source or "emotion"), "text", "emotion")
 
 def _ag_news_original(path: Path) -> bool:

@@ -7,7 +7,7 @@ from itertools import combinations
 
 import numpy as np, pytest, torch
 from conftest import shared
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, concatenate_datasets
 
 import lightbrain.data as data_module
 from lightbrain.data import (AG_NEWS_LABELS, COURSE_DATA, EMOTION_LABELS, SPLITS, course_data, get_batch, iter_batches,
@@ -74,14 +74,13 @@ def test_local_files_with_overlaps_come_back_disjoint(name, tmp_path):
     "Hub-format local files whose splits share documents (as the real emotion splits do) come back disjoint; test is kept whole."
     dsd = LOADERS[name]("builtin")
     leak = dsd["test"].select(range(5))
-    files = {"train": concatenate([dsd["train"], leak]), "validation": concatenate([dsd["validation"], leak]), "test": dsd["test"]}
+    files = {"train": concatenate_datasets([dsd["train"], leak]), "validation": concatenate_datasets([dsd["validation"], leak]),
+             "test": dsd["test"]}
     for split, ds in files.items(): ds.to_json(tmp_path/f"{split}.jsonl")
     loaded = LOADERS[name](str(tmp_path))
     assert_disjoint(loaded, KEYS[name], f"{name} (local files)")
     assert loaded["test"][KEYS[name]] == dsd["test"][KEYS[name]]
 
-
-def concatenate(parts): from datasets import concatenate_datasets; return concatenate_datasets(parts)
 
 
 def test_real_emotion_splits_overlap_and_are_fixed():
