@@ -108,7 +108,9 @@ class FeedForward(nn.Module):
 
     def forward(self, x):
         h = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x) if self.gated else F.relu(self.wi(x))
-        return self.wo(self.dropout(h))
+        # fp16 overflows here in trained T5s (values past 65,504), so this one product runs in fp32 under autocast
+        with torch.autocast(x.device.type, enabled=False):
+            return self.wo(self.dropout(h).to(self.wo.weight.dtype))
 
 def _attention(config: T5Config) -> MultiHeadAttention:
     "Chapter 03's attention as T5 uses it: no biases, heads of d_kv, no 1/sqrt(d) scaling."

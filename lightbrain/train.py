@@ -13,7 +13,7 @@ __all__ = ['TrainConfig', 'param_groups', 'make_optimizer', 'lr_at', 'precision'
 import argparse, csv, json, math, os, shutil, time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import get_args
 
@@ -23,7 +23,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from lightbrain.core import DtypePolicy, dtype_policy, get_device, get_mode
+from lightbrain.core import DtypePolicy, dtype_policy, get_device, get_mode, rehearsal_cap
 from lightbrain.data import get_batch, iter_batches, load_meta, load_tokens, prepare, pubmedqa_corpus, pubmedqa_text
 from lightbrain.generate import generate_text
 from lightbrain.model import GPT, GPTConfig, load_weights
@@ -210,6 +210,8 @@ def train(
 ) -> list[dict]:
     "Train `model` on `batches` with `loss_fn`; return the log rows (step, loss, lr, tokens_per_s, and val_loss/val_ppl at evaluations)."
     rank, world, device = _distributed(device)
+    if (steps := rehearsal_cap(config.max_steps)) < config.max_steps:  # a rehearsal of full mode (chapter 00): a few steps
+        config = replace(config, max_steps=steps, eval_interval=steps, eval_iters=rehearsal_cap(config.eval_iters))
     main = rank == 0
     policy = precision(config.dtype, device)
     model.to(device)
@@ -410,7 +412,9 @@ def evaluate_lm(model: GPT, data_dir: str | Path, split: str = "val", batch_size
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for x, y in iter_batches(tokens, batch_size, model.config.block_size, device):
+        batches = rehearsal_cap(len(tokens))  # every batch, except in a rehearsal (chapter 00)
+        for i, (x, y) in enumerate(iter_batches(tokens, batch_size, model.config.block_size, device)):
+            if i == batches: break
             total += model(x, targets=y)[1].item() * y.numel(); n += y.numel()
     model.train(was_training)
     return total / n, n

@@ -9,7 +9,7 @@ from conftest import shared
 from lightbrain.attention import MultiHeadAttention, attention_weights, scaled_dot_product_attention
 
 
-def close(a, b, tol=1e-5): return (a - b).abs().max().item() <= tol
+def close(a, b, tol=1e-5): return a.numel() == 0 or (a - b).abs().max().item() <= tol
 
 
 @settings(max_examples=60, deadline=None)
@@ -26,8 +26,11 @@ def test_matches_pytorch(B, H, L, S, E, mask_kind, scale, seed):
     if mask_kind == "float": kw = {"mask": torch.randn(1, H, L, S, generator=g)}
     ours = scaled_dot_product_attention(q, k, v, scale=scale, **kw)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=kw.get("mask"), is_causal=kw.get("is_causal", False), scale=scale)
+    if mask_kind.startswith("bool"):  # queries that may attend to nothing: documented as zeros (PyTorch < 2.5 gives NaN)
+        empty = ~kw["mask"].any(-1).expand(B, H, L)
+        assert (ours[empty] == 0).all()
+        ours, ref = ours[~empty], ref[~empty]
     assert close(ours, ref)
-    if mask_kind == "bool+empty": assert (ours[:, :, 0] == 0).all()  # documented: zeros, like PyTorch, not NaN
 
 
 def test_weights_are_a_distribution_over_allowed_keys():

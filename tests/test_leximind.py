@@ -147,9 +147,8 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
 
 def test_ddp_trains_the_multitask_model(tmp_path):
     "Two processes (gloo): each step holds one task per rank, so some parameters get no gradient; training must run and the replicas stay equal."
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent/"torchrun")
     worker = Path(__file__).parent/"ddp_multitask_worker.py"
-    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)], capture_output=True, text=True,
                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     ranks = [torch.load(tmp_path/f"rank{r}.pt", weights_only=True) for r in (0, 1)]

@@ -16,7 +16,9 @@ def pair(seed):
     torch.manual_seed(seed)
     hf = T5ForConditionalGeneration(HFT5Config(vocab_size=300, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
                                                feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0)).eval()
-    with torch.no_grad(): hf.shared.weight.mul_(0.1); hf.shared.weight[1] *= 3
+    with torch.no_grad():
+        hf.shared.weight.mul_(0.1); hf.shared.weight[1] *= 3
+        hf.lm_head.weight.copy_(hf.shared.weight)  # the head transformers 5 ties to the embedding, in transformers 4 too
     g = torch.Generator().manual_seed(seed + 100)
     inputs = torch.randint(3, 300, (3, 12), generator=g)
     mask = torch.ones_like(inputs); mask[1, 8:] = 0; mask[2, 4:] = 0

@@ -77,8 +77,7 @@ def test_accumulation_equals_one_big_batch(data_dir):
 
 def test_ddp_matches_one_process(data_dir, tmp_path):
     out = tmp_path/"ddp.json"
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent/"torchrun")
-    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(ROOT/"tests"/"ddp_worker.py"), str(out), str(data_dir)],
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT/"tests"/"ddp_worker.py"), str(out), str(data_dir)],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     ddp = json.loads(out.read_text())
