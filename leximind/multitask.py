@@ -6,11 +6,11 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/multitask.html.m
 
 # %% auto #0
 __all__ = ['TASKS', 'PREFIXES', 'TRAIN_PRESETS', 'SOURCE_LENGTHS', 'load_tasks', 'pool', 'ClassifierHead', 'MultiTaskT5',
-           'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'quick_setup', 'task_metrics',
-           'train_cli']
+           'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'quick_setup', 'full_setup',
+           'task_metrics', 'train_cli']
 
 # %% ../nbs/13_multitask.ipynb #4f3fd2fb
-import argparse, json
+import argparse, json, os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightbrain.core import get_device, get_mode, seed_everything
+from lightbrain.core import CAP_ENV, get_device, get_mode, hub_online, seed_everything
 from lightbrain.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from lightbrain.model import load_weights, read_config, save_model
 from lightbrain.train import TrainConfig, field_overrides, read_yaml_config, split_fields, train
@@ -152,12 +152,25 @@ TRAIN_PRESETS = {  # TrainConfig fields for each mode, shared by this chapter an
     "full": dict(batch_size=8, max_steps=4000, lr=3e-4, min_lr=3e-5, warmup_steps=200, weight_decay=0.01, eval_interval=500)}
 SOURCE_LENGTHS = {"quick": (256, 48), "full": (512, 128)}  # (max_source, max_target) tokens
 
-def quick_setup(tasks: dict) -> tuple[SentencePieceTokenizer, T5Config]:
-    "Quick mode: a 2,000-piece SentencePiece tokenizer trained on the (prefixed) training texts, and a tiny T5's config for it."
+def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
+    "A SentencePiece tokenizer of about `vocab_size` pieces trained on the (prefixed) training texts of the three tasks."
     texts = [PREFIXES[task] + t for task, column in (("emotion", "text"), ("topic", "text"), ("summarize", "article"))
              for t in tasks[task]["train"][column]]
-    tokenizer = SentencePieceTokenizer(train_sentencepiece(texts, vocab_size=2000))
+    return SentencePieceTokenizer(train_sentencepiece(texts, vocab_size=vocab_size))
+
+def quick_setup(tasks: dict) -> tuple[SentencePieceTokenizer, T5Config]:
+    "Quick mode: a 2,000-piece SentencePiece tokenizer trained on the (prefixed) training texts, and a tiny T5's config for it."
+    tokenizer = _tokenizer_for(tasks, 2000)
     return tokenizer, T5Config.tiny(vocab_size=tokenizer.vocab_size, max_length=SOURCE_LENGTHS["quick"][0])
+
+def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[SentencePieceTokenizer, T5]:
+    """Full mode: FLAN-T5's tokenizer and weights, from a local folder or the hub. A rehearsal (chapter 00) without the hub
+    gets a stand-in, said in the output: FLAN-T5-base's architecture with random weights, a tokenizer trained on the tasks."""
+    if Path(base).is_dir(): return SentencePieceTokenizer.from_pretrained(base), T5.from_hf(base)
+    if hub_online() or not os.environ.get(CAP_ENV): return SentencePieceTokenizer.from_pretrained(base), T5.from_pretrained(base)
+    print(f"{base}: the hub is unreachable, so this rehearsal uses a stand-in: FLAN-T5-base's shape with random weights, "
+          "and a 32,000-piece tokenizer trained on the tasks' texts")
+    return _tokenizer_for(tasks, 32_000), T5(T5Config.flan_t5_base())
 
 # %% ../nbs/13_multitask.ipynb #1093285d
 @torch.no_grad()
@@ -206,9 +219,7 @@ def train_cli(argv: list[str] | None = None):
         if quick:
             tokenizer, backbone_config = quick_setup(tasks)
             backbone = T5(backbone_config)
-        else:
-            tokenizer = SentencePieceTokenizer.from_pretrained(args.base)
-            backbone = T5.from_hf(args.base) if Path(args.base).is_dir() else T5.from_pretrained(args.base)
+        else: tokenizer, backbone = full_setup(tasks, args.base)
         mode = "quick" if quick else "full"
         config = TrainConfig(**{**TRAIN_PRESETS[mode], "ckpt_dir": str(out), **train_values})
         device = get_device()

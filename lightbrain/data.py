@@ -37,9 +37,10 @@ def _looks_like_path(source: str) -> bool:
     return Path(source).suffix != "" or source.startswith(("/", ".", "~")) or source.count("/") > 1
 
 def local_copy(name: str) -> Path | None:
-    "`$LIGHTBRAIN_DATA/<name>` (a file or folder in the hub's format) when that variable is set and the copy exists: used instead of the hub."
+    "The copy of dataset `name` in `$LIGHTBRAIN_DATA` (a folder `name`, or a file `name.json`, `.jsonl`, `.csv` or `.parquet`), if any: used instead of the hub."
     folder = os.environ.get(DATA_ENV, "").strip()
-    return Path(folder, name) if folder and Path(folder, name).exists() else None
+    candidates = [Path(folder, name + suffix) for suffix in ("", ".json", ".jsonl", ".csv", ".parquet")] if folder else []
+    return next((p for p in candidates if p.exists()), None)
 
 def course_data(name: str) -> DatasetDict:
     "The course's slice of dataset `name` (pubmedqa, emotion, ag_news, cnn_dailymail), grouped by its `split` field if it has one."

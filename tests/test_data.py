@@ -322,3 +322,17 @@ def test_cli(small_tok, tmp_path):
     assert load_meta(tmp_path/"out")["tokenizer"]["vocab_size"] == small_tok.vocab_size
     bad = subprocess.run(cmd + ["--source", "builtin", "--tokenizer", "nope.json", "--out", str(tmp_path/"x")], capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "lightbrain-prepare: error:" in bad.stderr
+
+
+def test_local_copies_folder_replaces_the_hub(tmp_path, monkeypatch, capsys):
+    "Catches LIGHTBRAIN_DATA being ignored (the loaders would fall back to the course's slice) or read for another dataset."
+    (tmp_path/"emotion").mkdir()
+    rows = [{"text": f"i feel test sentence number {i}", "label": i % 6} for i in range(50)]
+    (tmp_path/"emotion"/"train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(data_module, "hub_online", lambda: False)
+    monkeypatch.setenv("LIGHTBRAIN_DATA", str(tmp_path))
+    dsd = load_emotion()
+    assert sum(len(ds) for ds in dsd.values()) == 50 and "local files" in capsys.readouterr().out
+    assert len(load_ag_news()["test"]) > 500 and "course's slice" in capsys.readouterr().out  # no copy of AG News: the slice
+    monkeypatch.setenv("LIGHTBRAIN_DATA", str(tmp_path/"missing"))
+    assert sum(len(ds) for ds in load_emotion().values()) > 50

@@ -156,3 +156,11 @@ def test_ddp_trains_the_multitask_model(tmp_path):
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0]), "the two replicas drifted apart"
     assert all(torch.isfinite(v).all() for v in ranks[0].values())
     assert not torch.equal(ranks[0]["t5.shared.weight"], init["t5.shared.weight"])  # it did train
+
+
+def test_full_setup_needs_flan_t5_outside_a_rehearsal(monkeypatch):
+    "Catches full mode silently training a random stand-in when FLAN-T5 cannot be had: only a rehearsal may do that."
+    from leximind.multitask import full_setup
+    monkeypatch.delenv("LIGHTBRAIN_REHEARSAL_STEPS", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConnectionError, match="unreachable"): full_setup({}, "google/flan-t5-base")

@@ -11,7 +11,7 @@ from conftest import ROOT, shared
 from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer
-from lightbrain.train import (TrainConfig, check_lm_setup, evaluate, lm_batches, lm_loss, lr_at, param_groups, precision,
+from lightbrain.train import (TrainConfig, check_lm_setup, evaluate, evaluate_lm, lm_batches, lm_loss, lr_at, param_groups, precision,
                               step_seed, train)
 
 QUIET = dict(tensorboard=False, progress=False)
@@ -182,3 +182,13 @@ def test_command_lines(data_dir, tmp_path):
         assert bad.returncode != 0 and message in bad.stderr, (args, bad.stderr[-500:])
     shutil.copytree(out/"best", tmp_path/"moved"); (tmp_path/"moved"/"run.json").unlink()
     assert "does not record its data" in cli("eval_cli", "--checkpoint", str(tmp_path/"moved")).stderr
+
+
+def test_rehearsal_caps_steps_and_evaluation(data_dir, monkeypatch):
+    "Catches a rehearsal (LIGHTBRAIN_REHEARSAL_STEPS) that still runs the full schedule, or skips the final evaluation."
+    monkeypatch.setenv("LIGHTBRAIN_REHEARSAL_STEPS", "3")
+    rows = run(data_dir, 500)
+    assert rows[-1]["step"] == 3 and "val_loss" in rows[-1]
+    assert evaluate_lm(tiny(), data_dir)[1] == 3 * 16 * 32  # three batches of 16 windows of 32 tokens
+    monkeypatch.delenv("LIGHTBRAIN_REHEARSAL_STEPS")
+    assert evaluate_lm(tiny(), data_dir)[1] > 3 * 16 * 32

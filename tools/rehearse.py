@@ -19,16 +19,15 @@ OUT = ROOT/"runs"/"rehearsal"
 def make_local_copies(shared: Path, folder: Path) -> Path:
     "LIGHTBRAIN_DATA's folder, in the hub's formats, from the offline mirror (links where the mirror already fits)."
     shutil.rmtree(folder, ignore_errors=True); folder.mkdir(parents=True)
-    (folder/"pubmedqa").symlink_to(shared/"pubmedqa"/"ori_pqal.json")  # the authors' format, read by load_pubmedqa
+    (folder/"pubmedqa.json").symlink_to(shared/"pubmedqa"/"ori_pqal.json")  # the authors' format, read by load_pubmedqa
     (folder/"emotion").mkdir()
     for split in ("train", "validation", "test"):
         (folder/"emotion"/f"{split}.jsonl").symlink_to(shared/"emotion"/f"{split}.hf_format.jsonl")
-    (folder/"ag_news").symlink_to(shared/"ag_news"/"test.csv")  # the original CSV, split three ways by the loader
+    (folder/"ag_news.csv").symlink_to(shared/"ag_news"/"test.csv")  # the original CSV, split three ways by the loader
     rows = [json.loads(line) for line in (shared/"cnndm_xsum_frank"/"frank_articles_references.jsonl").open(encoding="utf-8")]
     with (folder/"cnn_dailymail.jsonl").open("w", encoding="utf-8") as f:  # the hub's columns: id, article, highlights
         for r in rows:
             if r["dataset"] == "cnndm": f.write(json.dumps({"id": r["id"], "article": r["article"], "highlights": r["reference"]}) + "\n")
-    (folder/"cnn_dailymail").symlink_to(folder/"cnn_dailymail.jsonl")
     return folder
 
 
