@@ -98,7 +98,8 @@ def evaluate(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, tasks: dict,
     report = {"split": split}
     for task, dsd in tasks.items():
         if split not in dsd: raise ValueError(f"the {task} data has no {split!r} split (it has {list(dsd)})")
-        ds = dsd[split].select(range(rehearsal_cap(min(limit or len(dsd[split]), len(dsd[split])))))  # a rehearsal (chapter 00) scores a few
+        n = len(dsd[split]) if limit is None else min(limit, len(dsd[split]))
+        ds = dsd[split].select(range(rehearsal_cap(n)))  # a rehearsal (chapter 00) scores only a few
         texts = list(ds["article" if task == "summarize" else "text"])
         _note_truncation(tokenizer, task, texts, model.t5.config.max_length)
         with warnings.catch_warnings():

@@ -14,6 +14,7 @@ import argparse, csv, json, math, os, shutil, time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
+from itertools import islice
 from pathlib import Path
 from typing import get_args
 
@@ -412,9 +413,8 @@ def evaluate_lm(model: GPT, data_dir: str | Path, split: str = "val", batch_size
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        batches = rehearsal_cap(len(tokens))  # every batch, except in a rehearsal (chapter 00)
-        for i, (x, y) in enumerate(iter_batches(tokens, batch_size, model.config.block_size, device)):
-            if i == batches: break
+        batches = iter_batches(tokens, batch_size, model.config.block_size, device)
+        for x, y in islice(batches, rehearsal_cap(len(tokens))):  # every batch, except in a rehearsal (chapter 00)
             total += model(x, targets=y)[1].item() * y.numel(); n += y.numel()
     model.train(was_training)
     return total / n, n
