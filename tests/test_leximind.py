@@ -164,3 +164,15 @@ def test_full_setup_needs_flan_t5_outside_a_rehearsal(monkeypatch):
     monkeypatch.delenv("LIGHTBRAIN_REHEARSAL_STEPS", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConnectionError, match="unreachable"): full_setup({}, "google/flan-t5-base")
+
+
+def test_batches_cut_inputs_as_they_read(quick):
+    "Catches keeping every article's whole token list (several GB for CNN/DailyMail) or cutting without the end-of-sequence id."
+    tasks, tokenizer, data, model = quick  # max_source 256, max_target 48
+    sources, targets = data.examples["summarize", "train"]
+    whole = tokenizer.encode(PREFIXES["summarize"] + tasks["summarize"]["train"][0]["article"])
+    assert len(whole) > 256 and sources[0].tolist() == whole[:255] + [tokenizer.eos_id] and sources[0].dtype == torch.int32
+    assert max(map(len, sources)) == 256 and max(map(len, targets)) == 48
+    batch = data.collate("summarize", [[5, 6, 7], [8]], [[9], [10, 11]])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, tokenizer.pad_id, tokenizer.pad_id]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and batch["labels"].tolist() == [[9, -100], [10, 11]]

@@ -5,12 +5,17 @@ FLAN-T5-base, the real batch sizes) but only for a few steps and examples (LIGHT
 with the hub switched off: the real loaders read hub-format local copies of the data (LIGHTBRAIN_DATA, chapter 02)
 made from the offline mirror in ../shared/data (or --data). Without the hub, FLAN-T5-base is a stand-in of the same
 shape with random weights (chapter 13 says so in its output). Each notebook runs in its own process and is written,
-executed, to runs/rehearsal/ (the notebook in nbs/ is not touched). The table at the end gives each chapter's wall
+executed, to runs/rehearsal/ (the notebook in nbs/ is not touched), and works in runs/rehearsal/work/, so the
+rehearsal's data and checkpoints never mix with those of real runs in nbs/. The table at the end gives each chapter's wall
 time and peak memory: the largest resident set of any process it started (the Jupyter kernel, the tokenizer, ...).
 A rehearsal finds what breaks only in full mode; it measures nothing about a GPU.
 """
 import argparse, json, os, resource, shutil, subprocess, sys, time
 from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT/"runs"/"rehearsal"
@@ -32,14 +37,16 @@ def make_local_copies(shared: Path, folder: Path) -> Path:
 
 
 def run_one(notebook: Path, env: dict) -> dict:
-    "Execute one notebook in a child process; its wall time, exit code and the peak resident set of its processes (MiB)."
-    start = time.time()
-    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", str(notebook), "--output-dir", str(OUT),
-           "--ExecutePreprocessor.timeout=3600"]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux; only this process's children
-    if res.returncode: print(res.stderr[-3000:], file=sys.stderr)
-    return {"notebook": notebook.name, "ok": res.returncode == 0, "seconds": round(time.time() - start), "peak_mib": round(peak)}
+    "Execute one notebook in OUT/work (its runs/ and data/ stay apart from nbs/'s); its wall time, result and peak memory (MiB)."
+    os.environ.update(env)  # for the kernel this process starts
+    (OUT/"work").mkdir(exist_ok=True)
+    nb, start, error = nbformat.read(notebook, as_version=4), time.time(), None
+    try: NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(OUT/"work")}}).execute()
+    except CellExecutionError as e: error = str(e)[-3000:]
+    nbformat.write(nb, OUT/notebook.name)  # executed as far as it got
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux: the largest of this process's children
+    if error: print(error, file=sys.stderr)
+    return {"notebook": notebook.name, "ok": error is None, "seconds": round(time.time() - start), "peak_mib": round(peak)}
 
 
 def main() -> int:
@@ -50,7 +57,8 @@ def main() -> int:
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one notebook and print its result as JSON
     args = p.parse_args()
     env = {**os.environ, "LIGHTBRAIN_MODE": "full", "LIGHTBRAIN_REHEARSAL_STEPS": str(args.steps), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "LIGHTBRAIN_DATA": str(OUT/"data")}
+           "HF_DATASETS_OFFLINE": "1", "LIGHTBRAIN_DATA": str(OUT/"data"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}  # this checkout's packages
     if args.one:
         print(json.dumps(run_one(Path(args.one), env)))
         return 0
@@ -58,6 +66,7 @@ def main() -> int:
     if not (shared/"emotion").is_dir(): p.error(f"{shared} has no offline mirror of the data: give its folder with --data")
     if (shared/"gpt2"/"tiktoken_cache").is_dir(): env["TIKTOKEN_CACHE_DIR"] = str(shared/"gpt2"/"tiktoken_cache")
     OUT.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(OUT/"work", ignore_errors=True)  # each rehearsal starts without checkpoints (chapters 14-15 then use 13's)
     make_local_copies(shared, OUT/"data")
     notebooks = [Path(n).resolve() for n in args.notebooks] or sorted(p for p in (ROOT/"nbs").glob("[0-9][0-9]_*.ipynb"))
     rows = []

@@ -1,0 +1,131 @@
+"""Full mode's compute, chapter by chapter, and what it would cost on a T4: an estimate, not a GPU measurement.
+
+Measured here, on a CPU: the tokens each step really holds (batches drawn from the real data with full mode's settings:
+padding included, inputs cut to 512 tokens) and the floating-point operations of a forward and backward pass at those
+shapes, counted by PyTorch's FlopCounterMode on the course's own models (LightBrain-Tiny; FLAN-T5-base's shape). Assumed:
+the throughput a T4 sustains in fp16 mixed precision, THROUGHPUT below (a quarter of its 65 TFLOP/s tensor-core peak);
+replace it with a figure timed on a T4 when one exists. Beam search is counted by its FLOPs only; decoding a token at a
+time is limited by memory and Python, not arithmetic, so its real time is longer.
+
+    python bench/t4_budget.py [--data ../shared/data]
+"""
+import argparse, json, sys, time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent  # bench/leximind.py is named like the package: import the package first,
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # with this folder off the path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lightbrain.core import seed_everything
+from lightbrain.data import load_ag_news, load_emotion
+from lightbrain.model import GPT, GPTConfig
+from lightbrain.train import TrainConfig
+from leximind.model import T5, T5Config
+from leximind.multitask import PREFIXES, SOURCE_LENGTHS, TRAIN_PRESETS, MultiTaskBatches, MultiTaskT5, _tokenizer_for, task_probabilities
+from datasets import Dataset, DatasetDict
+
+sys.path.append(str(HERE))  # then this folder's shared helpers
+from common import SHARED_DATA, hardware, table
+
+THROUGHPUT = 65e12 / 4  # FLOP/s assumed for a T4 in fp16 mixed precision (an assumption, not a measurement)
+FULL_SIZES = {"summarize": 287_113, "emotion": 16_000, "topic": 108_000}  # full mode's training sets (AG News: 90% of 120,000)
+
+
+def flops(step) -> int:
+    "Floating-point operations of `step()`, counted by PyTorch."
+    counter = FlopCounterMode(display=False)
+    with counter: step()
+    return counter.get_total_flops()
+
+
+def lightbrain_tiny() -> dict:
+    "Chapter 08: LightBrain-Tiny for TrainConfig.lightbrain()'s steps; every step is full (packed 128-token blocks)."
+    cfg, config = GPTConfig.lightbrain_tiny(), TrainConfig.lightbrain()
+    model = GPT(cfg)
+    x = torch.randint(cfg.vocab_size, (1, cfg.block_size))
+    per_sequence = flops(lambda: model(x, x)[1].backward())
+    sequences = config.batch_size * config.grad_accum
+    with torch.no_grad(): eval_sequence = flops(lambda: model(x, x))
+    evals = config.max_steps // config.eval_interval * config.eval_iters * config.batch_size * 2  # train and val estimates
+    return {"chapter": "08", "what": f"LightBrain-Tiny, {config.max_steps:,} steps", "tokens": config.max_steps * sequences * cfg.block_size,
+            "flops": config.max_steps * sequences * per_sequence + evals * eval_sequence}
+
+
+def flan_t5_batches(data_dir: Path) -> tuple[MultiTaskBatches, MultiTaskT5]:
+    "Full mode's batches (512/128 tokens, batch 8) from the real data in the offline mirror, and FLAN-T5-base's shape."
+    rows = [json.loads(l) for l in (data_dir/"cnndm_xsum_frank"/"frank_articles_references.jsonl").open(encoding="utf-8")]
+    cnn = Dataset.from_list([{"article": r["article"], "highlights": r["reference"]} for r in rows if r["dataset"] == "cnndm"])
+    tasks = {"summarize": DatasetDict(train=cnn, validation=cnn.select(range(8))),
+             "emotion": load_emotion(str(data_dir/"emotion")), "topic": load_ag_news(str(data_dir/"ag_news"/"test.csv"))}
+    tokenizer = _tokenizer_for(tasks, 32_000)  # FLAN-T5's own 32,000-piece tokenizer is on the hub: one trained here instead
+    seconds = {}  # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
+    for kind, names in (("articles", ["summarize"]), ("short texts", ["emotion", "topic"])):
+        start = time.perf_counter()
+        MultiTaskBatches({t: tasks[t] for t in names}, tokenizer, 8, *SOURCE_LENGTHS["full"])
+        seconds[kind] = (time.perf_counter() - start) / sum(len(tasks[t]["train"]) + len(tasks[t]["validation"]) for t in names)
+    data = MultiTaskBatches(tasks, tokenizer, TRAIN_PRESETS["full"]["batch_size"], *SOURCE_LENGTHS["full"])
+    return data, MultiTaskT5(T5(T5Config.flan_t5_base())), seconds
+
+
+def leximind_full(data: MultiTaskBatches, model: MultiTaskT5) -> tuple[dict, dict, float]:
+    "Chapter 13: FLOPs and tokens of an average full-mode step (tasks mixed as the full datasets' sizes mix them)."
+    probabilities = task_probabilities(FULL_SIZES)
+    g, per_task = torch.Generator().manual_seed(0), {}
+    for task in probabilities:
+        shapes = []
+        for _ in range(50):  # 50 batches of each task: their padded shapes
+            sources, targets = data.examples[task, "train"]
+            idx = torch.randint(len(sources), (data.batch_size,), generator=g).tolist()
+            b = data.collate(task, [sources[i] for i in idx], [targets[i] for i in idx])
+            shapes.append((b["input_ids"].shape[1], b["labels"].shape[1] if task == "summarize" else 0))
+        s, t = (round(sum(x) / len(x)) for x in zip(*shapes))
+        one = data.collate(task, [torch.zeros(s, dtype=torch.long)], [torch.zeros(t, dtype=torch.long)] if t else [0])
+        per_task[task] = {"source": s, "target": t, "flops": data.batch_size * flops(lambda: model(one).backward())}
+    step_flops = sum(probabilities[t] * per_task[t]["flops"] for t in probabilities)
+    step_tokens = sum(probabilities[t] * data.batch_size * (per_task[t]["source"] + per_task[t]["target"]) for t in probabilities)
+    return per_task, probabilities, step_flops, step_tokens
+
+
+def beam_search_flops(model: MultiTaskT5, articles: int, source: int = 512, beams: int = 4, length: int = 64) -> float:
+    """Chapter 14's summaries, by FLOPs only: per article one encoder pass and the cross-attention keys and values of its
+    source (once, as the KV cache keeps them), then `beams` x `length` decoder tokens, each attending to the source."""
+    c, ids = model.t5.config, torch.zeros(1, source, dtype=torch.long)
+    with torch.no_grad():
+        encode = flops(lambda: model.t5.encode(ids, torch.ones_like(ids)))
+        memory = model.t5.encode(ids[:, :1], torch.ones_like(ids[:, :1]))
+        token = flops(lambda: model.t5.decode(torch.zeros(1, 1, dtype=torch.long), memory, torch.ones(1, 1, dtype=torch.long)))
+    cross_kv = c.n_decoder_layers * 2 * 2 * c.d_model * c.n_heads * c.d_kv * source  # keys and values of the source, once
+    cross_attention = c.n_decoder_layers * 2 * 2 * c.n_heads * c.d_kv * source  # scores and weighted sum, per new token
+    return articles * (encode + cross_kv + beams * length * (token + cross_attention))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=str(SHARED_DATA), help="the offline mirror of the datasets")
+    args = p.parse_args()
+    seed_everything(0)
+    torch.set_grad_enabled(True)
+    rows = [lightbrain_tiny()]
+    data, model, seconds = flan_t5_batches(Path(args.data))
+    per_task, probabilities, step_flops, step_tokens = leximind_full(data, model)
+    main_steps, side_steps = TRAIN_PRESETS["full"]["max_steps"], 6 * 300
+    rows.append({"chapter": "13", "what": f"FLAN-T5-base, {main_steps:,} training steps", "tokens": main_steps * step_tokens, "flops": main_steps * step_flops})
+    rows.append({"chapter": "13", "what": "6 side runs of 300 steps", "tokens": side_steps * step_tokens, "flops": side_steps * step_flops})
+    for n in (1000, 11_490):
+        rows.append({"chapter": "14", "what": f"beam search, {n:,} test articles (FLOPs only: a lower bound)", "tokens": n * (512 + 4 * 64), "flops": beam_search_flops(model, n)})
+    print(hardware())
+    reading = (287_113 + 13_368) * seconds["articles"] + (16_000 + 2_000 + 120_000) * seconds["short texts"]
+    print(f"MultiTaskBatches reads {1 / seconds['articles']:,.0f} articles and {1 / seconds['short texts']:,.0f} short texts a second "
+          f"on this CPU (measured); full mode's training and validation sets would take {reading / 60:.1f} minutes here, before step 1")
+    print(f"assumed T4 throughput: {THROUGHPUT / 1e12:.2f} TFLOP/s (fp16 mixed precision); every time below is an estimate\n")
+    print(table(["task", "batch shape (source, target)", "probability", "GFLOP per step"],
+                [[t, f"8 x ({v['source']}, {v['target']})", round(probabilities[t], 3), round(v["flops"] / 1e9)] for t, v in per_task.items()]))
+    print()
+    print(table(["chapter", "full-mode work", "tokens", "TFLOP", "T4 minutes (estimate)"],
+                [[r["chapter"], r["what"], f"{r['tokens'] / 1e6:,.1f}M", f"{r['flops'] / 1e12:,.0f}", f"{r['flops'] / THROUGHPUT / 60:,.1f}"] for r in rows]))
+
+
+if __name__ == "__main__":
+    main()
