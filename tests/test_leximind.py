@@ -176,3 +176,21 @@ def test_batches_cut_inputs_as_they_read(quick):
     batch = data.collate("summarize", [[5, 6, 7], [8]], [[9], [10, 11]])
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, tokenizer.pad_id, tokenizer.pad_id]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and batch["labels"].tolist() == [[9, -100], [10, 11]]
+
+
+def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
+    "Catches chapters 14-15 retraining a model chapter 13 saved, not training one that is missing, or copying instead of linking."
+    import leximind.multitask as mt
+    monkeypatch.setitem(mt.RUN_DIRS, "quick", str(tmp_path/"runs"/"leximind-quick"))
+    calls = []
+    def fake_train_cli(argv):  # stands in for two minutes of training: writes what train_cli writes last
+        calls.append(argv)
+        best = Path(argv[argv.index("--out") + 1])/"best"; best.mkdir(parents=True)
+        (best/"model.safetensors").write_bytes(b"weights"); (best/"run.json").write_text("{}")
+    monkeypatch.setattr(mt, "train_cli", fake_train_cli)
+    first = mt.trained_checkpoint(tmp_path/"ch14"/"best", quick=True)
+    assert len(calls) == 1 and "--quick" in calls[0] and (first/"run.json").is_file()
+    second = mt.trained_checkpoint(tmp_path/"ch15"/"best", quick=True)
+    assert len(calls) == 1  # found, not retrained
+    saved = tmp_path/"runs"/"leximind-quick"/"best"/"model.safetensors"
+    assert (second/"model.safetensors").stat().st_ino == saved.stat().st_ino  # a hard link, not a copy
