@@ -175,9 +175,10 @@ def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[Sentence
     gets a stand-in, said in the output: FLAN-T5-base's architecture with random weights, a tokenizer trained on the tasks."""
     if Path(base).is_dir(): return SentencePieceTokenizer.from_pretrained(base), T5.from_hf(base)
     if hub_online() or not os.environ.get(CAP_ENV): return SentencePieceTokenizer.from_pretrained(base), T5.from_pretrained(base)
+    tokenizer = _tokenizer_for(tasks, 32_000)  # as many pieces as the texts allow, up to FLAN-T5's 32,000
     print(f"{base}: the hub is unreachable, so this rehearsal uses a stand-in: FLAN-T5-base's shape with random weights, "
-          "and a 32,000-piece tokenizer trained on the tasks' texts")
-    return _tokenizer_for(tasks, 32_000), T5(T5Config.flan_t5_base())
+          f"and a {tokenizer.vocab_size:,}-piece tokenizer trained on the tasks' texts")
+    return tokenizer, T5(T5Config.flan_t5_base(vocab_size=tokenizer.vocab_size))  # it can only write ids the tokenizer has
 
 # %% ../nbs/13_multitask.ipynb #5470446d
 def run_files(tokenizer: SentencePieceTokenizer, quick: bool, sources: dict, config: TrainConfig):
