@@ -41,7 +41,9 @@ def test_bf16_autocast_changes_matmul_dtype():
 
 def test_mode(monkeypatch):
     monkeypatch.delenv("LIGHTBRAIN_MODE", raising=False)
-    assert get_mode() == ("full" if torch.cuda.is_available() else "quick")
+    for cuda, mode in ((True, "full"), (False, "quick")):  # unset: full exactly when a CUDA GPU is there
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        assert get_mode() == mode
     for mode in ("quick", "full", " FULL "):
         monkeypatch.setenv("LIGHTBRAIN_MODE", mode)
         assert get_mode() == mode.strip().lower()
@@ -55,7 +57,10 @@ def test_device(monkeypatch):
     monkeypatch.setenv("LIGHTBRAIN_DEVICE", "gpu")
     with pytest.raises(ValueError, match="not a device"): get_device()
     monkeypatch.delenv("LIGHTBRAIN_DEVICE")
-    assert get_device().type in ("cuda", "mps", "cpu")
+    for cuda, mps, device in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):  # unset: the best one there
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+        assert get_device() == torch.device(device)
 
 
 def test_seed_repeats_all_generators():

@@ -121,8 +121,15 @@ def checkpoint(tmp_path_factory):
 
 def test_generate_text_from_empty_prompt(checkpoint):
     d, tok = checkpoint
-    text = generate_text(GPT.load(d), tok, "", 10, temperature=0, stop_at_eot=False)
-    assert isinstance(text, str) and len(text) > 0
+    model = GPT.load(d).eval()
+    def greedy(start: int) -> list[int]:  # by hand: argmax of the model's logits, one token at a time
+        ids = [start]
+        with torch.no_grad():
+            for _ in range(10): ids.append(int(model(torch.tensor([ids]))[0][0, -1].argmax()))
+        return ids[1:]
+    assert greedy(tok.eot_token) != greedy(0)  # so that starting from the wrong token would show
+    expected = tok.decode([t for t in greedy(tok.eot_token) if t != tok.eot_token])  # generate_text leaves end-of-text out
+    assert generate_text(model, tok, "", 10, temperature=0, stop_at_eot=False) == expected
 
 
 def test_cli(checkpoint):

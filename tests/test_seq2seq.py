@@ -67,5 +67,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="empty"): generate(model, torch.ones(2, 4, dtype=torch.long), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]))
     with pytest.raises(ValueError, match="empty"): generate(model, torch.zeros(1, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="num_beams"): generate(model, torch.ones(1, 4, dtype=torch.long), num_beams=0)
+    seen = []  # what the encoder reads: 16 tokens, not 40 (catches a warning without the cut)
+    model.encoder[0].register_forward_hook(lambda block, args, out: seen.append(args[0].shape[1]))
     with pytest.warns(UserWarning, match="truncated"): out = generate(model, torch.ones(1, 40, dtype=torch.long), max_new_tokens=3)
-    assert out.shape[0] == 1
+    assert out.shape[0] == 1 and seen == [16]

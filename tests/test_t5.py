@@ -11,6 +11,8 @@ from leximind.model import Seq2SeqCache, T5, T5Config, relative_position_bucket
 hf_logging.set_verbosity_error()
 TINY = dict(vocab_size=512, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
 SMALL = dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_heads=6, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+BASE = SMALL | dict(d_model=768, d_ff=2048, num_layers=12, num_heads=12)  # google/flan-t5-base's config.json
+LARGE = SMALL | dict(d_model=1024, d_ff=2816, num_layers=24, num_heads=16)  # google/flan-t5-large's config.json
 
 
 HF_SDPA = T5ForConditionalGeneration._supports_sdpa  # transformers 5 has an SDPA path for T5; transformers 4 only eager
@@ -78,11 +80,12 @@ def test_buckets_match_hf(bidirectional):
 
 
 def test_parameter_counts_match_hf():
-    "Presets have FLAN-T5's shapes: every named weight (the head counted once, whether tied or not; not the stacks' copies of the embedding)."
-    for ours, shape in [(T5Config.flan_t5_small(), SMALL)]:
-        named = T5ForConditionalGeneration(HFT5Config(**shape)).named_parameters(remove_duplicate=False)
-        hf_count = sum(p.numel() for name, p in named if not name.endswith("embed_tokens.weight"))
-        assert sum(p.numel() for p in T5(ours).parameters()) == hf_count
+    "Each preset has its FLAN-T5's shapes: every named weight (the head counted once, whether tied or not; not the stacks' copies of the embedding)."
+    for ours, shape in [(T5Config.flan_t5_small(), SMALL), (T5Config.flan_t5_base(), BASE), (T5Config.flan_t5_large(), LARGE)]:
+        with torch.device("meta"):  # shapes only: no memory for FLAN-T5-large's 783M parameters
+            named = T5ForConditionalGeneration(HFT5Config(**shape)).named_parameters(remove_duplicate=False)
+            hf_count = sum(p.numel() for name, p in named if not name.endswith("embed_tokens.weight"))
+            assert sum(p.numel() for p in T5(ours).parameters()) == hf_count, shape
 
 
 def test_cache_in_chunks_equals_full_decode():
