@@ -23,7 +23,7 @@ from lightbrain.data import load_ag_news, load_emotion
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.train import TrainConfig
 from leximind.model import T5, T5Config
-from leximind.multitask import PREFIXES, SOURCE_LENGTHS, TRAIN_PRESETS, MultiTaskBatches, MultiTaskT5, _tokenizer_for, task_probabilities
+from leximind.multitask import SOURCE_LENGTHS, TRAIN_PRESETS, MultiTaskBatches, MultiTaskT5, _tokenizer_for, task_probabilities
 from datasets import Dataset, DatasetDict
 
 sys.path.append(str(HERE))  # then this folder's shared helpers
@@ -53,28 +53,28 @@ def lightbrain_tiny() -> dict:
             "flops": config.max_steps * sequences * per_sequence + evals * eval_sequence}
 
 
-def flan_t5_batches(data_dir: Path) -> tuple[MultiTaskBatches, MultiTaskT5]:
-    "Full mode's batches (512/128 tokens, batch 8) from the real data in the offline mirror, and FLAN-T5-base's shape."
+def flan_t5_batches(data_dir: Path) -> tuple[dict, MultiTaskT5, dict]:
+    "Each task's full-mode batches (512/128 tokens, batch 8) from the real data in the mirror, FLAN-T5-base's shape, reading times."
     rows = [json.loads(l) for l in (data_dir/"cnndm_xsum_frank"/"frank_articles_references.jsonl").open(encoding="utf-8")]
     cnn = Dataset.from_list([{"article": r["article"], "highlights": r["reference"]} for r in rows if r["dataset"] == "cnndm"])
     tasks = {"summarize": DatasetDict(train=cnn, validation=cnn.select(range(8))),
              "emotion": load_emotion(str(data_dir/"emotion")), "topic": load_ag_news(str(data_dir/"ag_news"/"test.csv"))}
     tokenizer = _tokenizer_for(tasks, 32_000)  # FLAN-T5's own 32,000-piece tokenizer is on the hub: one trained here instead
-    seconds = {}  # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
+    seconds, batches = {}, {}  # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
     for kind, names in (("articles", ["summarize"]), ("short texts", ["emotion", "topic"])):
         start = time.perf_counter()
-        MultiTaskBatches({t: tasks[t] for t in names}, tokenizer, 8, *SOURCE_LENGTHS["full"])
+        data = MultiTaskBatches({t: tasks[t] for t in names}, tokenizer, TRAIN_PRESETS["full"]["batch_size"], *SOURCE_LENGTHS["full"])
         seconds[kind] = (time.perf_counter() - start) / sum(len(tasks[t]["train"]) + len(tasks[t]["validation"]) for t in names)
-    data = MultiTaskBatches(tasks, tokenizer, TRAIN_PRESETS["full"]["batch_size"], *SOURCE_LENGTHS["full"])
-    return data, MultiTaskT5(T5(T5Config.flan_t5_base())), seconds
+        batches |= {t: data for t in names}
+    return batches, MultiTaskT5(T5(T5Config.flan_t5_base())), seconds
 
 
-def leximind_full(data: MultiTaskBatches, model: MultiTaskT5) -> tuple[dict, dict, float]:
+def leximind_full(batches: dict, model: MultiTaskT5) -> tuple[dict, dict, float, float]:
     "Chapter 13: FLOPs and tokens of an average full-mode step (tasks mixed as the full datasets' sizes mix them)."
     probabilities = task_probabilities(FULL_SIZES)
     g, per_task = torch.Generator().manual_seed(0), {}
     for task in probabilities:
-        shapes = []
+        data, shapes = batches[task], []
         for _ in range(50):  # 50 batches of each task: their padded shapes
             sources, targets = data.examples[task, "train"]
             idx = torch.randint(len(sources), (data.batch_size,), generator=g).tolist()
@@ -84,7 +84,7 @@ def leximind_full(data: MultiTaskBatches, model: MultiTaskT5) -> tuple[dict, dic
         one = data.collate(task, [torch.zeros(s, dtype=torch.long)], [torch.zeros(t, dtype=torch.long)] if t else [0])
         per_task[task] = {"source": s, "target": t, "flops": data.batch_size * flops(lambda: model(one).backward())}
     step_flops = sum(probabilities[t] * per_task[t]["flops"] for t in probabilities)
-    step_tokens = sum(probabilities[t] * data.batch_size * (per_task[t]["source"] + per_task[t]["target"]) for t in probabilities)
+    step_tokens = sum(probabilities[t] * batches[t].batch_size * (per_task[t]["source"] + per_task[t]["target"]) for t in probabilities)
     return per_task, probabilities, step_flops, step_tokens
 
 
@@ -106,10 +106,9 @@ def main():
     p.add_argument("--data", default=str(SHARED_DATA), help="the offline mirror of the datasets")
     args = p.parse_args()
     seed_everything(0)
-    torch.set_grad_enabled(True)
     rows = [lightbrain_tiny()]
-    data, model, seconds = flan_t5_batches(Path(args.data))
-    per_task, probabilities, step_flops, step_tokens = leximind_full(data, model)
+    batches, model, seconds = flan_t5_batches(Path(args.data))
+    per_task, probabilities, step_flops, step_tokens = leximind_full(batches, model)
     main_steps, side_steps = TRAIN_PRESETS["full"]["max_steps"], 6 * 300
     rows.append({"chapter": "13", "what": f"FLAN-T5-base, {main_steps:,} training steps", "tokens": main_steps * step_tokens, "flops": main_steps * step_flops})
     rows.append({"chapter": "13", "what": "6 side runs of 300 steps", "tokens": side_steps * step_tokens, "flops": side_steps * step_flops})

@@ -20,7 +20,7 @@ from filelock import FileLock
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from lightbrain.core import CAP_ENV, get_device, get_mode, hub_online, rehearsal_cap, seed_everything
+from lightbrain.core import get_device, get_mode, hub_online, rehearsal_cap, rehearsing, seed_everything
 from lightbrain.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from lightbrain.model import load_weights, read_config, save_model
 from lightbrain.train import TrainConfig, field_overrides, read_yaml_config, split_fields, train
@@ -107,17 +107,17 @@ class MultiTaskBatches:
                  device="cpu"):
         self.tokenizer, self.batch_size, self.device = tokenizer, batch_size, torch.device(device)
         self.weights = {t: 1.0 for t in tasks} | (weights or {})
-        self.examples, cut = {}, 0
+        self.examples, long = {}, 0
         for task, dsd in tasks.items():
             for split, ds in (("train", dsd["train"]), ("val", dsd["validation"])):
                 sources, targets = [], []
                 for row in ds:  # one example at a time: only its cut tokens are kept (4 bytes each)
                     ids = tokenizer.encode(PREFIXES[task] + (row["article"] if task == "summarize" else row["text"]))
-                    cut += len(ids) > max_source
+                    long += len(ids) > max_source
                     sources.append(self.cut(ids, max_source))
                     targets.append(self.cut(tokenizer.encode(row["highlights"]), max_target) if task == "summarize" else row["label"])
                 self.examples[task, split] = (sources, targets)
-        if cut: print(f"note: {cut:,} inputs were longer than {max_source} tokens; the model reads their first {max_source}")
+        if long: print(f"note: {long:,} inputs were longer than {max_source} tokens; the model reads their first {max_source}")
         self.probabilities = task_probabilities({t: len(self.examples[t, "train"][0]) for t in tasks}, temperature)
 
     def cut(self, ids: list[int], limit: int) -> torch.Tensor:
@@ -174,7 +174,7 @@ def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[Sentence
     """Full mode: FLAN-T5's tokenizer and weights, from a local folder or the hub. A rehearsal (chapter 00) without the hub
     gets a stand-in, said in the output: FLAN-T5-base's architecture with random weights, a tokenizer trained on the tasks."""
     if Path(base).is_dir(): return SentencePieceTokenizer.from_pretrained(base), T5.from_hf(base)
-    if hub_online() or not os.environ.get(CAP_ENV): return SentencePieceTokenizer.from_pretrained(base), T5.from_pretrained(base)
+    if hub_online() or not rehearsing(): return SentencePieceTokenizer.from_pretrained(base), T5.from_pretrained(base)
     tokenizer = _tokenizer_for(tasks, 32_000)  # as many pieces as the texts allow, up to FLAN-T5's 32,000
     print(f"{base}: the hub is unreachable, so this rehearsal uses a stand-in: FLAN-T5-base's shape with random weights, "
           f"and a {tokenizer.vocab_size:,}-piece tokenizer trained on the tasks' texts")

@@ -6,7 +6,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'CAP_ENV', 'HUB_HOST', 'get_device', 'DtypePolicy', 'dtype_policy', 'seed_everything',
-           'get_mode', 'rehearsal_cap', 'hub_online', 'write_atomic', 'env_report']
+           'get_mode', 'rehearsing', 'rehearsal_cap', 'hub_online', 'write_atomic', 'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import importlib.metadata, os, platform, random, socket, tempfile
@@ -83,10 +83,14 @@ def get_mode() -> str:
 
 CAP_ENV = "LIGHTBRAIN_REHEARSAL_STEPS"  # set by tools/rehearse.py: full mode's real sizes, for only this many steps
 
+def rehearsing() -> bool:
+    "Whether this is a rehearsal of full mode: `$LIGHTBRAIN_REHEARSAL_STEPS` is set (`rehearsal_cap` checks its value)."
+    return bool(os.environ.get(CAP_ENV, "").strip())
+
 def rehearsal_cap(n: int) -> int:
     "`n`, or at most `$LIGHTBRAIN_REHEARSAL_STEPS` when that is set (a rehearsal of full mode on a CPU caps steps, batches and examples)."
-    cap = os.environ.get(CAP_ENV, "").strip()
-    if not cap: return n
+    if not rehearsing(): return n
+    cap = os.environ[CAP_ENV].strip()
     if not cap.isdigit() or int(cap) < 1: raise ValueError(f"{CAP_ENV}={cap!r} is not a positive whole number: set it to one, or unset it.")
     return min(n, int(cap))
 
