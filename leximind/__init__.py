@@ -1,1 +1,1 @@
-__version__ = "0.1.0"
+from lightbrain import __version__  # one version for both packages, kept in lightbrain/__init__.py  # noqa: F401

@@ -1,5 +1,6 @@
 "The course's structure: notebooks, exports, Colab, the site and the docs index."
-import json, re, shutil, subprocess, sys, tomllib
+import json, os, re, shutil, subprocess, sys, tomllib
+from pathlib import Path
 from importlib.metadata import entry_points
 
 import pytest, yaml
@@ -97,9 +98,7 @@ def test_prerender_builds_every_page():
 
 def test_export_check_catches_an_unexported_edit(tmp_path):
     "Changing an exported cell without re-exporting makes the export check (step 1 of the test command) fail."
-    for item in ("pyproject.toml", "README.md", "nbs", "tools", *PACKAGES): 
-        src = ROOT/item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path/item)
+    _copy_repo(tmp_path)
     check = [sys.executable, "tools/export.py", "--check"]
     assert subprocess.run(check, cwd=tmp_path, capture_output=True).returncode == 0
     nb = tmp_path/"nbs"/"00_core.ipynb"
@@ -108,6 +107,44 @@ def test_export_check_catches_an_unexported_edit(tmp_path):
     nb.write_text(text.replace("if torch.backends.mps.is_available()", "if False and torch.backends.mps.is_available()"))
     res = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 1 and "lightbrain/core.py" in res.stdout, res.stdout + res.stderr
+
+
+def _copy_repo(dest):
+    for item in ("pyproject.toml", "README.md", "nbs", "tools", *PACKAGES):
+        src = ROOT/item
+        if src.is_dir(): shutil.copytree(src, dest/item, ignore=shutil.ignore_patterns("runs", "data", "__pycache__"))
+        else: shutil.copy(src, dest/item)
+
+
+def _package_files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for pkg in PACKAGES for p in (root/pkg).rglob("*.py")}
+
+
+def test_failed_export_changes_nothing(tmp_path):
+    "A notebook that cannot be exported leaves both packages as they were (the old export deleted them first)."
+    _copy_repo(tmp_path)
+    before = _package_files(tmp_path)
+    (tmp_path/"nbs"/"05_gpt.ipynb").write_text("{ not a notebook")
+    res = subprocess.run([sys.executable, "tools/export.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert _package_files(tmp_path) == before
+    assert not list(tmp_path.glob(".export-*")), "the temporary tree was left behind"
+
+
+def test_stock_nbdev_export_refuses(tmp_path):
+    "Stock nbdev-export would write stray copies under lightbrain/lightbrain/; the export_procs guard stops it first."
+    _copy_repo(tmp_path)
+    before = _package_files(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}  # nbdev-export does nothing at all under IN_TEST
+    res = subprocess.run([str(Path(sys.executable).parent/"nbdev-export")], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert res.returncode == 1 and "python tools/export.py" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert _package_files(tmp_path) == before
+
+
+def test_one_version_for_both_packages():
+    import leximind, lightbrain
+    assert leximind.__version__ == lightbrain.__version__
+    assert "__version__ =" not in (ROOT/"leximind"/"__init__.py").read_text()  # imported, not a second copy
 
 
 def test_nbval_compares_checked_outputs(tmp_path):
