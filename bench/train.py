@@ -22,7 +22,8 @@ from lightbrain.core import get_device
 from lightbrain.data import get_batch, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig, param_count
 from lightbrain.tokenizer import BPETokenizer, load_tokenizer
-from lightbrain.train import TrainConfig, lm_loss, precision, train
+from lightbrain.lm import lm_loss
+from lightbrain.train import TrainConfig, precision, train
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048) -> float:

@@ -6,10 +6,10 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/evaluation.html.
 
 # %% auto #0
 __all__ = ['summarize', 'classify', 'rouge', 'classification_metrics', 'plot_confusion', 'evaluate', 'lead', 'tfidf_classifier',
-           'baselines', 'evaluate_cli']
+           'baselines', 'checkpoint_report']
 
 # %% ../nbs/14_evaluation.ipynb #3d08205c
-import argparse, json, re, warnings
+import json, re, warnings
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 from sklearn.pipeline import make_pipeline
 
-from lightbrain.core import get_device, rehearsal_cap, write_atomic
+from lightbrain.core import evaluating, get_device, model_device, rehearsal_cap
 from leximind.generate import generate
 from leximind.multitask import PREFIXES, MultiTaskT5, load_tasks
 from leximind.tokenizer import SentencePieceTokenizer
@@ -138,32 +138,14 @@ def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dic
     return out
 
 # %% ../nbs/14_evaluation.ipynb #aad09913
-def evaluate_cli(argv: list[str] | None = None):
-    "Command line: evaluate a LexiMind checkpoint on the test splits and write a JSON report."
-    p = argparse.ArgumentParser(prog="leximind-evaluate", description="Evaluate LexiMind on the test splits.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint folder (e.g. runs/leximind/best)")
-    p.add_argument("--json", help="write the full report to this file")
-    p.add_argument("--limit", type=int, help="at most this many test examples per task")
-    p.add_argument("--num-beams", type=int, default=4)
-    p.add_argument("--baselines", action="store_true", help="also score lead-3, majority class and TF-IDF + logistic regression")
-    p.add_argument("--emotion"); p.add_argument("--ag-news"); p.add_argument("--cnn-dailymail")
-    args = p.parse_args(argv)
-    try:
-        ckpt = Path(args.checkpoint)
-        model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.from_pretrained(ckpt)
-        run = json.loads((ckpt/"run.json").read_text()) if (ckpt/"run.json").is_file() else {"quick": False, "sources": {}}
-        sources = run["sources"] | {k: v for k, v in {"emotion": args.emotion, "ag_news": args.ag_news, "cnn_dailymail": args.cnn_dailymail}.items() if v}
-        tasks = load_tasks(**sources, builtin=run["quick"])
-        report = {"checkpoint": str(ckpt), "sources": sources} | evaluate(model, tokenizer, tasks, limit=args.limit, num_beams=args.num_beams)
-        if args.baselines: report["baselines"] = baselines(tasks, limit=args.limit)
-    except (OSError, ValueError, KeyError, RuntimeError, ConnectionError) as e:
-        raise SystemExit(f"leximind-evaluate: error: {e}")
-    if args.json: write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
-    s = report["summarize"]
-    print(f"summarize ({s['n']}): ROUGE-1 {s['rouge1']:.2f}, ROUGE-2 {s['rouge2']:.2f}, ROUGE-L {s['rougeL']:.2f}, ROUGE-Lsum {s['rougeLsum']:.2f}")
-    for task in ("emotion", "topic"): print(f"{task} ({report[task]['n']}): accuracy {report[task]['accuracy']:.4f}, macro-F1 {report[task]['macro_f1']:.4f}")
-    for task, scores in report.get("baselines", {}).items():
-        for name, m in scores.items():
-            print(f"  baseline {task}, {name}: " + (f"ROUGE-1 {m['rouge1']:.2f}, ROUGE-2 {m['rouge2']:.2f}, ROUGE-L {m['rougeL']:.2f}"
-                                                    if task == "summarize" else f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"))
-    if args.json: print(f"report written to {args.json}")
+def checkpoint_report(checkpoint: str | Path, limit: int | None = None, num_beams: int = 4, with_baselines: bool = False,
+                      **sources) -> dict:
+    "The test report of a checkpoint folder, on the data in its run.json unless `sources` (e.g. `emotion=path`) say otherwise."
+    ckpt = Path(checkpoint)
+    model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.from_pretrained(ckpt)
+    run = json.loads((ckpt/"run.json").read_text()) if (ckpt/"run.json").is_file() else {"quick": False, "sources": {}}
+    sources = run["sources"] | {k: v for k, v in sources.items() if v}
+    tasks = load_tasks(**sources, builtin=run["quick"])
+    report = {"checkpoint": str(ckpt), "sources": sources} | evaluate(model, tokenizer, tasks, limit=limit, num_beams=num_beams)
+    if with_baselines: report["baselines"] = baselines(tasks, limit=limit)
+    return report

@@ -13,6 +13,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from lightbrain.core import evaluating
 from leximind.model import T5, Seq2SeqCache
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #ad8e24a6
@@ -108,7 +109,6 @@ def _beam_search(model, encoder_out, attention_mask, max_new_tokens, min_new_tok
     return finished[:, 0, :int(finished_len[:, 0].max())]
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #b1b2caf4
-@torch.no_grad()
 def generate(
     model: T5,
     input_ids: torch.Tensor,  # (B, S) encoder input
@@ -124,12 +124,9 @@ def generate(
     "Output ids (B, 1 + new tokens), starting with the decoder's start token: greedy if `num_beams == 1`, else beam search."
     if max_new_tokens < 1 or min_new_tokens < 0 or num_beams < 1 or no_repeat_ngram_size < 0:
         raise ValueError("need max_new_tokens >= 1, min_new_tokens >= 0, num_beams >= 1 and no_repeat_ngram_size >= 0")
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         input_ids, attention_mask = _prepare(model, input_ids, attention_mask)
         encoder_out = model.encode(input_ids, attention_mask)  # once
         if num_beams == 1: return _greedy(model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size, use_cache)
         return _beam_search(model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size,
                             num_beams, length_penalty, early_stopping, use_cache)
-    finally: model.train(was_training)

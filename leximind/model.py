@@ -10,7 +10,7 @@ __all__ = ['T5Config', 'relative_position_bucket', 'RelativePositionBias', 'Feed
 
 # %% ../nbs/11_encoder_decoder.ipynb #a183e068
 import json, math, re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from torch import nn
 
 from lightbrain.attention import MultiHeadAttention
 from lightbrain.core import hub_online
-from lightbrain.model import load_weights, read_config, save_model
+from lightbrain.checkpoint import load_model, save_model
 from lightbrain.norm import RMSNorm
 
 # %% ../nbs/11_encoder_decoder.ipynb #09806121
@@ -165,6 +165,7 @@ def shift_right(labels: torch.Tensor, start_id: int = 0) -> torch.Tensor:
 
 class T5(nn.Module):
     "A T5 encoder-decoder: shared embedding, encoder and decoder stacks with relative position bias, and an LM head."
+    model_type, config_class = "leximind-t5", T5Config  # for chapter 05's save_model and load_model
     def __init__(self, config: T5Config):
         super().__init__()
         self.config = config
@@ -309,14 +310,4 @@ def _t5_from_pretrained(cls, name: str = "google/flan-t5-base") -> T5:
 T5.from_hf, T5.from_pretrained = classmethod(_t5_from_hf), classmethod(_t5_from_pretrained)
 
 # %% ../nbs/11_encoder_decoder.ipynb #f84a3851
-def _t5_save_pretrained(self: T5, path: str | Path) -> Path:
-    "Save to a folder: config.json and model.safetensors."
-    return save_model(self, asdict(self.config), path, "leximind-t5")
-
-def _t5_load(cls, path: str | Path) -> T5:
-    "Load a folder written by `save_pretrained`."
-    config = read_config(path, "leximind-t5")
-    if unknown := set(config) - {f.name for f in fields(T5Config)}: raise ValueError(f"{path}/config.json has unknown fields {sorted(unknown)}")
-    return load_weights(cls(T5Config(**config)), path).eval()
-
-T5.save_pretrained, T5.load = _t5_save_pretrained, classmethod(_t5_load)
+T5.save_pretrained, T5.load = save_model, classmethod(load_model)

@@ -7,10 +7,10 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/multitask.html.m
 # %% auto #0
 __all__ = ['TASKS', 'PREFIXES', 'TRAIN_PRESETS', 'SOURCE_LENGTHS', 'RUN_DIRS', 'load_tasks', 'pool', 'ClassifierHead',
            'MultiTaskT5', 'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'quick_setup',
-           'full_setup', 'run_files', 'task_metrics', 'train_cli', 'trained_checkpoint']
+           'full_setup', 'run_files', 'task_metrics', 'train_leximind', 'trained_checkpoint']
 
 # %% ../nbs/13_multitask.ipynb #4f3fd2fb
-import argparse, json, os, shutil
+import json, os, shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,10 +20,10 @@ from filelock import FileLock
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from lightbrain.core import get_device, get_mode, hub_online, rehearsal_cap, rehearsing, seed_everything
+from lightbrain.checkpoint import build_config, check_fields, load_weights, read_config, save_model
+from lightbrain.core import evaluating, get_device, get_mode, hub_online, rehearsal_cap, rehearsing, seed_everything
 from lightbrain.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
-from lightbrain.model import load_weights, read_config, save_model
-from lightbrain.train import TrainConfig, field_overrides, read_yaml_config, split_fields, train
+from lightbrain.train import TrainConfig, train
 from leximind.model import T5, T5Config
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
@@ -56,6 +56,7 @@ class ClassifierHead(nn.Module):
 # %% ../nbs/13_multitask.ipynb #88c53db2
 class MultiTaskT5(nn.Module):
     "A T5 for three tasks: summaries through its LM head, emotion and topic through heads on its encoder output."
+    model_type = "leximind-multitask"  # for chapter 05's save_model and read_config
     has_unused_parameters = True  # a batch of one task gives the other heads (and, for labels, the decoder) no gradient
     def __init__(self, t5: T5, pooling: str = "mean", head_dropout: float = 0.1,
                  emotion_labels: list[str] = EMOTION_LABELS, topic_labels: list[str] = AG_NEWS_LABELS):
@@ -75,16 +76,20 @@ class MultiTaskT5(nn.Module):
         if task == "summarize": return self.t5(ids, attention_mask=mask, labels=labels)[1]
         return F.cross_entropy(self.classify(task, ids, mask).float(), labels)
 
-    def save_pretrained(self, path: str | Path) -> Path:
-        "Save to a folder: config.json (the T5's config and the heads') and model.safetensors."
-        extra = {"pooling": self.pooling, "head_dropout": self.head_dropout, "emotion_labels": self.labels["emotion"], "topic_labels": self.labels["topic"]}
-        return save_model(self, {"t5": asdict(self.t5.config), **extra}, path, "leximind-multitask")
+    @property
+    def config(self) -> dict:
+        "What `save_model` writes to config.json: the T5's config and the heads' settings."
+        return {"t5": asdict(self.t5.config), "pooling": self.pooling, "head_dropout": self.head_dropout,
+                "emotion_labels": self.labels["emotion"], "topic_labels": self.labels["topic"]}
+
+    save_pretrained = save_model  # config.json and model.safetensors (chapter 05)
 
     @classmethod
     def load(cls, path: str | Path) -> "MultiTaskT5":
         "Load a folder written by `save_pretrained`."
-        config = read_config(path, "leximind-multitask")
-        t5 = T5(T5Config(**config.pop("t5")))
+        config, source = read_config(path, cls.model_type), Path(path)/"config.json"
+        t5 = T5(build_config(T5Config, config.pop("t5"), source))
+        check_fields(config, ("pooling", "head_dropout", "emotion_labels", "topic_labels"), source)
         return load_weights(cls(t5, **config), path).eval()
 
 # %% ../nbs/13_multitask.ipynb #0e7b2d5d
@@ -189,68 +194,48 @@ def run_files(tokenizer: SentencePieceTokenizer, quick: bool, sources: dict, con
     return on_save
 
 # %% ../nbs/13_multitask.ipynb #1093285d
-@torch.no_grad()
 def task_metrics(model: MultiTaskT5, data: MultiTaskBatches, split: str = "val", limit: int = 200, batch_size: int = 32) -> dict:
     "Per task, on the first `limit` examples of `split`: the summary loss per target token and each classifier's accuracy."
-    was_training = model.training
-    model.eval()
     out = {}
-    for task in data.probabilities:
-        sources, targets = (x[:rehearsal_cap(limit)] for x in data.examples[task, split])
-        total, count = 0.0, 0
-        for i in range(0, len(sources), batch_size):
-            b = data.collate(task, sources[i:i + batch_size], targets[i:i + batch_size])
-            if task == "summarize":
-                n = int((b["labels"] != -100).sum()); total += model(b).item() * n; count += n
-            else:
-                total += (model.classify(task, b["input_ids"], b["attention_mask"]).argmax(-1) == b["labels"]).sum().item(); count += len(targets[i:i + batch_size])
-        out["summary_loss" if task == "summarize" else f"{task}_accuracy"] = total / count
-    model.train(was_training)
+    with evaluating(model):
+        for task in data.probabilities:
+            sources, targets = (x[:rehearsal_cap(limit)] for x in data.examples[task, split])
+            total, count = 0.0, 0
+            for i in range(0, len(sources), batch_size):
+                b = data.collate(task, sources[i:i + batch_size], targets[i:i + batch_size])
+                if task == "summarize":
+                    n = int((b["labels"] != -100).sum())
+                    total, count = total + model(b).item() * n, count + n
+                else:
+                    right = (model.classify(task, b["input_ids"], b["attention_mask"]).argmax(-1) == b["labels"]).sum().item()
+                    total, count = total + right, count + len(b["labels"])
+            out["summary_loss" if task == "summarize" else f"{task}_accuracy"] = total / count
     return out
 
 # %% ../nbs/13_multitask.ipynb #45c8741b
-def train_cli(argv: list[str] | None = None):
-    "Command line: train LexiMind on summarization, emotion and topic (see --help)."
-    p = argparse.ArgumentParser(prog="leximind-train", description="Train LexiMind. Any TrainConfig field can be set with --FIELD VALUE.")
-    p.add_argument("--config", help="a YAML file of TrainConfig fields (and pooling, temperature, max_source, max_target)")
-    p.add_argument("--quick", action="store_true", help="the quick setup (the default without a CUDA GPU): the course's real slices, a tiny T5")
-    p.add_argument("--out", help=f"output folder (default: {RUN_DIRS['quick']} or {RUN_DIRS['full']})")
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    p.add_argument("--emotion", help="local emotion data (default: the hub, or the course's slice in quick mode)")
-    p.add_argument("--ag-news", help="local AG News data (hub-format files, or the original CSV; one file is split three ways)")
-    p.add_argument("--cnn-dailymail", help="local CNN/DailyMail data (JSON lines with article and highlights)")
-    p.add_argument("--base", default="google/flan-t5-base", help="full mode: the FLAN-T5 to start from (hub id or local folder)")
-    args, rest = p.parse_known_args(argv)
-    overrides = field_overrides(rest, p)
-    try:
-        quick = args.quick or get_mode() == "quick"
-        values = read_yaml_config(args.config) | overrides | ({"max_steps": args.max_steps} if args.max_steps else {})
-        extra = {k: values.pop(k) for k in ("pooling", "temperature", "max_source", "max_target") if k in values}
-        _, train_values = split_fields(values, TrainConfig)
-        mode = "quick" if quick else "full"
-        out = Path(args.out or RUN_DIRS[mode])
-        sources = {"emotion": args.emotion, "ag_news": args.ag_news, "cnn_dailymail": args.cnn_dailymail}
-        tasks = load_tasks(**sources, builtin=quick)
-        seed_everything(train_values.get("seed", 0))  # the model's initialisation, for a repeatable run
-        if quick:
-            tokenizer, backbone_config = quick_setup(tasks)
-            backbone = T5(backbone_config)
-        else: tokenizer, backbone = full_setup(tasks, args.base)
-        config = TrainConfig(**{**TRAIN_PRESETS[mode], "ckpt_dir": str(out), **train_values})
-        device = get_device()
-        max_source, max_target = SOURCE_LENGTHS[mode]
-        data = MultiTaskBatches(tasks, tokenizer, config.batch_size, extra.get("max_source", max_source),
-                                extra.get("max_target", max_target), extra.get("temperature", 2.0), device=device)
-        model = MultiTaskT5(backbone, pooling=extra.get("pooling", "mean"))
-        print(f"training {sum(p.numel() for p in model.parameters()):,} parameters on {device}; task probabilities "
-              + ", ".join(f"{t} {p:.2f}" for t, p in data.probabilities.items()))
-        train(model, data, multitask_loss, config, device, args.resume, run_files(tokenizer, quick, sources, config), count_tokens)
-        best = MultiTaskT5.load(out/"best").to(device)
-        metrics = task_metrics(best, data)
-    except (OSError, ValueError, RuntimeError, ConnectionError) as e:
-        raise SystemExit(f"leximind-train: error: {e}")
-    print(f"checkpoints in {out}/best and {out}/last; validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+def train_leximind(out: str | Path, quick: bool, config_values: dict | None = None, sources: dict | None = None,
+                   base: str = "google/flan-t5-base", resume: bool = False, pooling: str = "mean", temperature: float = 2.0,
+                   max_source: int | None = None, max_target: int | None = None) -> dict:
+    """Train LexiMind with this chapter's settings for the mode (`TrainConfig` fields in `config_values` override them) and
+    checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the best checkpoint's
+    validation metrics (`task_metrics`)."""
+    mode, values, sources = "quick" if quick else "full", config_values or {}, sources or {}
+    tasks = load_tasks(**sources, builtin=quick)
+    seed_everything(values.get("seed", 0))  # the model's initialisation, for a repeatable run
+    if quick:
+        tokenizer, backbone_config = quick_setup(tasks)
+        backbone = T5(backbone_config)
+    else: tokenizer, backbone = full_setup(tasks, base)
+    config = TrainConfig(**{**TRAIN_PRESETS[mode], "ckpt_dir": str(out), **values})
+    device = get_device()
+    source_length, target_length = SOURCE_LENGTHS[mode]
+    data = MultiTaskBatches(tasks, tokenizer, config.batch_size, max_source or source_length, max_target or target_length,
+                            temperature, device=device)
+    model = MultiTaskT5(backbone, pooling=pooling)
+    print(f"training {sum(p.numel() for p in model.parameters()):,} parameters on {device}; task probabilities "
+          + ", ".join(f"{t} {p:.2f}" for t, p in data.probabilities.items()))
+    train(model, data, multitask_loss, config, device, resume, run_files(tokenizer, quick, sources, config), count_tokens)
+    return task_metrics(MultiTaskT5.load(Path(out)/"best").to(device), data)
 
 # %% ../nbs/13_multitask.ipynb #bfe0f1af
 def _link(source: str, target: str):
@@ -259,11 +244,11 @@ def _link(source: str, target: str):
     except OSError: shutil.copy2(source, target)
 
 def trained_checkpoint(folder: str | Path, quick: bool) -> Path:
-    "This chapter's model (`RUN_DIRS`' best checkpoint), trained by `train_cli` only if it is missing, linked into `folder`."
+    "This chapter's model (`RUN_DIRS`' best checkpoint), trained by `train_leximind` only if it is missing, linked into `folder`."
     run_dir = Path(RUN_DIRS["quick" if quick else "full"])
     with FileLock(f"{run_dir}.lock"):
         if not (run_dir/"best"/"run.json").is_file():
-            train_cli(["--out", str(run_dir), "--tensorboard", "false", "--progress", "false"] + (["--quick"] if quick else []))
+            train_leximind(run_dir, quick, {"tensorboard": False, "progress": False})
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(run_dir/"best", folder, copy_function=_link)
     print(f"{folder}: the model of {run_dir}/best")

@@ -8,10 +8,10 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/data.html.md"""
 __all__ = ['HUB_IDS', 'COURSE_DATA', 'DATA_ENV', 'SPLITS', 'EMOTION_LABELS', 'AG_NEWS_LABELS', 'local_copy', 'course_data',
            'split_by_text', 'standard_splits', 'load_pubmedqa', 'pubmedqa_text', 'pubmedqa_corpus', 'load_emotion',
            'load_ag_news', 'load_cnn_dailymail', 'load_text_files', 'tokenizer_info', 'text_column', 'prepare',
-           'load_meta', 'load_tokens', 'get_batch', 'iter_batches', 'prepare_cli']
+           'load_meta', 'load_tokens', 'get_batch', 'iter_batches']
 
 # %% ../nbs/02_data.ipynb #88f38140
-import argparse, csv, gzip, hashlib, json, os
+import csv, gzip, hashlib, json, os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -383,27 +383,3 @@ def iter_batches(data: np.ndarray, batch_size: int, block_size: int, device: str
     "Consecutive, non-overlapping windows covering `data` once (for evaluation), `batch_size` at a time."
     starts = list(range(0, len(data) - block_size, block_size))
     for k in range(0, len(starts), batch_size): yield _windows(data, starts[k:k + batch_size], block_size, device)
-
-# %% ../nbs/02_data.ipynb #8e058189
-def prepare_cli(argv: list[str] | None = None):
-    "Command line: tokenize a dataset into train.bin, val.bin and meta.json."
-    p = argparse.ArgumentParser(prog="lightbrain-prepare", description="Tokenize a dataset into train.bin / val.bin / meta.json.")
-    p.add_argument("--dataset", choices=["pubmedqa", "text"], default="pubmedqa")
-    p.add_argument("--source", help="pubmedqa: a hub id, a local file or folder, or 'builtin' (the course's slice; default: the hub); text: files or a folder of .txt")
-    p.add_argument("--config", default="pqa_labeled", help="PubMedQA config on the hub (pqa_labeled, pqa_unlabeled, pqa_artificial)")
-    p.add_argument("--tokenizer", default="gpt2", help="'gpt2' or a tokenizer file saved by BPETokenizer.save")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--val-fraction", type=float, default=0.05, help="share of documents held out for validation")
-    args = p.parse_args(argv)
-    try:
-        tokenizer = load_tokenizer(args.tokenizer)
-        if args.dataset == "pubmedqa":
-            dataset, text_fn = load_pubmedqa(args.source, args.config), pubmedqa_text
-        else:
-            if not args.source: p.error("--dataset text needs --source FILES_OR_FOLDER")
-            dataset, text_fn = load_text_files(args.source), text_column
-        meta = prepare(dataset, tokenizer, args.out, text_fn, args.val_fraction, source=args.source or HUB_IDS["pubmedqa"])
-    except (OSError, ValueError, RuntimeError) as e:
-        raise SystemExit(f"lightbrain-prepare: error: {e}")
-    counts = ", ".join(f"{s}: {v['tokens']:,} tokens in {v['documents']:,} documents" for s, v in meta["splits"].items())
-    print(f"wrote {args.out}: {counts} ({meta['dtype']}, {meta['tokenizer']['name']})")

@@ -6,14 +6,14 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/generation.html.
 
 # %% auto #0
 __all__ = ['apply_repetition_penalty', 'filter_logits', 'next_token', 'stream', 'generate', 'generate_text', 'stream_text',
-           'playground', 'generate_cli']
+           'playground']
 
 # %% ../nbs/07_generation.ipynb #119e7451
-import argparse
 from collections.abc import Iterator
 
 import torch
 
+from lightbrain.core import evaluating, model_device
 from lightbrain.model import GPT, KVCache
 
 # %% ../nbs/07_generation.ipynb #a27b5336
@@ -70,23 +70,19 @@ def stream(
     stops = torch.tensor(stop_tokens or [], device=idx.device)
     done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     cache, fed = (KVCache() if use_cache else None), 0  # fed: how many tokens of idx the cache holds
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for _ in range(max_new_tokens):
-                if idx.shape[1] > block or not use_cache: cache, fed = None, 0  # crop: positions shift, recompute
-                window = idx[:, -block:] if cache is None else idx[:, fed:]
-                logits = model(window, cache=cache, last_only=True)[0][:, -1].float()
-                fed = idx.shape[1]
-                logits = apply_repetition_penalty(logits, idx, repetition_penalty)
-                token = next_token(logits, temperature, top_k, top_p, generator)
-                token = torch.where(done, idx[:, -1], token)  # stopped rows repeat their stop token
-                done |= torch.isin(token, stops)
-                idx = torch.cat([idx, token[:, None]], dim=1)
-                yield token
-                if done.all(): break
-    finally: model.train(was_training)
+    with evaluating(model):
+        for _ in range(max_new_tokens):
+            if idx.shape[1] > block or not use_cache: cache, fed = None, 0  # crop: positions shift, recompute
+            window = idx[:, -block:] if cache is None else idx[:, fed:]
+            logits = model(window, cache=cache, last_only=True)[0][:, -1].float()
+            fed = idx.shape[1]
+            logits = apply_repetition_penalty(logits, idx, repetition_penalty)
+            token = next_token(logits, temperature, top_k, top_p, generator)
+            token = torch.where(done, idx[:, -1], token)  # stopped rows repeat their stop token
+            done |= torch.isin(token, stops)
+            idx = torch.cat([idx, token[:, None]], dim=1)
+            yield token
+            if done.all(): break
 
 def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, repetition_penalty: float = 1.0, stop_tokens: list[int] | None = None,
@@ -99,7 +95,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
 def generate_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, stop_at_eot: bool = True, **options) -> str:
     "Continue `prompt` (an empty prompt starts from end-of-text) and return only the new text; options as for `generate`."
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
-    idx = torch.tensor([ids], device=next(model.parameters()).device)
+    idx = torch.tensor([ids], device=model_device(model))
     stops = [tokenizer.eot_token] if stop_at_eot else None
     out = [int(t) for t in stream(model, idx, max_new_tokens, stop_tokens=stops, **options)]
     return tokenizer.decode([t for t in out if t != tokenizer.eot_token])
@@ -107,7 +103,7 @@ def generate_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100,
 def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, **options) -> Iterator[str]:
     "Yield the continuation of `prompt` as text pieces, as they are generated (stops at end-of-text)."
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
-    idx = torch.tensor([ids], device=next(model.parameters()).device)
+    idx = torch.tensor([ids], device=model_device(model))
     new, shown = [], ""
     for token in stream(model, idx, max_new_tokens, stop_tokens=[tokenizer.eot_token], **options):
         if int(token) == tokenizer.eot_token: break
@@ -132,30 +128,3 @@ def playground(model: GPT, tokenizer, prompt: str = ""):
             out.value += piece.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>")
     button.on_click(run)
     return w.VBox([text, w.HBox([temperature, top_k]), w.HBox([top_p, length]), button, out])
-
-# %% ../nbs/07_generation.ipynb #8b6b3d0e
-def generate_cli(argv: list[str] | None = None):
-    "Command line: continue a prompt with a saved GPT."
-    from lightbrain.tokenizer import load_tokenizer
-    p = argparse.ArgumentParser(prog="lightbrain-generate", description="Continue a prompt with a saved LightBrain model.")
-    p.add_argument("--checkpoint", required=True, help="folder with config.json, model.safetensors and tokenizer.json")
-    p.add_argument("--prompt", default="", help="text to continue (empty: start a new document)")
-    p.add_argument("--max-new-tokens", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--tokenizer", default=None, help="override: 'gpt2' or a tokenizer file (default: the checkpoint's tokenizer.json)")
-    args = p.parse_args(argv)
-    try:
-        model = GPT.load(args.checkpoint)
-        tokenizer = load_tokenizer(args.tokenizer or f"{args.checkpoint}/tokenizer.json")
-        if tokenizer.n_vocab > model.config.vocab_size:
-            raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model only {model.config.vocab_size}")
-        for piece in stream_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                                 top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed):
-            print(piece, end="", flush=True)
-        print()
-    except (OSError, ValueError, RuntimeError) as e:
-        raise SystemExit(f"lightbrain-generate: error: {e}")

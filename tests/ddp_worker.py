@@ -5,7 +5,8 @@ import json, sys
 import torch
 
 from lightbrain.model import GPT, GPTConfig
-from lightbrain.train import TrainConfig, lm_batches, lm_loss, train
+from lightbrain.lm import lm_batches, lm_loss
+from lightbrain.train import TrainConfig, train
 
 out, data = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)

@@ -1,7 +1,7 @@
 """lightbrain.data: loaders checked against the raw mirror files (read here with json/csv), splits checked for shared
 documents in every mode and fallback, token files checked by decoding, batches checked against the token array, and
 every bad input."""
-import csv, gzip, json, subprocess, sys
+import csv, gzip, json
 from collections import Counter
 from itertools import combinations
 
@@ -309,19 +309,6 @@ def test_iter_batches_covers_once():
     xs, ys = zip(*iter_batches(data, 3, 10))
     x, y = torch.cat(xs), torch.cat(ys)
     assert x.shape == (10, 10) and torch.equal(x.flatten(), torch.arange(100)) and torch.equal(y.flatten(), torch.arange(1, 101))
-
-
-# --- command line ----------------------------------------------------------------------------------------------------
-
-def test_cli(small_tok, tmp_path):
-    small_tok.save(tmp_path/"tok.json")
-    cmd = [sys.executable, "-c", "from lightbrain.data import prepare_cli; prepare_cli()"]
-    ok = subprocess.run(cmd + ["--source", "builtin", "--tokenizer", str(tmp_path/"tok.json"), "--out", str(tmp_path/"out")],
-                        capture_output=True, text=True)
-    assert ok.returncode == 0 and "wrote" in ok.stdout, ok.stderr
-    assert load_meta(tmp_path/"out")["tokenizer"]["vocab_size"] == small_tok.vocab_size
-    bad = subprocess.run(cmd + ["--source", "builtin", "--tokenizer", "nope.json", "--out", str(tmp_path/"x")], capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "lightbrain-prepare: error:" in bad.stderr
 
 
 def test_local_copies_folder_replaces_the_hub(tmp_path, monkeypatch, capsys):

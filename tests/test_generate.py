@@ -1,6 +1,5 @@
 """lightbrain.generate against Hugging Face's generate (greedy, same weights) and its logits processors; sampling
-restricted to the allowed set; context cropping; stop tokens; the command line; bad input."""
-import subprocess, sys
+restricted to the allowed set; context cropping; stop tokens; bad input (the command line: test_cli.py)."""
 
 import pytest, torch
 from transformers import GPT2Config, GPT2LMHeadModel, logging as hf_logging
@@ -130,14 +129,3 @@ def test_generate_text_from_empty_prompt(checkpoint):
     assert greedy(tok.eot_token) != greedy(0)  # so that starting from the wrong token would show
     expected = tok.decode([t for t in greedy(tok.eot_token) if t != tok.eot_token])  # generate_text leaves end-of-text out
     assert generate_text(model, tok, "", 10, temperature=0, stop_at_eot=False) == expected
-
-
-def test_cli(checkpoint):
-    d, _ = checkpoint
-    cmd = [sys.executable, "-c", "from lightbrain.generate import generate_cli; generate_cli()", "--checkpoint", str(d)]
-    ok = subprocess.run(cmd + ["--prompt", "the cat", "--max-new-tokens", "5", "--seed", "0"], capture_output=True, text=True)
-    assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr
-    bad = subprocess.run(cmd + ["--top-p", "2"], capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.strip().startswith("lightbrain-generate: error: top_p")
-    missing = subprocess.run(cmd[:-1] + [str(d/"nope")], capture_output=True, text=True)
-    assert missing.returncode == 1 and "no config.json" in missing.stderr

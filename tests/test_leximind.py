@@ -106,12 +106,12 @@ def run(*args, cwd):
 
 def test_command_lines(tmp_path):
     out = tmp_path/"run"
-    trained = run("leximind.multitask", "train_cli", "--quick", "--out", str(out), "--max-steps", "60", "--eval_interval", "30",
+    trained = run("leximind.cli", "train_command", "--quick", "--out", str(out), "--max-steps", "20", "--eval-interval", "20",
                   "--tensorboard", "false", "--progress", "false", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out/"best").iterdir()}
     report_file = tmp_path/"report.json"
-    evaluated = run("leximind.evaluate", "evaluate_cli", "--checkpoint", str(out/"best"), "--json", str(report_file), "--limit", "20",
+    evaluated = run("leximind.cli", "evaluate_command", "--checkpoint", str(out/"best"), "--json", str(report_file), "--limit", "20",
                     "--baselines", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     report = json.loads(report_file.read_text())
@@ -121,15 +121,15 @@ def test_command_lines(tmp_path):
     assert set(report["baselines"]["topic"]) == {"majority class", "TF-IDF + logistic regression"} and "lead-3" in report["baselines"]["summarize"]
     (tmp_path/"article.txt").write_text("Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday.")
     for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path/"article.txt")]):
-        answered = run("leximind.pipeline", "cli", "--checkpoint", str(out/"best"), "--json", *source, cwd=tmp_path)
+        answered = run("leximind.cli", "analyze_command", "--checkpoint", str(out/"best"), "--json", *source, cwd=tmp_path)
         assert answered.returncode == 0, answered.stderr[-2000:]
         assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
-    text = run("leximind.pipeline", "cli", "--checkpoint", str(out/"best"), "hello there", cwd=tmp_path)
+    text = run("leximind.cli", "analyze_command", "--checkpoint", str(out/"best"), "hello there", cwd=tmp_path)
     assert text.stdout.startswith("summary:") and "emotion:" in text.stdout and "topic:" in text.stdout
     for bad, message in [(["--checkpoint", str(out/"best"), ""], "non-empty text"), (["--checkpoint", str(tmp_path/"none"), "hi"], "no such checkpoint"),
                          (["--checkpoint", str(out/"best"), "--file", str(tmp_path/"missing.txt")], "No such file")]:
-        failed = run("leximind.pipeline", "cli", *bad, cwd=tmp_path)
-        assert failed.returncode == 1 and message in failed.stderr, failed.stderr
+        failed = run("leximind.cli", "analyze_command", *bad, cwd=tmp_path)
+        assert failed.returncode == 2 and message in failed.stderr and failed.stderr.count("\n") == 1, failed.stderr
 
 
 def test_train_on_a_single_ag_news_csv(tmp_path):
@@ -138,8 +138,8 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
     with open(tmp_path/"test.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([[ex["label"] + 1, *ex["text"].split(" ", 1)] for ex in ag])
     out = tmp_path/"run"
-    trained = run("leximind.multitask", "train_cli", "--quick", "--ag-news", str(tmp_path/"test.csv"), "--out", str(out), "--max-steps", "10",
-                  "--eval_interval", "10", "--tensorboard", "false", "--progress", "false", cwd=tmp_path)
+    trained = run("leximind.cli", "train_command", "--quick", "--ag-news", str(tmp_path/"test.csv"), "--out", str(out), "--max-steps", "10",
+                  "--eval-interval", "10", "--tensorboard", "false", "--progress", "false", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "one split (test, 7,600 documents) divided by a hash" in trained.stdout and (out/"best"/"model.safetensors").is_file()
 
@@ -183,14 +183,14 @@ def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
     import leximind.multitask as mt
     monkeypatch.setitem(mt.RUN_DIRS, "quick", str(tmp_path/"runs"/"leximind-quick"))
     calls = []
-    def fake_train_cli(argv):  # stands in for two minutes of training: writes what train_cli writes last
-        calls.append(argv)
-        best = Path(argv[argv.index("--out") + 1])/"best"; best.mkdir(parents=True)
+    def fake_train(out, quick, *args):  # stands in for two minutes of training: writes what train_leximind writes last
+        calls.append(quick)
+        best = Path(out)/"best"; best.mkdir(parents=True)
         (best/"model.safetensors").write_bytes(b"weights"); (best/"run.json").write_text("{}")
-    monkeypatch.setattr(mt, "train_cli", fake_train_cli)
+    monkeypatch.setattr(mt, "train_leximind", fake_train)
     first = mt.trained_checkpoint(tmp_path/"ch14"/"best", quick=True)
-    assert len(calls) == 1 and "--quick" in calls[0] and (first/"run.json").is_file()
+    assert calls == [True] and (first/"run.json").is_file()
     second = mt.trained_checkpoint(tmp_path/"ch15"/"best", quick=True)
-    assert len(calls) == 1  # found, not retrained
+    assert calls == [True]  # found, not retrained
     saved = tmp_path/"runs"/"leximind-quick"/"best"/"model.safetensors"
     assert (second/"model.safetensors").stat().st_ino == saved.stat().st_ino  # a hard link, not a copy

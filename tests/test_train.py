@@ -1,6 +1,6 @@
 """lightbrain.train: exact resume, the schedule and decay groups against their definitions, accumulation, DDP against
-one process, fp16 on CUDA, a real-data smoke run against a unigram baseline, the command lines and every bad input."""
-import json, math, os, shutil, subprocess, sys
+one process, fp16 on CUDA, a real-data smoke run against a unigram baseline, and every bad input (the command lines: test_cli.py)."""
+import json, math, os, subprocess, sys
 from collections import Counter
 from pathlib import Path
 
@@ -11,8 +11,8 @@ from conftest import ROOT, shared
 from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer
-from lightbrain.train import (TrainConfig, check_lm_setup, evaluate, evaluate_lm, lm_batches, lm_loss, lr_at, param_groups, precision,
-                              step_seed, train)
+from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
+from lightbrain.train import TrainConfig, evaluate, lr_at, param_groups, precision, step_seed, train
 
 QUIET = dict(tensorboard=False, progress=False)
 
@@ -154,34 +154,6 @@ def test_evaluate_is_repeatable_and_leaves_training_mode(data_dir):
     batches = lm_batches(data_dir, 4, 32, "cpu")
     assert evaluate(model, batches, lm_loss, 3, seed=5) == evaluate(model, batches, lm_loss, 3, seed=5)
     assert model.training
-
-
-def _cli(*args, cwd):
-    code = "import sys; from lightbrain.train import train_cli, eval_cli; {}(sys.argv[1:])"
-    return lambda name, *a: subprocess.run([sys.executable, "-c", code.format(name), *a], capture_output=True, text=True, cwd=cwd)
-
-
-def test_command_lines(data_dir, tmp_path):
-    cli = _cli(cwd=tmp_path)
-    out = tmp_path/"run"
-    ok = cli("train_cli", "--quick", "--data", str(data_dir), "--out", str(out), "--max-steps", "20", "--eval_interval", "10",
-             "--block_size", "32", "--batch_size", "4", "--n_layer", "1", "--tensorboard", "false")
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "validation loss" in ok.stdout and "sample from" in ok.stdout
-    assert GPT.load(out/"best").config.n_layer == 1 and (out/"best"/"tokenizer.json").exists()
-    again = cli("train_cli", "--quick", "--data", str(data_dir), "--out", str(out), "--max-steps", "30", "--block_size", "32",
-                "--batch_size", "4", "--n_layer", "1", "--tensorboard", "false", "--resume")
-    assert again.returncode == 0 and "30/30" in again.stderr, again.stderr[-2000:]
-    ev = cli("eval_cli", "--checkpoint", str(out/"best"), "--json")
-    result = json.loads(ev.stdout)
-    assert ev.returncode == 0 and result["val_tokens"] > 0 and math.isclose(result["val_ppl"], math.exp(result["val_loss"]))
-    for args, message in [(["--lr", "fast"], "not a valid"), (["--nonsense", "1"], "unknown option"),
-                          (["--data", str(tmp_path/"missing")], "no prepared tokens"),
-                          (["--data", str(data_dir), "--block_size", "64", "--n_layer", "1", "--max-steps", "1", "--vocab_size", "100"], "vocabulary")]:
-        bad = cli("train_cli", "--quick", "--out", str(tmp_path/"x"), *args)
-        assert bad.returncode != 0 and message in bad.stderr, (args, bad.stderr[-500:])
-    shutil.copytree(out/"best", tmp_path/"moved"); (tmp_path/"moved"/"run.json").unlink()
-    assert "does not record its data" in cli("eval_cli", "--checkpoint", str(tmp_path/"moved")).stderr
 
 
 def test_rehearsal_caps_steps_and_evaluation(data_dir, monkeypatch):
