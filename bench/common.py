@@ -1,17 +1,22 @@
 "Shared helpers for the benchmarks: the hardware line, best-of timing and a plain-text table."
-import os, platform, time
+
+import os
+import platform
+import time
 from pathlib import Path
 
 import torch
 
-SHARED_DATA = Path(os.environ.get("LIGHTBRAIN_SHARED_DATA", Path(__file__).resolve().parents[2]/"shared"/"data"))
+SHARED_DATA = Path(os.environ.get("LIGHTBRAIN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def hardware() -> str:
     "One line naming the CPU (and GPU if any) and the library versions the numbers were measured with."
     cpu = platform.processor() or platform.machine()
-    try: cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration): pass
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
@@ -20,7 +25,9 @@ def best_time(fn, repeat: int = 3) -> float:
     "The fastest of `repeat` wall-clock timings of `fn()`, in seconds."
     times = []
     for _ in range(repeat):
-        start = time.perf_counter(); fn(); times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
     return min(times)
 
 
@@ -29,4 +36,6 @@ def table(header: list[str], rows: list[list]) -> str:
     cells = [header] + [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]])
+    return "\n".join(
+        [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]]
+    )

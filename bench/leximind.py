@@ -8,7 +8,10 @@
 
     python bench/leximind.py [--minutes 10] [--emotion builtin|PATH]
 """
-import argparse, sys, time
+
+import argparse
+import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent  # this script is named like the leximind package: import the package first,
@@ -16,35 +19,46 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # with thi
 
 import torch
 
-from lightbrain.core import get_device, seed_everything
-from lightbrain.data import load_emotion
-from lightbrain.train import TrainConfig, train
 from leximind.evaluate import classify, tfidf_classifier
 from leximind.model import T5, T5Config
 from leximind.multitask import PREFIXES, MultiTaskBatches, MultiTaskT5, count_tokens, multitask_loss
 from leximind.pipeline import LexiMind
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from lightbrain.core import get_device, seed_everything
+from lightbrain.data import load_emotion
+from lightbrain.train import TrainConfig, train
 
 sys.path.append(str(HERE))  # then this folder's shared helpers
 from common import hardware, table
 
-ARTICLE = ("The city council voted on Tuesday to turn the disused railway station into a public library, after three years "
-           "of debate. More than 10,000 residents signed a petition in favour of the plan, which will be paid for by a "
-           "regional grant and private donations. Work is expected to begin in the spring and to last eighteen months. ") * 4
+ARTICLE = (
+    "The city council voted on Tuesday to turn the disused railway station into a public library, after three years "
+    "of debate. More than 10,000 residents signed a petition in favour of the plan, which will be paid for by a "
+    "regional grant and private donations. Work is expected to begin in the spring and to last eighteen months. "
+) * 4
 
 
 def latency(emotion) -> list:
     "Time analyze() on one article and on batches, for LexiMind with FLAN-T5-small's layers, an 8,100-piece vocabulary, random weights."
     tokenizer = SentencePieceTokenizer(train_sentencepiece(list(emotion["train"]["text"]) + [ARTICLE], 8000))
     torch.manual_seed(0)
-    config = T5Config.flan_t5_small(vocab_size=tokenizer.vocab_size, dropout=0.0)  # random weights can emit any id: match the vocabulary
+    config = T5Config.flan_t5_small(
+        vocab_size=tokenizer.vocab_size, dropout=0.0
+    )  # random weights can emit any id: match the vocabulary
     app = LexiMind(MultiTaskT5(T5(config)), tokenizer, get_device(), max_new_tokens=48)
     app.analyze(ARTICLE)  # warm up
     rows = []
     for n in (1, 16):
-        start = time.perf_counter(); app.analyze([ARTICLE] * n); dt = time.perf_counter() - start
-        rows.append([f"analyze(), {n} article{'s' if n > 1 else ''} of {len(tokenizer.encode(ARTICLE))} tokens, 4 beams, 48 new tokens",
-                     f"{dt:.2f} s", f"{n / dt:.2f}"])
+        start = time.perf_counter()
+        app.analyze([ARTICLE] * n)
+        dt = time.perf_counter() - start
+        rows.append(
+            [
+                f"analyze(), {n} article{'s' if n > 1 else ''} of {len(tokenizer.encode(ARTICLE))} tokens, 4 beams, 48 new tokens",
+                f"{dt:.2f} s",
+                f"{n / dt:.2f}",
+            ]
+        )
     return rows
 
 
@@ -56,18 +70,40 @@ def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, fl
     print(f"TF-IDF + logistic regression fitted in {time.perf_counter() - start:.0f} s", flush=True)
 
     seed_everything(0)
-    tokenizer = SentencePieceTokenizer(train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 8000))
-    config = T5Config(vocab_size=tokenizer.vocab_size, d_model=128, d_kv=32, d_ff=512, n_layers=2, n_decoder_layers=1, n_heads=4, max_length=64)
+    tokenizer = SentencePieceTokenizer(
+        train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 8000)
+    )
+    config = T5Config(
+        vocab_size=tokenizer.vocab_size,
+        d_model=128,
+        d_kv=32,
+        d_ff=512,
+        n_layers=2,
+        n_decoder_layers=1,
+        n_heads=4,
+        max_length=64,
+    )
     model = MultiTaskT5(T5(config))
     device = get_device()
     data = MultiTaskBatches({"emotion": emotion}, tokenizer, batch_size=64, max_source=64, device=device)
     steps = 2500
-    train_config = TrainConfig(batch_size=64, max_steps=steps, lr=2e-3, min_lr=1e-4, warmup_steps=250, weight_decay=0.01,
-                               eval_interval=500, eval_iters=10, tensorboard=False, progress=False)
+    train_config = TrainConfig(
+        batch_size=64,
+        max_steps=steps,
+        lr=2e-3,
+        min_lr=1e-4,
+        warmup_steps=250,
+        weight_decay=0.01,
+        eval_interval=500,
+        eval_iters=10,
+        tensorboard=False,
+        progress=False,
+    )
     start = time.perf_counter()
     train(model, data, multitask_loss, train_config, device, count_tokens=count_tokens)
     minutes_used = (time.perf_counter() - start) / 60
-    if minutes_used > minutes: print(f"warning: training took {minutes_used:.1f} minutes, over the {minutes}-minute budget")
+    if minutes_used > minutes:
+        print(f"warning: training took {minutes_used:.1f} minutes, over the {minutes}-minute budget")
     predicted = classify(model, tokenizer, "emotion", list(emotion["test"]["text"])).argmax(-1)
     ours_acc = (predicted == torch.tensor(emotion["test"]["label"])).float().mean().item()
     return ours_acc, float(baseline_acc), steps, minutes_used
@@ -76,15 +112,25 @@ def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, fl
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0, help="training budget for the from-scratch model")
-    p.add_argument("--emotion", default="builtin", help="'builtin' (the course's slice: all of dair-ai/emotion) or a local copy in hub format")
+    p.add_argument(
+        "--emotion",
+        default="builtin",
+        help="'builtin' (the course's slice: all of dair-ai/emotion) or a local copy in hub format",
+    )
     args = p.parse_args()
     print(f"hardware: {hardware()}\n")
     emotion = load_emotion(args.emotion)
     print(table(["", "time", "documents/s"], latency(emotion)), "\n")
     ours, baseline, steps, minutes = emotion_from_scratch(emotion, args.minutes)
-    print(table([f"emotion test accuracy ({len(emotion['test']):,} tweets)", "accuracy"],
-                [[f"LexiMind from scratch ({steps} steps, {minutes:.1f} min on this CPU)", f"{ours:.4f}"],
-                 ["TF-IDF (1-2 grams) + logistic regression", f"{baseline:.4f}"]]))
+    print(
+        table(
+            [f"emotion test accuracy ({len(emotion['test']):,} tweets)", "accuracy"],
+            [
+                [f"LexiMind from scratch ({steps} steps, {minutes:.1f} min on this CPU)", f"{ours:.4f}"],
+                ["TF-IDF (1-2 grams) + logistic regression", f"{baseline:.4f}"],
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,34 +9,50 @@ time is limited by memory and Python, not arithmetic, so its real time is longer
 
     python bench/t4_budget.py [--data ../shared/data]
 """
-import argparse, json, sys, time
+
+import argparse
+import json
+import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent  # bench/leximind.py is named like the package: import the package first,
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # with this folder off the path
 
 import torch
+from datasets import Dataset, DatasetDict
 from torch.utils.flop_counter import FlopCounterMode
 
+from leximind.model import T5, T5Config
+from leximind.multitask import (
+    SOURCE_LENGTHS,
+    TRAIN_PRESETS,
+    MultiTaskBatches,
+    MultiTaskT5,
+    _tokenizer_for,
+    task_probabilities,
+)
 from lightbrain.core import seed_everything
 from lightbrain.data import load_ag_news, load_emotion
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.train import TrainConfig
-from leximind.model import T5, T5Config
-from leximind.multitask import SOURCE_LENGTHS, TRAIN_PRESETS, MultiTaskBatches, MultiTaskT5, _tokenizer_for, task_probabilities
-from datasets import Dataset, DatasetDict
 
 sys.path.append(str(HERE))  # then this folder's shared helpers
 from common import SHARED_DATA, hardware, table
 
 THROUGHPUT = 65e12 / 4  # FLOP/s assumed for a T4 in fp16 mixed precision (an assumption, not a measurement)
-FULL_SIZES = {"summarize": 287_113, "emotion": 16_000, "topic": 108_000}  # full mode's training sets (AG News: 90% of 120,000)
+FULL_SIZES = {
+    "summarize": 287_113,
+    "emotion": 16_000,
+    "topic": 108_000,
+}  # full mode's training sets (AG News: 90% of 120,000)
 
 
 def flops(step) -> int:
     "Floating-point operations of `step()`, counted by PyTorch."
     counter = FlopCounterMode(display=False)
-    with counter: step()
+    with counter:
+        step()
     return counter.get_total_flops()
 
 
@@ -47,24 +63,48 @@ def lightbrain_tiny() -> dict:
     x = torch.randint(cfg.vocab_size, (1, cfg.block_size))
     per_sequence = flops(lambda: model(x, x)[1].backward())
     sequences = config.batch_size * config.grad_accum
-    with torch.no_grad(): eval_sequence = flops(lambda: model(x, x))
-    evals = config.max_steps // config.eval_interval * config.eval_iters * config.batch_size * 2  # train and val estimates
-    return {"chapter": "08", "what": f"LightBrain-Tiny, {config.max_steps:,} steps", "tokens": config.max_steps * sequences * cfg.block_size,
-            "flops": config.max_steps * sequences * per_sequence + evals * eval_sequence}
+    with torch.no_grad():
+        eval_sequence = flops(lambda: model(x, x))
+    evals = (
+        config.max_steps // config.eval_interval * config.eval_iters * config.batch_size * 2
+    )  # train and val estimates
+    return {
+        "chapter": "08",
+        "what": f"LightBrain-Tiny, {config.max_steps:,} steps",
+        "tokens": config.max_steps * sequences * cfg.block_size,
+        "flops": config.max_steps * sequences * per_sequence + evals * eval_sequence,
+    }
 
 
 def flan_t5_batches(data_dir: Path) -> tuple[dict, MultiTaskT5, dict]:
     "Each task's full-mode batches (512/128 tokens, batch 8) from the real data in the mirror, FLAN-T5-base's shape, reading times."
-    rows = [json.loads(l) for l in (data_dir/"cnndm_xsum_frank"/"frank_articles_references.jsonl").open(encoding="utf-8")]
-    cnn = Dataset.from_list([{"article": r["article"], "highlights": r["reference"]} for r in rows if r["dataset"] == "cnndm"])
-    tasks = {"summarize": DatasetDict(train=cnn, validation=cnn.select(range(8))),
-             "emotion": load_emotion(str(data_dir/"emotion")), "topic": load_ag_news(str(data_dir/"ag_news"/"test.csv"))}
-    tokenizer = _tokenizer_for(tasks, 32_000)  # FLAN-T5's own 32,000-piece tokenizer is on the hub: one trained here instead
-    seconds, batches = {}, {}  # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
+    rows = [
+        json.loads(line)
+        for line in (data_dir / "cnndm_xsum_frank" / "frank_articles_references.jsonl").open(encoding="utf-8")
+    ]
+    cnn = Dataset.from_list(
+        [{"article": r["article"], "highlights": r["reference"]} for r in rows if r["dataset"] == "cnndm"]
+    )
+    tasks = {
+        "summarize": DatasetDict(train=cnn, validation=cnn.select(range(8))),
+        "emotion": load_emotion(str(data_dir / "emotion")),
+        "topic": load_ag_news(str(data_dir / "ag_news" / "test.csv")),
+    }
+    tokenizer = _tokenizer_for(
+        tasks, 32_000
+    )  # FLAN-T5's own 32,000-piece tokenizer is on the hub: one trained here instead
+    seconds, batches = (
+        {},
+        {},
+    )  # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
     for kind, names in (("articles", ["summarize"]), ("short texts", ["emotion", "topic"])):
         start = time.perf_counter()
-        data = MultiTaskBatches({t: tasks[t] for t in names}, tokenizer, TRAIN_PRESETS["full"]["batch_size"], *SOURCE_LENGTHS["full"])
-        seconds[kind] = (time.perf_counter() - start) / sum(len(tasks[t]["train"]) + len(tasks[t]["validation"]) for t in names)
+        data = MultiTaskBatches(
+            {t: tasks[t] for t in names}, tokenizer, TRAIN_PRESETS["full"]["batch_size"], *SOURCE_LENGTHS["full"]
+        )
+        seconds[kind] = (time.perf_counter() - start) / sum(
+            len(tasks[t]["train"]) + len(tasks[t]["validation"]) for t in names
+        )
         batches |= {t: data for t in names}
     return batches, MultiTaskT5(T5(T5Config.flan_t5_base())), seconds
 
@@ -84,7 +124,10 @@ def leximind_full(batches: dict, model: MultiTaskT5) -> tuple[dict, dict, float,
         one = data.collate(task, [torch.zeros(s, dtype=torch.long)], [torch.zeros(t, dtype=torch.long)] if t else [0])
         per_task[task] = {"source": s, "target": t, "flops": data.batch_size * flops(lambda: model(one).backward())}
     step_flops = sum(probabilities[t] * per_task[t]["flops"] for t in probabilities)
-    step_tokens = sum(probabilities[t] * batches[t].batch_size * (per_task[t]["source"] + per_task[t]["target"]) for t in probabilities)
+    step_tokens = sum(
+        probabilities[t] * batches[t].batch_size * (per_task[t]["source"] + per_task[t]["target"])
+        for t in probabilities
+    )
     return per_task, probabilities, step_flops, step_tokens
 
 
@@ -95,8 +138,12 @@ def beam_search_flops(model: MultiTaskT5, articles: int, source: int = 512, beam
     with torch.no_grad():
         encode = flops(lambda: model.t5.encode(ids, torch.ones_like(ids)))
         memory = model.t5.encode(ids[:, :1], torch.ones_like(ids[:, :1]))
-        token = flops(lambda: model.t5.decode(torch.zeros(1, 1, dtype=torch.long), memory, torch.ones(1, 1, dtype=torch.long)))
-    cross_kv = c.n_decoder_layers * 2 * 2 * c.d_model * c.n_heads * c.d_kv * source  # keys and values of the source, once
+        token = flops(
+            lambda: model.t5.decode(torch.zeros(1, 1, dtype=torch.long), memory, torch.ones(1, 1, dtype=torch.long))
+        )
+    cross_kv = (
+        c.n_decoder_layers * 2 * 2 * c.d_model * c.n_heads * c.d_kv * source
+    )  # keys and values of the source, once
     cross_attention = c.n_decoder_layers * 2 * 2 * c.n_heads * c.d_kv * source  # scores and weighted sum, per new token
     return articles * (encode + cross_kv + beams * length * (token + cross_attention))
 
@@ -110,20 +157,65 @@ def main():
     batches, model, seconds = flan_t5_batches(Path(args.data))
     per_task, probabilities, step_flops, step_tokens = leximind_full(batches, model)
     main_steps, side_steps = TRAIN_PRESETS["full"]["max_steps"], 6 * 300
-    rows.append({"chapter": "13", "what": f"FLAN-T5-base, {main_steps:,} training steps", "tokens": main_steps * step_tokens, "flops": main_steps * step_flops})
-    rows.append({"chapter": "13", "what": "6 side runs of 300 steps", "tokens": side_steps * step_tokens, "flops": side_steps * step_flops})
+    rows.append(
+        {
+            "chapter": "13",
+            "what": f"FLAN-T5-base, {main_steps:,} training steps",
+            "tokens": main_steps * step_tokens,
+            "flops": main_steps * step_flops,
+        }
+    )
+    rows.append(
+        {
+            "chapter": "13",
+            "what": "6 side runs of 300 steps",
+            "tokens": side_steps * step_tokens,
+            "flops": side_steps * step_flops,
+        }
+    )
     for n in (1000, 11_490):
-        rows.append({"chapter": "14", "what": f"beam search, {n:,} test articles (FLOPs only: a lower bound)", "tokens": n * (512 + 4 * 64), "flops": beam_search_flops(model, n)})
+        rows.append(
+            {
+                "chapter": "14",
+                "what": f"beam search, {n:,} test articles (FLOPs only: a lower bound)",
+                "tokens": n * (512 + 4 * 64),
+                "flops": beam_search_flops(model, n),
+            }
+        )
     print(hardware())
     reading = (287_113 + 13_368) * seconds["articles"] + (16_000 + 2_000 + 120_000) * seconds["short texts"]
-    print(f"MultiTaskBatches reads {1 / seconds['articles']:,.0f} articles and {1 / seconds['short texts']:,.0f} short texts a second "
-          f"on this CPU (measured); full mode's training and validation sets would take {reading / 60:.1f} minutes here, before step 1")
-    print(f"assumed T4 throughput: {THROUGHPUT / 1e12:.2f} TFLOP/s (fp16 mixed precision); every time below is an estimate\n")
-    print(table(["task", "batch shape (source, target)", "probability", "GFLOP per step"],
-                [[t, f"8 x ({v['source']}, {v['target']})", round(probabilities[t], 3), round(v["flops"] / 1e9)] for t, v in per_task.items()]))
+    print(
+        f"MultiTaskBatches reads {1 / seconds['articles']:,.0f} articles and {1 / seconds['short texts']:,.0f} short texts a second "
+        f"on this CPU (measured); full mode's training and validation sets would take {reading / 60:.1f} minutes here, before step 1"
+    )
+    print(
+        f"assumed T4 throughput: {THROUGHPUT / 1e12:.2f} TFLOP/s (fp16 mixed precision); every time below is an estimate\n"
+    )
+    print(
+        table(
+            ["task", "batch shape (source, target)", "probability", "GFLOP per step"],
+            [
+                [t, f"8 x ({v['source']}, {v['target']})", round(probabilities[t], 3), round(v["flops"] / 1e9)]
+                for t, v in per_task.items()
+            ],
+        )
+    )
     print()
-    print(table(["chapter", "full-mode work", "tokens", "TFLOP", "T4 minutes (estimate)"],
-                [[r["chapter"], r["what"], f"{r['tokens'] / 1e6:,.1f}M", f"{r['flops'] / 1e12:,.0f}", f"{r['flops'] / THROUGHPUT / 60:,.1f}"] for r in rows]))
+    print(
+        table(
+            ["chapter", "full-mode work", "tokens", "TFLOP", "T4 minutes (estimate)"],
+            [
+                [
+                    r["chapter"],
+                    r["what"],
+                    f"{r['tokens'] / 1e6:,.1f}M",
+                    f"{r['flops'] / 1e12:,.0f}",
+                    f"{r['flops'] / THROUGHPUT / 60:,.1f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

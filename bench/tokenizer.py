@@ -6,12 +6,13 @@ The corpus is tinyshakespeare from the shared data mirror when present, else the
 Both trainers use GPT-2's pre-split (HF: the ByteLevel pre-tokenizer with its GPT-2 regex) and reserve one
 special token. Encoding is timed on the same corpus: best of three runs, our cache cold on the first run only.
 """
-import argparse, sys
+
+import argparse
+import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED_DATA, best_time, hardware, table
-
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from lightbrain.tokenizer import ENDOFTEXT, BPETokenizer, get_gpt2_tokenizer
@@ -19,18 +20,26 @@ from lightbrain.tokenizer import ENDOFTEXT, BPETokenizer, get_gpt2_tokenizer
 
 def load_corpus(path: str | None) -> tuple[str, str]:
     "The benchmark text and its name."
-    path = Path(path) if path else SHARED_DATA/"tinyshakespeare"/"input.txt"
-    if path.exists(): return path.read_text(encoding="utf-8"), path.name
+    path = Path(path) if path else SHARED_DATA / "tinyshakespeare" / "input.txt"
+    if path.exists():
+        return path.read_text(encoding="utf-8"), path.name
     from lightbrain.data import load_pubmedqa, pubmedqa_text
-    return "\n".join(map(pubmedqa_text, load_pubmedqa("builtin")["train"])), "the course's PubMedQA slice (tinyshakespeare not found)"
+
+    return "\n".join(
+        map(pubmedqa_text, load_pubmedqa("builtin")["train"])
+    ), "the course's PubMedQA slice (tinyshakespeare not found)"
 
 
 def train_hf(text: str, vocab_size: int) -> Tokenizer:
     "Hugging Face's BPE trainer with GPT-2's byte-level pre-split."
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[ENDOFTEXT], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[ENDOFTEXT],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator([text], trainer)
     return tok
 

@@ -9,20 +9,23 @@ The peak is measured in the same run: the best of several large matrix multiplie
 (fp32 on a CPU, the autocast dtype on a GPU). FLOPs per token follow nanoGPT/PaLM: 6N + 12 L C T (N parameters
 without position embeddings, L layers, C width, T context), forward and backward together.
 """
-import argparse, statistics, sys, time
+
+import argparse
+import statistics
+import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import hardware, table
-
 import numpy as np
 import torch
+from common import hardware, table
 
 from lightbrain.core import get_device
 from lightbrain.data import get_batch, load_pubmedqa, pubmedqa_text
+from lightbrain.lm import lm_loss
 from lightbrain.model import GPT, GPTConfig, param_count
 from lightbrain.tokenizer import BPETokenizer, load_tokenizer
-from lightbrain.lm import lm_loss
 from lightbrain.train import TrainConfig, precision, train
 
 
@@ -31,9 +34,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048) -> floa
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(5):
-        if device.type == "cuda": torch.cuda.synchronize()
-        t = time.perf_counter(); a @ b
-        if device.type == "cuda": torch.cuda.synchronize()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
 
@@ -48,8 +54,15 @@ def throughput(config: GPTConfig, tokens: np.ndarray, batch: int, steps: int, de
     torch.manual_seed(0)
     model = GPT(config)
     batches = lambda split, g: get_batch(tokens, batch, config.block_size, device, g)
-    cfg = TrainConfig(batch_size=batch, block_size=config.block_size, max_steps=steps + 2, eval_interval=10_000, log_interval=1,
-                      tensorboard=False, progress=False)
+    cfg = TrainConfig(
+        batch_size=batch,
+        block_size=config.block_size,
+        max_steps=steps + 2,
+        eval_interval=10_000,
+        log_interval=1,
+        tensorboard=False,
+        progress=False,
+    )
     rows = train(model, batches, lm_loss, cfg, device)
     return statistics.median(r["tokens_per_s"] for r in rows[2:])
 
@@ -62,17 +75,25 @@ def main():
     device = get_device()
     policy = precision("auto", device)
     peak = matmul_peak(device, policy.dtype or torch.float32)
-    print(f"device {device}, precision {policy.name}\nhardware: {hardware()}\nmeasured matmul peak: {peak / 1e12:.3f} TFLOP/s\n")
+    print(
+        f"device {device}, precision {policy.name}\nhardware: {hardware()}\nmeasured matmul peak: {peak / 1e12:.3f} TFLOP/s\n"
+    )
     docs = [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"]]
     bpe = BPETokenizer.train(docs, vocab_size=1024, special_tokens=["<|endoftext|>"])
-    runs = [("quick (tiny)", GPTConfig.tiny(vocab_size=1024, block_size=128), real_tokens(docs, bpe)),
-            ("LightBrain-Tiny", GPTConfig.lightbrain_tiny(dropout=0.0), real_tokens(docs, load_tokenizer("gpt2")))]
+    runs = [
+        ("quick (tiny)", GPTConfig.tiny(vocab_size=1024, block_size=128), real_tokens(docs, bpe)),
+        ("LightBrain-Tiny", GPTConfig.lightbrain_tiny(dropout=0.0), real_tokens(docs, load_tokenizer("gpt2"))),
+    ]
     rows = []
     for name, config, tokens in runs:
         tps = throughput(config, tokens, args.batch, args.steps, device)
-        flops_per_token = 6 * param_count(config, positions=False) + 12 * config.n_layer * config.n_embd * config.block_size
+        flops_per_token = (
+            6 * param_count(config, positions=False) + 12 * config.n_layer * config.n_embd * config.block_size
+        )
         achieved = tps * flops_per_token
-        rows.append([name, f"{param_count(config):,}", f"{tps:,.0f}", f"{achieved / 1e12:.3f}", f"{achieved / peak:.1%}"])
+        rows.append(
+            [name, f"{param_count(config):,}", f"{tps:,.0f}", f"{achieved / 1e12:.3f}", f"{achieved / peak:.1%}"]
+        )
     print(table(["config", "parameters", "tokens/s", "achieved TFLOP/s", "MFU"], rows))
     print(f"(batch {args.batch} x 128 tokens, median of {args.steps} steps after two warm-up steps)")
 

@@ -4,20 +4,26 @@
 __all__ = ['DATA_OPTIONS', 'train_command', 'evaluate_command', 'analyze_command']
 
 # %% ../nbs/15_leximind_app.ipynb #e88c530a
-import json, sys, warnings
+import json
+import sys
+import warnings
 from pathlib import Path
 
-from lightbrain.cli import command, command_parser, config_values
-from lightbrain.core import get_mode, write_atomic
-from lightbrain.train import TrainConfig
 from leximind.evaluate import checkpoint_report
 from leximind.multitask import RUN_DIRS, TRAIN_PRESETS, train_leximind
 from leximind.pipeline import LexiMind
+from lightbrain.cli import command, command_parser, config_values
+from lightbrain.core import get_mode, write_atomic
+from lightbrain.train import TrainConfig
 
 DATA_OPTIONS = ("emotion", "ag_news", "cnn_dailymail")  # --emotion, --ag-news, --cnn-dailymail: local data per task
 
+
 def _add_data_options(p):
-    for name in DATA_OPTIONS: p.add_argument("--" + name.replace("_", "-"), help=f"local {name} data (hub-format files, or one file to split)")
+    for name in DATA_OPTIONS:
+        p.add_argument(
+            "--" + name.replace("_", "-"), help=f"local {name} data (hub-format files, or one file to split)"
+        )
 
 # %% ../nbs/15_leximind_app.ipynb #571a3e81
 @command("leximind-train")
@@ -25,11 +31,19 @@ def train_command(argv: list[str] | None = None):
     "Train LexiMind (chapter 13's `train_leximind`); checkpoints in OUT/best and OUT/last."
     presets = {TrainConfig: {mode: TrainConfig(**values) for mode, values in TRAIN_PRESETS.items()}}
     p = command_parser("leximind-train", "Train LexiMind on summaries, emotions and topics.", presets)
-    p.add_argument("--quick", action="store_true", help="quick mode (the default without a CUDA GPU): the course's slices, a tiny T5")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick mode (the default without a CUDA GPU): the course's slices, a tiny T5",
+    )
     p.add_argument("--out", help=f"output folder (default: {RUN_DIRS['quick']} or {RUN_DIRS['full']})")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    p.add_argument("--base", default="google/flan-t5-base", help="full mode: the FLAN-T5 to start from (hub id or local folder)")
-    p.add_argument("--pooling", choices=["mean", "first"], default="mean", help="how the classifiers read the encoder's output")
+    p.add_argument(
+        "--base", default="google/flan-t5-base", help="full mode: the FLAN-T5 to start from (hub id or local folder)"
+    )
+    p.add_argument(
+        "--pooling", choices=["mean", "first"], default="mean", help="how the classifiers read the encoder's output"
+    )
     p.add_argument("--temperature", type=float, default=2.0, help="task sampling temperature")
     p.add_argument("--max-source", type=int, help="input tokens kept (default: 256 quick, 512 full)")
     p.add_argument("--max-target", type=int, help="summary tokens kept (default: 48 quick, 128 full)")
@@ -37,9 +51,23 @@ def train_command(argv: list[str] | None = None):
     args = p.parse_args(argv)
     quick = args.quick or get_mode() == "quick"
     out = Path(args.out or RUN_DIRS["quick" if quick else "full"])
-    metrics = train_leximind(out, quick, config_values(args, (TrainConfig,)), {k: getattr(args, k) for k in DATA_OPTIONS},
-                             args.base, args.resume, args.pooling, args.temperature, args.max_source, args.max_target)
-    print(f"checkpoints in {out}/best and {out}/last; validation: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    metrics = train_leximind(
+        out,
+        quick,
+        config_values(args, (TrainConfig,)),
+        {k: getattr(args, k) for k in DATA_OPTIONS},
+        args.base,
+        args.resume,
+        args.pooling,
+        args.temperature,
+        args.max_source,
+        args.max_target,
+    )
+    print(
+        f"checkpoints in {out}/best and {out}/last; validation: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+    )
+
 
 @command("leximind-evaluate")
 def evaluate_command(argv: list[str] | None = None):
@@ -49,37 +77,55 @@ def evaluate_command(argv: list[str] | None = None):
     p.add_argument("--json", help="write the full report to this file")
     p.add_argument("--limit", type=int, help="at most this many test examples per task")
     p.add_argument("--num-beams", type=int, default=4)
-    p.add_argument("--baselines", action="store_true", help="also score lead-3, majority class and TF-IDF + logistic regression")
+    p.add_argument(
+        "--baselines", action="store_true", help="also score lead-3, majority class and TF-IDF + logistic regression"
+    )
     _add_data_options(p)
     args = p.parse_args(argv)
-    report = checkpoint_report(args.checkpoint, args.limit, args.num_beams, args.baselines, **{k: getattr(args, k) for k in DATA_OPTIONS})
-    if args.json: write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    report = checkpoint_report(
+        args.checkpoint, args.limit, args.num_beams, args.baselines, **{k: getattr(args, k) for k in DATA_OPTIONS}
+    )
+    if args.json:
+        write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     s = report["summarize"]
-    print(f"summarize ({s['n']}): ROUGE-1 {s['rouge1']:.2f}, ROUGE-2 {s['rouge2']:.2f}, ROUGE-L {s['rougeL']:.2f}, ROUGE-Lsum {s['rougeLsum']:.2f}")
+    print(
+        f"summarize ({s['n']}): ROUGE-1 {s['rouge1']:.2f}, ROUGE-2 {s['rouge2']:.2f}, ROUGE-L {s['rougeL']:.2f}, ROUGE-Lsum {s['rougeLsum']:.2f}"
+    )
     for task in ("emotion", "topic"):
-        print(f"{task} ({report[task]['n']}): accuracy {report[task]['accuracy']:.4f}, macro-F1 {report[task]['macro_f1']:.4f}")
+        print(
+            f"{task} ({report[task]['n']}): accuracy {report[task]['accuracy']:.4f}, macro-F1 {report[task]['macro_f1']:.4f}"
+        )
     for task, scores in report.get("baselines", {}).items():
         for name, m in scores.items():
-            shown = (f"ROUGE-1 {m['rouge1']:.2f}, ROUGE-2 {m['rouge2']:.2f}, ROUGE-L {m['rougeL']:.2f}" if task == "summarize"
-                     else f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+            shown = (
+                f"ROUGE-1 {m['rouge1']:.2f}, ROUGE-2 {m['rouge2']:.2f}, ROUGE-L {m['rougeL']:.2f}"
+                if task == "summarize"
+                else f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+            )
             print(f"  baseline {task}, {name}: {shown}")
-    if args.json: print(f"report written to {args.json}")
+    if args.json:
+        print(f"report written to {args.json}")
+
 
 @command("leximind")
 def analyze_command(argv: list[str] | None = None):
     "Summary, emotion and topic of a text (this chapter's `LexiMind.analyze`)."
     p = command_parser("leximind", "Summarize a text and classify its emotion and topic with LexiMind.")
     p.add_argument("text", nargs="?", help="the text to analyze (or use --file)")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint folder written by leximind-train (e.g. runs/leximind/best)")
+    p.add_argument(
+        "--checkpoint", required=True, help="a checkpoint folder written by leximind-train (e.g. runs/leximind/best)"
+    )
     p.add_argument("--file", help="read the text from this UTF-8 file")
     p.add_argument("--json", action="store_true", help="print one JSON object with keys summary, emotion, topic")
     args = p.parse_args(argv)
-    if (args.text is None) == (args.file is None): p.error("give a text or --file, not both")
+    if (args.text is None) == (args.file is None):
+        p.error("give a text or --file, not both")
     text = Path(args.file).read_text(encoding="utf-8") if args.file else args.text
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = LexiMind.load(args.checkpoint).analyze(text)
-    for w in caught: print(f"leximind: note: {w.message}", file=sys.stderr)
+    for w in caught:
+        print(f"leximind: note: {w.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return

@@ -9,7 +9,9 @@ __all__ = ['summarize', 'classify', 'rouge', 'classification_metrics', 'plot_con
            'baselines', 'checkpoint_report']
 
 # %% ../nbs/14_evaluation.ipynb #3d08205c
-import json, re, warnings
+import json
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,69 +21,98 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 from sklearn.pipeline import make_pipeline
 
-from lightbrain.core import evaluating, get_device, model_device, rehearsal_cap
 from leximind.generate import generate
 from leximind.multitask import PREFIXES, MultiTaskT5, load_tasks
 from leximind.tokenizer import SentencePieceTokenizer
+from lightbrain.core import evaluating, get_device, model_device, rehearsal_cap
 
 # %% ../nbs/14_evaluation.ipynb #9989ed24
 def _batches(items: list, size: int):
-    for i in range(0, len(items), size): yield items[i:i + size]
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
-@torch.no_grad()
-def summarize(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, articles: list[str], batch_size: int = 8,
-              max_source: int | None = None, **generation) -> list[str]:
+
+def summarize(
+    model: MultiTaskT5,
+    tokenizer: SentencePieceTokenizer,
+    articles: list[str],
+    batch_size: int = 8,
+    max_source: int | None = None,
+    **generation,
+) -> list[str]:
     "Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, 64 new tokens, unless `generation` says otherwise)."
     options = {"num_beams": 4, "no_repeat_ngram_size": 3, "max_new_tokens": 64} | generation
-    device, out = next(model.parameters()).device, []
+    device, out = model_device(model), []
     for batch in _batches(articles, batch_size):
         enc = tokenizer([PREFIXES["summarize"] + a for a in batch], max_length=max_source or model.t5.config.max_length)
         ids = generate(model.t5, enc["input_ids"].to(device), enc["attention_mask"].to(device), **options)
         out += tokenizer.batch_decode(ids)
     return out
 
-@torch.no_grad()
-def classify(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, task: str, texts: list[str], batch_size: int = 32,
-             max_source: int | None = None) -> torch.Tensor:
+
+def classify(
+    model: MultiTaskT5,
+    tokenizer: SentencePieceTokenizer,
+    task: str,
+    texts: list[str],
+    batch_size: int = 32,
+    max_source: int | None = None,
+) -> torch.Tensor:
     "Label probabilities (len(texts), n_labels) for `task` ('emotion' or 'topic')."
-    was_training = model.training
-    model.eval()
-    device, out = next(model.parameters()).device, []
-    for batch in _batches(texts, batch_size):
-        enc = tokenizer([PREFIXES[task] + t for t in batch], max_length=max_source or model.t5.config.max_length)
-        out.append(model.classify(task, enc["input_ids"].to(device), enc["attention_mask"].to(device)).float().softmax(-1).cpu())
-    model.train(was_training)
+    device, out = model_device(model), []
+    with evaluating(model):
+        for batch in _batches(texts, batch_size):
+            enc = tokenizer([PREFIXES[task] + t for t in batch], max_length=max_source or model.t5.config.max_length)
+            scores = model.classify(task, enc["input_ids"].to(device), enc["attention_mask"].to(device))
+            out.append(scores.float().softmax(-1).cpu())
     return torch.cat(out)
 
 # %% ../nbs/14_evaluation.ipynb #fe927c78
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
+
 def rouge(predictions: list[str], references: list[str]) -> dict:
     "Mean ROUGE-1, ROUGE-2, ROUGE-L and ROUGE-Lsum F1 (in percent) of `predictions` against `references`."
-    if len(predictions) != len(references) or not predictions: raise ValueError(f"need as many predictions as references, and at least one: got {len(predictions)} and {len(references)}")
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError(
+            f"need as many predictions as references, and at least one: got {len(predictions)} and {len(references)}"
+        )
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
     lines = lambda text: "\n".join(_SENTENCE_END.split(text.strip()))
     scores = [scorer.score(lines(ref), lines(pred)) for pred, ref in zip(predictions, references)]
-    return {key: 100 * sum(s[key].fmeasure for s in scores) / len(scores) for key in ("rouge1", "rouge2", "rougeL", "rougeLsum")}
+    return {
+        key: 100 * sum(s[key].fmeasure for s in scores) / len(scores)
+        for key in ("rouge1", "rouge2", "rougeL", "rougeLsum")
+    }
 
 # %% ../nbs/14_evaluation.ipynb #6bbee966
 def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[str]) -> dict:
     "Accuracy, macro-F1 (over the classes that occur), a per-class report (precision, recall, F1, support) and the confusion matrix."
     ids = list(range(len(labels)))
     report = classification_report(y_true, y_pred, labels=ids, target_names=labels, output_dict=True, zero_division=0)
-    return {"n": len(y_true), "accuracy": accuracy_score(y_true, y_pred), "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
-            "per_class": {name: {k: report[name][k] for k in ("precision", "recall", "f1-score", "support")} for name in labels},
-            "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist()}
+    return {
+        "n": len(y_true),
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
+        "per_class": {
+            name: {k: report[name][k] for k in ("precision", "recall", "f1-score", "support")} for name in labels
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+    }
+
 
 def plot_confusion(metrics: dict, labels: list[str], title: str = "", ax=None):
     "Draw a confusion matrix (counts, rows: true label) from `classification_metrics`."
     import matplotlib.pyplot as plt
+
     ax = ax or plt.subplots(figsize=(4.5, 4))[1]
     cm = metrics["confusion_matrix"]
     ax.imshow(cm, cmap="Blues")
     for i, row in enumerate(cm):
-        for j, count in enumerate(row): ax.text(j, i, count, ha="center", va="center", color="white" if count > max(map(max, cm)) / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right"); ax.set_yticks(range(len(labels)), labels)
+        for j, count in enumerate(row):
+            ax.text(j, i, count, ha="center", va="center", color="white" if count > max(map(max, cm)) / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return ax
 
@@ -89,15 +120,27 @@ def plot_confusion(metrics: dict, labels: list[str], title: str = "", ax=None):
 def _note_truncation(tokenizer: SentencePieceTokenizer, task: str, texts: list[str], limit: int):
     "Say, in one line, how many inputs are longer than the model reads (the tokenizer then cuts them, silently here)."
     long = sum(len(tokenizer.encode(PREFIXES[task] + t)) > limit for t in texts)
-    if long: print(f"note: {long:,} of {len(texts):,} {task} inputs are longer than {limit} tokens; the model reads their first {limit}")
+    if long:
+        print(
+            f"note: {long:,} of {len(texts):,} {task} inputs are longer than {limit} tokens; the model reads their first {limit}"
+        )
 
-def evaluate(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, tasks: dict, split: str = "test", limit: int | None = None,
-             **generation) -> dict:
+
+def evaluate(
+    model: MultiTaskT5,
+    tokenizer: SentencePieceTokenizer,
+    tasks: dict,
+    split: str = "test",
+    limit: int | None = None,
+    **generation,
+) -> dict:
     "The three tasks on `split` (test by default): ROUGE for generated summaries, accuracy/macro-F1/per-class/confusion for labels."
-    if split == "validation": warnings.warn("evaluating on the validation split, which chose the checkpoint: report test-split results")
+    if split == "validation":
+        warnings.warn("evaluating on the validation split, which chose the checkpoint: report test-split results")
     report = {"split": split}
     for task, dsd in tasks.items():
-        if split not in dsd: raise ValueError(f"the {task} data has no {split!r} split (it has {list(dsd)})")
+        if split not in dsd:
+            raise ValueError(f"the {task} data has no {split!r} split (it has {list(dsd)})")
         n = len(dsd[split]) if limit is None else min(limit, len(dsd[split]))
         ds = dsd[split].select(range(rehearsal_cap(n)))  # a rehearsal (chapter 00) scores only a few
         texts = list(ds["article" if task == "summarize" else "text"])
@@ -106,8 +149,13 @@ def evaluate(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, tasks: dict,
             warnings.filterwarnings("ignore", message=".*were truncated")  # said once, above
             if task == "summarize":
                 predictions = summarize(model, tokenizer, texts, **generation)
-                report[task] = {"n": len(ds), **rouge(predictions, list(ds["highlights"])), "examples": [
-                    {"prediction": p, "reference": r} for p, r in zip(predictions[:3], ds["highlights"][:3])]}
+                report[task] = {
+                    "n": len(ds),
+                    **rouge(predictions, list(ds["highlights"])),
+                    "examples": [
+                        {"prediction": p, "reference": r} for p, r in zip(predictions[:3], ds["highlights"][:3])
+                    ],
+                }
             else:
                 predicted = classify(model, tokenizer, task, texts).argmax(-1).tolist()
                 report[task] = classification_metrics(list(ds["label"]), predicted, model.labels[task])
@@ -118,9 +166,13 @@ def lead(article: str, n: int = 3) -> str:
     "The first `n` sentences of an article: the lead-n summary baseline."
     return " ".join(_SENTENCE_END.split(article.strip())[:n])
 
+
 def tfidf_classifier(texts: list[str], labels: list[int]):
     "A TF-IDF (words and word pairs) + logistic regression classifier fitted on `texts`; call `.predict(texts)`."
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10)).fit(texts, labels)
+    return make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10)
+    ).fit(texts, labels)
+
 
 def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dict:
     "Simple baselines on `split`, fitted on train: lead-3 ROUGE for summaries; majority class and TF-IDF + logistic regression for labels."
@@ -133,19 +185,29 @@ def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dic
         train_labels, names = list(dsd["train"]["label"]), dsd["train"].features["label"].names
         majority = max(set(train_labels), key=train_labels.count)
         tfidf = tfidf_classifier(list(dsd["train"]["text"]), train_labels).predict(list(test["text"])).tolist()
-        out[task] = {"majority class": classification_metrics(list(test["label"]), [majority] * len(test), names),
-                     "TF-IDF + logistic regression": classification_metrics(list(test["label"]), tfidf, names)}
+        out[task] = {
+            "majority class": classification_metrics(list(test["label"]), [majority] * len(test), names),
+            "TF-IDF + logistic regression": classification_metrics(list(test["label"]), tfidf, names),
+        }
     return out
 
 # %% ../nbs/14_evaluation.ipynb #aad09913
-def checkpoint_report(checkpoint: str | Path, limit: int | None = None, num_beams: int = 4, with_baselines: bool = False,
-                      **sources) -> dict:
+def checkpoint_report(
+    checkpoint: str | Path, limit: int | None = None, num_beams: int = 4, with_baselines: bool = False, **sources
+) -> dict:
     "The test report of a checkpoint folder, on the data in its run.json unless `sources` (e.g. `emotion=path`) say otherwise."
     ckpt = Path(checkpoint)
     model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.from_pretrained(ckpt)
-    run = json.loads((ckpt/"run.json").read_text()) if (ckpt/"run.json").is_file() else {"quick": False, "sources": {}}
+    run = (
+        json.loads((ckpt / "run.json").read_text())
+        if (ckpt / "run.json").is_file()
+        else {"quick": False, "sources": {}}
+    )
     sources = run["sources"] | {k: v for k, v in sources.items() if v}
     tasks = load_tasks(**sources, builtin=run["quick"])
-    report = {"checkpoint": str(ckpt), "sources": sources} | evaluate(model, tokenizer, tasks, limit=limit, num_beams=num_beams)
-    if with_baselines: report["baselines"] = baselines(tasks, limit=limit)
+    report = {"checkpoint": str(ckpt), "sources": sources} | evaluate(
+        model, tokenizer, tasks, limit=limit, num_beams=num_beams
+    )
+    if with_baselines:
+        report["baselines"] = baselines(tasks, limit=limit)
     return report

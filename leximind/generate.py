@@ -13,86 +13,139 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from lightbrain.core import evaluating
 from leximind.model import T5, Seq2SeqCache
+from lightbrain.core import evaluating
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #ad8e24a6
-def _constrain(scores: torch.Tensor, sequences: torch.Tensor, min_new_tokens: int, no_repeat_ngram_size: int, eos_id: int) -> torch.Tensor:
+def _constrain(
+    scores: torch.Tensor, sequences: torch.Tensor, min_new_tokens: int, no_repeat_ngram_size: int, eos_id: int
+) -> torch.Tensor:
     "Forbid (-inf) end-of-sequence before `min_new_tokens` new tokens, and any token completing a repeated n-gram."
     new_tokens = sequences.shape[1] - 1  # the first position is the start token
-    if new_tokens < min_new_tokens: scores = scores.index_fill(1, torch.tensor([eos_id], device=scores.device), float("-inf"))
+    if new_tokens < min_new_tokens:
+        scores = scores.index_fill(1, torch.tensor([eos_id], device=scores.device), float("-inf"))
     n = no_repeat_ngram_size
     if n > 0 and sequences.shape[1] + 1 >= n:
         for row, seq in enumerate(sequences.tolist()):
-            prefix = tuple(seq[len(seq) - n + 1:])  # the last n-1 tokens: a token that follows them in an earlier n-gram is banned
-            banned = [seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i:i + n - 1]) == prefix]
-            if banned: scores[row, banned] = float("-inf")
+            prefix = tuple(
+                seq[len(seq) - n + 1 :]
+            )  # the last n-1 tokens: a token that follows them in an earlier n-gram is banned
+            banned = [seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i : i + n - 1]) == prefix]
+            if banned:
+                scores[row, banned] = float("-inf")
     return scores
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #6efc1a23
-def _prepare(model: T5, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(
+    model: T5, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Check the input, truncate it (with a warning) to the model's maximum length, and make the attention mask."
-    if input_ids.dim() != 2: raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
-    if attention_mask is None: attention_mask = torch.ones_like(input_ids)
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
     if input_ids.shape[1] == 0 or (attention_mask.sum(1) == 0).any():
-        raise ValueError("an input is empty: give every row at least one token (the tokenizer adds end-of-sequence to empty text)")
+        raise ValueError(
+            "an input is empty: give every row at least one token (the tokenizer adds end-of-sequence to empty text)"
+        )
     if input_ids.shape[1] > model.config.max_length:
-        warnings.warn(f"inputs of {input_ids.shape[1]} tokens were truncated to the model's maximum of {model.config.max_length}")
-        input_ids, attention_mask = input_ids[:, :model.config.max_length], attention_mask[:, :model.config.max_length]
+        warnings.warn(
+            f"inputs of {input_ids.shape[1]} tokens were truncated to the model's maximum of {model.config.max_length}"
+        )
+        input_ids, attention_mask = (
+            input_ids[:, : model.config.max_length],
+            attention_mask[:, : model.config.max_length],
+        )
     return input_ids, attention_mask
+
 
 def _next_scores(model: T5, sequences, encoder_out, attention_mask, cache) -> torch.Tensor:
     "The decoder's logits for the next token of each row (only the newest token is fed when the cache is used)."
     new = sequences[:, -1:] if cache is not None and len(cache) else sequences
     return model.decode(new, encoder_out, attention_mask, cache)[:, -1].float()
 
-def _greedy(model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size, use_cache) -> torch.Tensor:
+
+def _greedy(
+    model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size, use_cache
+) -> torch.Tensor:
     c = model.config
     sequences = torch.full((encoder_out.shape[0], 1), c.pad_id, dtype=torch.long, device=encoder_out.device)
     done = torch.zeros(encoder_out.shape[0], dtype=torch.bool, device=encoder_out.device)
     cache = Seq2SeqCache() if use_cache else None
     for _ in range(max_new_tokens):
-        scores = _constrain(_next_scores(model, sequences, encoder_out, attention_mask, cache), sequences, min_new_tokens, no_repeat_ngram_size, c.eos_id)
+        scores = _constrain(
+            _next_scores(model, sequences, encoder_out, attention_mask, cache),
+            sequences,
+            min_new_tokens,
+            no_repeat_ngram_size,
+            c.eos_id,
+        )
         token = scores.argmax(dim=-1).masked_fill(done, c.pad_id)  # finished rows are padded
         sequences = torch.cat([sequences, token[:, None]], dim=1)
         done |= token == c.eos_id
-        if done.all(): break
+        if done.all():
+            break
     return sequences
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #304bd9a8
 NEG = -1.0e9  # the score of a candidate that must not be picked (large but finite, as in Hugging Face)
 
-def _beam_search(model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size, num_beams,
-                 length_penalty, early_stopping, use_cache) -> torch.Tensor:
+
+def _beam_search(
+    model,
+    encoder_out,
+    attention_mask,
+    max_new_tokens,
+    min_new_tokens,
+    no_repeat_ngram_size,
+    num_beams,
+    length_penalty,
+    early_stopping,
+    use_cache,
+) -> torch.Tensor:
     c, B, K, dev = model.config, encoder_out.shape[0], 2 * num_beams, encoder_out.device
-    max_len = 1 + max_new_tokens                                        # decoder tokens, the start token included
-    encoder_out, attention_mask = encoder_out.repeat_interleave(num_beams, 0), attention_mask.repeat_interleave(num_beams, 0)
-    running = torch.full((B, num_beams, max_len), c.eos_id, dtype=torch.long, device=dev)  # after the end: eos, as Hugging Face fills
-    running[:, :, 0] = c.pad_id                                         # the start token
-    running_scores = torch.full((B, num_beams), NEG, device=dev); running_scores[:, 0] = 0.0  # one live beam to begin with
+    max_len = 1 + max_new_tokens  # decoder tokens, the start token included
+    encoder_out, attention_mask = (
+        encoder_out.repeat_interleave(num_beams, 0),
+        attention_mask.repeat_interleave(num_beams, 0),
+    )
+    running = torch.full(
+        (B, num_beams, max_len), c.eos_id, dtype=torch.long, device=dev
+    )  # after the end: eos, as Hugging Face fills
+    running[:, :, 0] = c.pad_id  # the start token
+    running_scores = torch.full((B, num_beams), NEG, device=dev)
+    running_scores[:, 0] = 0.0  # one live beam to begin with
     finished, finished_scores = running.clone(), torch.full((B, num_beams), NEG, device=dev)
     finished_done = torch.zeros((B, num_beams), dtype=torch.bool, device=dev)
     finished_len = torch.ones((B, num_beams), dtype=torch.long, device=dev)
     can_improve = torch.ones((B, 1), dtype=torch.bool, device=dev)
-    offsets = torch.arange(B, device=dev)[:, None] * num_beams           # beam b of item i is row i * num_beams + b
+    offsets = torch.arange(B, device=dev)[:, None] * num_beams  # beam b of item i is row i * num_beams + b
     cache = Seq2SeqCache() if use_cache else None
-    for cur in range(1, max_len):                                        # cur: tokens so far in each beam
+    for cur in range(1, max_len):  # cur: tokens so far in each beam
         flat = running[:, :, :cur].reshape(B * num_beams, cur)
-        log_probs = _constrain(F.log_softmax(_next_scores(model, flat, encoder_out, attention_mask, cache), dim=-1),
-                               flat, min_new_tokens, no_repeat_ngram_size, c.eos_id)
+        log_probs = _constrain(
+            F.log_softmax(_next_scores(model, flat, encoder_out, attention_mask, cache), dim=-1),
+            flat,
+            min_new_tokens,
+            no_repeat_ngram_size,
+            c.eos_id,
+        )
         V = log_probs.shape[-1]
         totals = (log_probs.view(B, num_beams, V) + running_scores[:, :, None]).view(B, num_beams * V)
-        top_scores, top = totals.topk(K, dim=1)                          # (B, K), best first
+        top_scores, top = totals.topk(K, dim=1)  # (B, K), best first
         parent, token = top // V, top % V
         candidates = running.gather(1, parent[:, :, None].expand(-1, -1, max_len)).clone()
         candidates[:, :, cur] = token
-        ends = (token == c.eos_id) | (cur + 1 >= max_len)                # (B, K)
+        ends = (token == c.eos_id) | (cur + 1 >= max_len)  # (B, K)
         # the next beams: the best num_beams candidates that did not end
         keep = (top_scores + ends.float() * NEG).topk(num_beams, dim=1).indices
-        running, running_scores = candidates.gather(1, keep[:, :, None].expand(-1, -1, max_len)), (top_scores + ends.float() * NEG).gather(1, keep)
+        running, running_scores = (
+            candidates.gather(1, keep[:, :, None].expand(-1, -1, max_len)),
+            (top_scores + ends.float() * NEG).gather(1, keep),
+        )
         # finished hypotheses: candidates among the first num_beams that ended, scored with the length penalty
         just = ends & (torch.arange(K, device=dev) < num_beams)
-        scores = top_scores / (cur ** length_penalty)
+        scores = top_scores / (cur**length_penalty)
         scores = scores + (finished_done.all(1, keepdim=True) & early_stopping).float() * NEG
         scores = scores + (~can_improve).float() * NEG
         scores = scores + (~just).float() * NEG
@@ -101,12 +154,16 @@ def _beam_search(model, encoder_out, attention_mask, max_new_tokens, min_new_tok
         finished_scores = torch.cat([finished_scores, scores], 1).gather(1, merged)
         finished_done = torch.cat([finished_done, just], 1).gather(1, merged)
         finished_len = torch.cat([finished_len, torch.full_like(token, cur + 1)], 1).gather(1, merged)
-        if cache is not None: cache.reorder_beams((parent.gather(1, keep) + offsets).flatten())
-        best_running = running_scores[:, :1] / (cur ** length_penalty)  # the best beam, scored at its current length
-        worst_finished = torch.where(finished_done, finished_scores.min(1, keepdim=True).values, torch.full_like(finished_scores, NEG))
+        if cache is not None:
+            cache.reorder_beams((parent.gather(1, keep) + offsets).flatten())
+        best_running = running_scores[:, :1] / (cur**length_penalty)  # the best beam, scored at its current length
+        worst_finished = torch.where(
+            finished_done, finished_scores.min(1, keepdim=True).values, torch.full_like(finished_scores, NEG)
+        )
         can_improve &= (best_running > worst_finished).any(1, keepdim=True)
-        if not can_improve.any() or (finished_done.all() and early_stopping) or ends.all(): break
-    return finished[:, 0, :int(finished_len[:, 0].max())]
+        if not can_improve.any() or (finished_done.all() and early_stopping) or ends.all():
+            break
+    return finished[:, 0, : int(finished_len[:, 0].max())]
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #b1b2caf4
 def generate(
@@ -127,6 +184,19 @@ def generate(
     with evaluating(model):
         input_ids, attention_mask = _prepare(model, input_ids, attention_mask)
         encoder_out = model.encode(input_ids, attention_mask)  # once
-        if num_beams == 1: return _greedy(model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size, use_cache)
-        return _beam_search(model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size,
-                            num_beams, length_penalty, early_stopping, use_cache)
+        if num_beams == 1:
+            return _greedy(
+                model, encoder_out, attention_mask, max_new_tokens, min_new_tokens, no_repeat_ngram_size, use_cache
+            )
+        return _beam_search(
+            model,
+            encoder_out,
+            attention_mask,
+            max_new_tokens,
+            min_new_tokens,
+            no_repeat_ngram_size,
+            num_beams,
+            length_penalty,
+            early_stopping,
+            use_cache,
+        )

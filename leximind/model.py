@@ -9,7 +9,9 @@ __all__ = ['T5Config', 'relative_position_bucket', 'RelativePositionBias', 'Feed
            'Seq2SeqCache', 'shift_right', 'T5']
 
 # %% ../nbs/11_encoder_decoder.ipynb #a183e068
-import json, math, re
+import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +20,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightbrain.attention import MultiHeadAttention
-from lightbrain.core import hub_online
 from lightbrain.checkpoint import load_model, save_model
+from lightbrain.core import hub_online
 from lightbrain.norm import RMSNorm
 
 # %% ../nbs/11_encoder_decoder.ipynb #09806121
 @dataclass
 class T5Config:
     "The shape of a T5. Presets: `T5Config.tiny()`, `.flan_t5_small()`, `.flan_t5_base()` (the default), `.flan_t5_large()`."
+
     vocab_size: int = 32128  # FLAN-T5's embedding rows (32,100 ids, padded to a multiple of 128)
     d_model: int = 768  # model width
     d_kv: int = 64  # width of each attention head
@@ -45,14 +48,29 @@ class T5Config:
     use_sdpa: bool = True  # PyTorch's fused attention (False: chapter 03's hand-written function)
 
     def __post_init__(self):
-        if self.feed_forward not in ("gated-gelu", "relu"): raise ValueError(f"feed_forward must be 'gated-gelu' or 'relu', not {self.feed_forward!r}")
-        if min(self.vocab_size, self.d_model, self.d_kv, self.d_ff, self.n_layers, self.n_decoder_layers, self.n_heads) < 1:
+        if self.feed_forward not in ("gated-gelu", "relu"):
+            raise ValueError(f"feed_forward must be 'gated-gelu' or 'relu', not {self.feed_forward!r}")
+        if (
+            min(self.vocab_size, self.d_model, self.d_kv, self.d_ff, self.n_layers, self.n_decoder_layers, self.n_heads)
+            < 1
+        ):
             raise ValueError(f"sizes must be positive: {self}")
 
     @classmethod
     def tiny(cls, vocab_size: int = 512, **kw):
         "A toy model for quick mode and tests: 2 + 2 layers, 4 heads of 16, width 64."
-        return cls(**{"d_model": 64, "d_kv": 16, "d_ff": 128, "n_layers": 2, "n_decoder_layers": 2, "n_heads": 4, **kw, "vocab_size": vocab_size})
+        return cls(
+            **{
+                "d_model": 64,
+                "d_kv": 16,
+                "d_ff": 128,
+                "n_layers": 2,
+                "n_decoder_layers": 2,
+                "n_heads": 4,
+                **kw,
+                "vocab_size": vocab_size,
+            }
+        )
 
     @classmethod
     def flan_t5_small(cls, **kw):
@@ -70,20 +88,27 @@ class T5Config:
         return cls(**{"d_model": 1024, "d_ff": 2816, "n_layers": 24, "n_decoder_layers": 24, "n_heads": 16, **kw})
 
 # %% ../nbs/11_encoder_decoder.ipynb #41ccbde3
-def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
+def relative_position_bucket(
+    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128
+) -> torch.Tensor:
     "T5's bucket for each `key_position - query_position`: exact for small distances, log-spaced up to `max_distance`."
     buckets = torch.zeros_like(relative_position)
     if bidirectional:
         num_buckets //= 2
         buckets += (relative_position > 0).long() * num_buckets  # keys after the query use the upper half
         distance = relative_position.abs()
-    else: distance = (-relative_position).clamp(min=0)  # only the past: future positions all land in bucket 0
+    else:
+        distance = (-relative_position).clamp(min=0)  # only the past: future positions all land in bucket 0
     exact = num_buckets // 2
-    log_bucket = exact + (torch.log(distance.float() / exact) / math.log(max_distance / exact) * (num_buckets - exact)).long()
+    log_bucket = (
+        exact + (torch.log(distance.float() / exact) / math.log(max_distance / exact) * (num_buckets - exact)).long()
+    )
     return buckets + torch.where(distance < exact, distance, log_bucket.clamp(max=num_buckets - 1))
+
 
 class RelativePositionBias(nn.Module):
     "A learned scalar per head per relative-position bucket, as an additive attention bias (1, n_heads, queries, keys)."
+
     def __init__(self, n_heads: int, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128):
         super().__init__()
         self.bidirectional, self.num_buckets, self.max_distance = bidirectional, num_buckets, max_distance
@@ -92,18 +117,27 @@ class RelativePositionBias(nn.Module):
     def forward(self, n_queries: int, n_keys: int, offset: int = 0) -> torch.Tensor:
         "The bias for queries at positions offset, offset+1, ... against keys at 0, 1, ..."
         device = self.embedding.weight.device
-        relative = torch.arange(n_keys, device=device)[None, :] - torch.arange(offset, offset + n_queries, device=device)[:, None]
+        relative = (
+            torch.arange(n_keys, device=device)[None, :]
+            - torch.arange(offset, offset + n_queries, device=device)[:, None]
+        )
         buckets = relative_position_bucket(relative, self.bidirectional, self.num_buckets, self.max_distance)
         return self.embedding(buckets).permute(2, 0, 1)[None]  # (1, n_heads, n_queries, n_keys)
 
 # %% ../nbs/11_encoder_decoder.ipynb #7ef04c6c
 class FeedForward(nn.Module):
     "T5's feed-forward: gated GELU `wo(gelu(wi_0 x) * wi_1 x)` (T5 1.1, FLAN) or ReLU `wo(relu(wi x))` (original T5)."
+
     def __init__(self, config: T5Config):
         super().__init__()
         self.gated = config.feed_forward == "gated-gelu"
-        if self.gated: self.wi_0, self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False), nn.Linear(config.d_model, config.d_ff, bias=False)
-        else: self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
+        if self.gated:
+            self.wi_0, self.wi_1 = (
+                nn.Linear(config.d_model, config.d_ff, bias=False),
+                nn.Linear(config.d_model, config.d_ff, bias=False),
+            )
+        else:
+            self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
         self.wo, self.dropout = nn.Linear(config.d_ff, config.d_model, bias=False), nn.Dropout(config.dropout)
 
     def forward(self, x):
@@ -112,13 +146,23 @@ class FeedForward(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             return self.wo(self.dropout(h).to(self.wo.weight.dtype))
 
+
 def _attention(config: T5Config) -> MultiHeadAttention:
     "Chapter 03's attention as T5 uses it: no biases, heads of d_kv, no 1/sqrt(d) scaling."
-    return MultiHeadAttention(config.d_model, config.n_heads, head_dim=config.d_kv, bias=False, dropout=config.dropout,
-                              scale=1.0, use_sdpa=config.use_sdpa)
+    return MultiHeadAttention(
+        config.d_model,
+        config.n_heads,
+        head_dim=config.d_kv,
+        bias=False,
+        dropout=config.dropout,
+        scale=1.0,
+        use_sdpa=config.use_sdpa,
+    )
+
 
 class EncoderBlock(nn.Module):
     "Bidirectional self-attention, then feed-forward, each pre-normed with a residual connection."
+
     def __init__(self, config: T5Config):
         super().__init__()
         self.norm1, self.attn = RMSNorm(config.d_model, config.norm_eps), _attention(config)
@@ -129,8 +173,10 @@ class EncoderBlock(nn.Module):
         x = x + self.drop(self.attn(self.norm1(x), mask=mask, position_bias=position_bias)[0])
         return x + self.drop(self.ff(self.norm2(x)))
 
+
 class DecoderBlock(nn.Module):
     "Causal self-attention, cross-attention to the encoder output, then feed-forward; returns the keys and values it used."
+
     def __init__(self, config: T5Config):
         super().__init__()
         self.norm1, self.self_attn = RMSNorm(config.d_model, config.norm_eps), _attention(config)
@@ -148,14 +194,18 @@ class DecoderBlock(nn.Module):
 # %% ../nbs/11_encoder_decoder.ipynb #eb3adb5a
 class Seq2SeqCache:
     "Per decoder block: the self-attention keys/values so far (growing) and the cross-attention keys/values (fixed)."
-    def __init__(self): self.self_kv, self.cross_kv = [], []
 
-    def __len__(self) -> int: return self.self_kv[0][0].shape[2] if self.self_kv else 0
+    def __init__(self):
+        self.self_kv, self.cross_kv = [], []
+
+    def __len__(self) -> int:
+        return self.self_kv[0][0].shape[2] if self.self_kv else 0
 
     def reorder_beams(self, rows: torch.Tensor):
         "Follow the beams that survived a beam-search step: row i's cache becomes row rows[i]'s (rows stay within their input's beams)."
         self.self_kv = [(k[rows], v[rows]) for k, v in self.self_kv]
         # the cross-attention cache needs no reordering: all beams of an input share the same encoder output
+
 
 def shift_right(labels: torch.Tensor, start_id: int = 0) -> torch.Tensor:
     "The decoder's input for `labels`: the start token, then the labels without the last one (-100 becomes the pad id 0)."
@@ -163,9 +213,12 @@ def shift_right(labels: torch.Tensor, start_id: int = 0) -> torch.Tensor:
     shifted[:, 1:] = labels[:, :-1]
     return shifted.masked_fill(shifted == -100, 0)
 
+
 class T5(nn.Module):
     "A T5 encoder-decoder: shared embedding, encoder and decoder stacks with relative position bias, and an LM head."
+
     model_type, config_class = "leximind-t5", T5Config  # for chapter 05's save_model and load_model
+
     def __init__(self, config: T5Config):
         super().__init__()
         self.config = config
@@ -174,138 +227,201 @@ class T5(nn.Module):
         self.dec_bias = RelativePositionBias(config.n_heads, False, config.num_buckets, config.max_distance)
         self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layers))
         self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_decoder_layers))
-        self.enc_norm, self.dec_norm = RMSNorm(config.d_model, config.norm_eps), RMSNorm(config.d_model, config.norm_eps)
+        self.enc_norm, self.dec_norm = (
+            RMSNorm(config.d_model, config.norm_eps),
+            RMSNorm(config.d_model, config.norm_eps),
+        )
         self.drop = nn.Dropout(config.dropout)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        if config.tie_embeddings: self.lm_head.weight = self.shared.weight
+        if config.tie_embeddings:
+            self.lm_head.weight = self.shared.weight
         self._init_weights()
 
     def _init_weights(self):
         "T5's initialisation (Mesh TensorFlow): each weight's std is 1/sqrt(its fan-in); queries also absorb 1/sqrt(d_kv)."
         c = self.config
         nn.init.normal_(self.shared.weight, std=1.0)
-        if not c.tie_embeddings: nn.init.normal_(self.lm_head.weight, std=1.0)
-        for bias in (self.enc_bias, self.dec_bias): nn.init.normal_(bias.embedding.weight, std=c.d_model ** -0.5)
+        if not c.tie_embeddings:
+            nn.init.normal_(self.lm_head.weight, std=1.0)
+        for bias in (self.enc_bias, self.dec_bias):
+            nn.init.normal_(bias.embedding.weight, std=c.d_model**-0.5)
         for m in self.modules():
             if isinstance(m, MultiHeadAttention):
                 nn.init.normal_(m.q_proj.weight, std=(c.d_model * c.d_kv) ** -0.5)
-                for p in (m.k_proj, m.v_proj): nn.init.normal_(p.weight, std=c.d_model ** -0.5)
+                for p in (m.k_proj, m.v_proj):
+                    nn.init.normal_(p.weight, std=c.d_model**-0.5)
                 nn.init.normal_(m.out_proj.weight, std=(c.n_heads * c.d_kv) ** -0.5)
             if isinstance(m, FeedForward):
                 for name in ("wi_0", "wi_1", "wi"):
-                    if hasattr(m, name): nn.init.normal_(getattr(m, name).weight, std=c.d_model ** -0.5)
-                nn.init.normal_(m.wo.weight, std=c.d_ff ** -0.5)
+                    if hasattr(m, name):
+                        nn.init.normal_(getattr(m, name).weight, std=c.d_model**-0.5)
+                nn.init.normal_(m.wo.weight, std=c.d_ff**-0.5)
 
 # %% ../nbs/11_encoder_decoder.ipynb #9fd97594
-def _encode(self: T5,
-            input_ids: torch.Tensor,  # (B, S) token ids
-            attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
-           ) -> torch.Tensor:
+def _encode(
+    self: T5,
+    input_ids: torch.Tensor,  # (B, S) token ids
+    attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
+) -> torch.Tensor:
     "The encoder's output (B, S, d_model)."
-    if input_ids.dim() != 2 or input_ids.shape[1] == 0: raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
     mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()  # (B, 1, 1, S)
     x = self.drop(self.shared(input_ids))
-    bias = self.enc_bias(input_ids.shape[1], input_ids.shape[1])                           # (1, H, S, S)
-    for block in self.encoder: x = block(x, mask, bias)
+    bias = self.enc_bias(input_ids.shape[1], input_ids.shape[1])  # (1, H, S, S)
+    for block in self.encoder:
+        x = block(x, mask, bias)
     return self.drop(self.enc_norm(x))
 
-def _decode(self: T5,
-            decoder_input_ids: torch.Tensor,  # (B, T) the decoder's input (the new tokens only, if a cache is given)
-            encoder_out: torch.Tensor,  # (B, S, d_model) from `encode`
-            attention_mask: torch.Tensor | None = None,  # (B, S) the encoder input's mask
-            cache: Seq2SeqCache | None = None,  # extended in place
-           ) -> torch.Tensor:
+
+def _decode(
+    self: T5,
+    decoder_input_ids: torch.Tensor,  # (B, T) the decoder's input (the new tokens only, if a cache is given)
+    encoder_out: torch.Tensor,  # (B, S, d_model) from `encode`
+    attention_mask: torch.Tensor | None = None,  # (B, S) the encoder input's mask
+    cache: Seq2SeqCache | None = None,  # extended in place
+) -> torch.Tensor:
     "Logits (B, T, vocab_size) for each decoder position."
     past = len(cache) if cache is not None else 0
     T = decoder_input_ids.shape[1]
     mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
     x = self.drop(self.shared(decoder_input_ids))
-    bias = self.dec_bias(T, past + T, offset=past)                                        # (1, H, T, past + T)
+    bias = self.dec_bias(T, past + T, offset=past)  # (1, H, T, past + T)
     selves, crosses = [], []
     for i, block in enumerate(self.decoder):
         past_self = cache.self_kv[i] if cache is not None and cache.self_kv else None
         past_cross = cache.cross_kv[i] if cache is not None and cache.cross_kv else None
         x, self_kv, cross_kv = block(x, encoder_out, mask, bias, past_self, past_cross)
-        selves.append(self_kv); crosses.append(cross_kv)
-    if cache is not None: cache.self_kv, cache.cross_kv = selves, crosses
+        selves.append(self_kv)
+        crosses.append(cross_kv)
+    if cache is not None:
+        cache.self_kv, cache.cross_kv = selves, crosses
     x = self.drop(self.dec_norm(x))
-    if self.config.tie_embeddings: x = x * self.config.d_model ** -0.5  # the original T5 rescales before its tied head
+    if self.config.tie_embeddings:
+        x = x * self.config.d_model**-0.5  # the original T5 rescales before its tied head
     return self.lm_head(x)
 
-def _t5_forward(self: T5,
-                input_ids: torch.Tensor,  # (B, S) encoder input
-                decoder_input_ids: torch.Tensor | None = None,  # (B, T); None: `labels` shifted right
-                attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
-                labels: torch.Tensor | None = None,  # (B, T) target ids; -100 is ignored by the loss
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+
+def _t5_forward(
+    self: T5,
+    input_ids: torch.Tensor,  # (B, S) encoder input
+    decoder_input_ids: torch.Tensor | None = None,  # (B, T); None: `labels` shifted right
+    attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
+    labels: torch.Tensor | None = None,  # (B, T) target ids; -100 is ignored by the loss
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     "Logits (B, T, vocab_size) and, with `labels`, the mean cross-entropy loss."
     if decoder_input_ids is None:
-        if labels is None: raise ValueError("pass decoder_input_ids, or labels to derive them from")
+        if labels is None:
+            raise ValueError("pass decoder_input_ids, or labels to derive them from")
         decoder_input_ids = shift_right(labels, self.config.pad_id)
     logits = self.decode(decoder_input_ids, self.encode(input_ids, attention_mask), attention_mask)
-    loss = None if labels is None else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+    loss = (
+        None if labels is None else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+    )
     return logits, loss
+
 
 T5.encode, T5.decode, T5.forward = _encode, _decode, _t5_forward
 
 # %% ../nbs/11_encoder_decoder.ipynb #0c83408d
 def _rename_hf(name: str) -> str | None:
     "Our parameter name for a Hugging Face T5 parameter name (None for its copies of the shared embedding)."
-    if name in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"): return None
-    fixed = {"shared.weight": "shared.weight", "lm_head.weight": "lm_head.weight",
-             "encoder.final_layer_norm.weight": "enc_norm.weight", "decoder.final_layer_norm.weight": "dec_norm.weight",
-             "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": "enc_bias.embedding.weight",
-             "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": "dec_bias.embedding.weight"}
-    if name in fixed: return fixed[name]
-    m = re.fullmatch(r"(encoder|decoder)\.block\.(\d+)\.layer\.(\d)\.(SelfAttention|EncDecAttention|DenseReluDense|layer_norm)\.(?:(\w+)\.)?weight", name)
-    if m is None: raise ValueError(f"unexpected T5 parameter {name!r}: is this a T5 checkpoint?")
+    if name in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"):
+        return None
+    fixed = {
+        "shared.weight": "shared.weight",
+        "lm_head.weight": "lm_head.weight",
+        "encoder.final_layer_norm.weight": "enc_norm.weight",
+        "decoder.final_layer_norm.weight": "dec_norm.weight",
+        "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": "enc_bias.embedding.weight",
+        "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": "dec_bias.embedding.weight",
+    }
+    if name in fixed:
+        return fixed[name]
+    m = re.fullmatch(
+        r"(encoder|decoder)\.block\.(\d+)\.layer\.(\d)\.(SelfAttention|EncDecAttention|DenseReluDense|layer_norm)\.(?:(\w+)\.)?weight",
+        name,
+    )
+    if m is None:
+        raise ValueError(f"unexpected T5 parameter {name!r}: is this a T5 checkpoint?")
     stack, block, layer, kind, leaf = m.groups()
     attn = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "out_proj"}
     where = f"{stack}.{block}"
-    if kind == "SelfAttention": return f"{where}.{'attn' if stack == 'encoder' else 'self_attn'}.{attn[leaf]}.weight"
-    if kind == "EncDecAttention": return f"{where}.cross_attn.{attn[leaf]}.weight"
-    if kind == "DenseReluDense": return f"{where}.ff.{leaf}.weight"
+    if kind == "SelfAttention":
+        return f"{where}.{'attn' if stack == 'encoder' else 'self_attn'}.{attn[leaf]}.weight"
+    if kind == "EncDecAttention":
+        return f"{where}.cross_attn.{attn[leaf]}.weight"
+    if kind == "DenseReluDense":
+        return f"{where}.ff.{leaf}.weight"
     return f"{where}.norm{int(layer) + 1}.weight"  # layer_norm of sublayer 0, 1 (, 2)
+
 
 def _config_from_hf(c: dict) -> T5Config:
     "Our config from a Hugging Face T5 config (as a dict); refuse variants our model does not implement."
-    if c.get("feed_forward_proj", "relu") not in ("gated-gelu", "relu"): raise ValueError(f"unsupported feed-forward {c['feed_forward_proj']!r}")
+    if c.get("feed_forward_proj", "relu") not in ("gated-gelu", "relu"):
+        raise ValueError(f"unsupported feed-forward {c['feed_forward_proj']!r}")
     tied = c.get("scale_decoder_outputs", c.get("tie_word_embeddings", True))  # transformers 5 keeps the choice here
-    return T5Config(vocab_size=c["vocab_size"], d_model=c["d_model"], d_kv=c["d_kv"], d_ff=c["d_ff"], n_layers=c["num_layers"],
-                    n_decoder_layers=c.get("num_decoder_layers") or c["num_layers"], n_heads=c["num_heads"],
-                    num_buckets=c.get("relative_attention_num_buckets", 32), max_distance=c.get("relative_attention_max_distance", 128),
-                    dropout=c.get("dropout_rate", 0.1), norm_eps=c.get("layer_norm_epsilon", 1e-6),
-                    feed_forward=c.get("feed_forward_proj", "relu"), tie_embeddings=bool(tied))
+    return T5Config(
+        vocab_size=c["vocab_size"],
+        d_model=c["d_model"],
+        d_kv=c["d_kv"],
+        d_ff=c["d_ff"],
+        n_layers=c["num_layers"],
+        n_decoder_layers=c.get("num_decoder_layers") or c["num_layers"],
+        n_heads=c["num_heads"],
+        num_buckets=c.get("relative_attention_num_buckets", 32),
+        max_distance=c.get("relative_attention_max_distance", 128),
+        dropout=c.get("dropout_rate", 0.1),
+        norm_eps=c.get("layer_norm_epsilon", 1e-6),
+        feed_forward=c.get("feed_forward_proj", "relu"),
+        tie_embeddings=bool(tied),
+    )
+
 
 def _read_hf_folder(path: Path) -> tuple[dict, dict]:
     "A Hugging Face T5 folder's config and weights (safetensors, else a PyTorch .bin read with weights_only=True)."
-    if not (path/"config.json").is_file(): raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
-    config = json.loads((path/"config.json").read_text())
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
+    config = json.loads((path / "config.json").read_text())
     files = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
-    if not files: raise FileNotFoundError(f"{path} has no model weights (*.safetensors or pytorch_model.bin)")
+    if not files:
+        raise FileNotFoundError(f"{path} has no model weights (*.safetensors or pytorch_model.bin)")
     from safetensors.torch import load_file
+
     state = {}
-    for f in files: state |= load_file(f) if f.suffix == ".safetensors" else torch.load(f, map_location="cpu", weights_only=True)
+    for f in files:
+        state |= load_file(f) if f.suffix == ".safetensors" else torch.load(f, map_location="cpu", weights_only=True)
     return config, state
+
 
 def _t5_from_hf(cls, model_or_path) -> T5:
     "Our T5 with the weights of a Hugging Face `T5ForConditionalGeneration`, or of a local folder it saved."
-    if isinstance(model_or_path, nn.Module): config, state = model_or_path.config.to_dict(), model_or_path.state_dict()
+    if isinstance(model_or_path, nn.Module):
+        config, state = model_or_path.config.to_dict(), model_or_path.state_dict()
     else:
-        if not Path(model_or_path).is_dir(): raise FileNotFoundError(f"{model_or_path}: no such folder (for the hub, use T5.from_pretrained)")
+        if not Path(model_or_path).is_dir():
+            raise FileNotFoundError(f"{model_or_path}: no such folder (for the hub, use T5.from_pretrained)")
         config, state = _read_hf_folder(Path(model_or_path))
     model = cls(_config_from_hf(config))
     ours = {new: t for name, t in state.items() if (new := _rename_hf(name))}
-    if "lm_head.weight" not in ours: ours["lm_head.weight"] = ours["shared.weight"]  # a checkpoint that ties its head stores it once
+    if "lm_head.weight" not in ours:
+        ours["lm_head.weight"] = ours["shared.weight"]  # a checkpoint that ties its head stores it once
     missing, unexpected = model.load_state_dict(ours, strict=False)
-    if missing or unexpected: raise ValueError(f"the weights do not fit the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    if missing or unexpected:
+        raise ValueError(f"the weights do not fit the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return model.eval()
+
 
 def _t5_from_pretrained(cls, name: str = "google/flan-t5-base") -> T5:
     "Download a T5 / FLAN-T5 from the Hugging Face hub (needs a network) and load it."
-    if not hub_online(): raise ConnectionError(f"cannot download {name!r}: the Hugging Face hub is unreachable (T5.from_hf loads a local folder)")
+    if not hub_online():
+        raise ConnectionError(
+            f"cannot download {name!r}: the Hugging Face hub is unreachable (T5.from_hf loads a local folder)"
+        )
     from huggingface_hub import snapshot_download
+
     return cls.from_hf(snapshot_download(name, allow_patterns=["config.json", "*.safetensors"]))
+
 
 T5.from_hf, T5.from_pretrained = classmethod(_t5_from_hf), classmethod(_t5_from_pretrained)
 

@@ -10,7 +10,9 @@ __all__ = ['TASKS', 'PREFIXES', 'TRAIN_PRESETS', 'SOURCE_LENGTHS', 'RUN_DIRS', '
            'full_setup', 'run_files', 'task_metrics', 'train_leximind', 'trained_checkpoint']
 
 # %% ../nbs/13_multitask.ipynb #4f3fd2fb
-import json, os, shutil
+import json
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,32 +22,43 @@ from filelock import FileLock
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from lightbrain.checkpoint import build_config, check_fields, load_weights, read_config, save_model
-from lightbrain.core import evaluating, get_device, get_mode, hub_online, rehearsal_cap, rehearsing, seed_everything
-from lightbrain.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
-from lightbrain.train import TrainConfig, train
 from leximind.model import T5, T5Config
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from lightbrain.checkpoint import build_config, check_fields, load_weights, read_config, save_model
+from lightbrain.core import evaluating, get_device, hub_online, rehearsal_cap, rehearsing, seed_everything
+from lightbrain.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
+from lightbrain.train import TrainConfig, train
 
 # %% ../nbs/13_multitask.ipynb #4d01d897
 TASKS = ("summarize", "emotion", "topic")
 PREFIXES = {"summarize": "summarize: ", "emotion": "emotion: ", "topic": "topic: "}
 
-def load_tasks(emotion: str | None = None, ag_news: str | None = None, cnn_dailymail: str | None = None, builtin: bool = False) -> dict:
+
+def load_tasks(
+    emotion: str | None = None, ag_news: str | None = None, cnn_dailymail: str | None = None, builtin: bool = False
+) -> dict:
     "The three datasets by task, each a DatasetDict (train/validation/test) from the hub, a local path, or (builtin=True, or offline) the course's slice."
     source = lambda path: "builtin" if builtin and path is None else path
-    return {"summarize": load_cnn_dailymail(source(cnn_dailymail)), "emotion": load_emotion(source(emotion)), "topic": load_ag_news(source(ag_news))}
+    return {
+        "summarize": load_cnn_dailymail(source(cnn_dailymail)),
+        "emotion": load_emotion(source(emotion)),
+        "topic": load_ag_news(source(ag_news)),
+    }
 
 # %% ../nbs/13_multitask.ipynb #55dca108
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str = "mean") -> torch.Tensor:
     "One vector per sequence from (B, S, d) token vectors: the mean over real tokens (`mask` 1), or the first token's."
-    if how == "first": return hidden[:, 0]
-    if how != "mean": raise ValueError(f"pooling must be 'mean' or 'first', not {how!r}")
+    if how == "first":
+        return hidden[:, 0]
+    if how != "mean":
+        raise ValueError(f"pooling must be 'mean' or 'first', not {how!r}")
     m = mask[..., None].to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
+
 class ClassifierHead(nn.Module):
     "Pool the encoder's output, dropout, then a linear layer to label scores."
+
     def __init__(self, d_model: int, n_labels: int, pooling: str = "mean", dropout: float = 0.1):
         super().__init__()
         self.pooling, self.drop, self.out = pooling, nn.Dropout(dropout), nn.Linear(d_model, n_labels)
@@ -56,15 +69,25 @@ class ClassifierHead(nn.Module):
 # %% ../nbs/13_multitask.ipynb #88c53db2
 class MultiTaskT5(nn.Module):
     "A T5 for three tasks: summaries through its LM head, emotion and topic through heads on its encoder output."
+
     model_type = "leximind-multitask"  # for chapter 05's save_model and read_config
     has_unused_parameters = True  # a batch of one task gives the other heads (and, for labels, the decoder) no gradient
-    def __init__(self, t5: T5, pooling: str = "mean", head_dropout: float = 0.1,
-                 emotion_labels: list[str] = EMOTION_LABELS, topic_labels: list[str] = AG_NEWS_LABELS):
+
+    def __init__(
+        self,
+        t5: T5,
+        pooling: str = "mean",
+        head_dropout: float = 0.1,
+        emotion_labels: list[str] = EMOTION_LABELS,
+        topic_labels: list[str] = AG_NEWS_LABELS,
+    ):
         super().__init__()
         self.t5, self.pooling, self.head_dropout = t5, pooling, head_dropout
         self.labels = {"emotion": list(emotion_labels), "topic": list(topic_labels)}
         d = t5.config.d_model
-        self.heads = nn.ModuleDict({task: ClassifierHead(d, len(names), pooling, head_dropout) for task, names in self.labels.items()})
+        self.heads = nn.ModuleDict(
+            {task: ClassifierHead(d, len(names), pooling, head_dropout) for task, names in self.labels.items()}
+        )
 
     def classify(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         "Label scores (B, n_labels) of `task` ('emotion' or 'topic')."
@@ -73,21 +96,27 @@ class MultiTaskT5(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         "The loss of a batch of one task (a batch from `MultiTaskBatches`)."
         task, ids, mask, labels = batch["task"], batch["input_ids"], batch["attention_mask"], batch["labels"]
-        if task == "summarize": return self.t5(ids, attention_mask=mask, labels=labels)[1]
+        if task == "summarize":
+            return self.t5(ids, attention_mask=mask, labels=labels)[1]
         return F.cross_entropy(self.classify(task, ids, mask).float(), labels)
 
     @property
     def config(self) -> dict:
         "What `save_model` writes to config.json: the T5's config and the heads' settings."
-        return {"t5": asdict(self.t5.config), "pooling": self.pooling, "head_dropout": self.head_dropout,
-                "emotion_labels": self.labels["emotion"], "topic_labels": self.labels["topic"]}
+        return {
+            "t5": asdict(self.t5.config),
+            "pooling": self.pooling,
+            "head_dropout": self.head_dropout,
+            "emotion_labels": self.labels["emotion"],
+            "topic_labels": self.labels["topic"],
+        }
 
     save_pretrained = save_model  # config.json and model.safetensors (chapter 05)
 
     @classmethod
     def load(cls, path: str | Path) -> "MultiTaskT5":
         "Load a folder written by `save_pretrained`."
-        config, source = read_config(path, cls.model_type), Path(path)/"config.json"
+        config, source = read_config(path, cls.model_type), Path(path) / "config.json"
         t5 = T5(build_config(T5Config, config.pop("t5"), source))
         check_fields(config, ("pooling", "head_dropout", "emotion_labels", "topic_labels"), source)
         return load_weights(cls(t5, **config), path).eval()
@@ -95,21 +124,26 @@ class MultiTaskT5(nn.Module):
 # %% ../nbs/13_multitask.ipynb #0e7b2d5d
 def task_probabilities(sizes: dict[str, int], temperature: float = 2.0) -> dict[str, float]:
     "Sampling probability of each task: proportional to its size ** (1 / temperature)."
-    if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     scaled = {task: n ** (1 / temperature) for task, n in sizes.items()}
     return {task: s / sum(scaled.values()) for task, s in scaled.items()}
 
+
 class MultiTaskBatches:
     "Batches of one task at a time from the three datasets: the task drawn by temperature-scaled size, dynamic padding."
-    def __init__(self,
-                 tasks: dict,  # task -> DatasetDict, as `load_tasks` returns
-                 tokenizer: SentencePieceTokenizer,
-                 batch_size: int = 16,
-                 max_source: int = 512,  # input tokens kept (longer inputs are truncated, with one note)
-                 max_target: int = 128,  # summary tokens kept
-                 temperature: float = 2.0,  # task sampling: proportional to size ** (1 / temperature)
-                 weights: dict[str, float] | None = None,  # per-task loss weights (default 1)
-                 device="cpu"):
+
+    def __init__(
+        self,
+        tasks: dict,  # task -> DatasetDict, as `load_tasks` returns
+        tokenizer: SentencePieceTokenizer,
+        batch_size: int = 16,
+        max_source: int = 512,  # input tokens kept (longer inputs are truncated, with one note)
+        max_target: int = 128,  # summary tokens kept
+        temperature: float = 2.0,  # task sampling: proportional to size ** (1 / temperature)
+        weights: dict[str, float] | None = None,  # per-task loss weights (default 1)
+        device="cpu",
+    ):
         self.tokenizer, self.batch_size, self.device = tokenizer, batch_size, torch.device(device)
         self.weights = {t: 1.0 for t in tasks} | (weights or {})
         self.examples, long = {}, 0
@@ -120,20 +154,30 @@ class MultiTaskBatches:
                     ids = tokenizer.encode(PREFIXES[task] + (row["article"] if task == "summarize" else row["text"]))
                     long += len(ids) > max_source
                     sources.append(self.cut(ids, max_source))
-                    targets.append(self.cut(tokenizer.encode(row["highlights"]), max_target) if task == "summarize" else row["label"])
+                    targets.append(
+                        self.cut(tokenizer.encode(row["highlights"]), max_target)
+                        if task == "summarize"
+                        else row["label"]
+                    )
                 self.examples[task, split] = (sources, targets)
-        if long: print(f"note: {long:,} inputs were longer than {max_source} tokens; the model reads their first {max_source}")
+        if long:
+            print(
+                f"note: {long:,} inputs were longer than {max_source} tokens; the model reads their first {max_source}"
+            )
         self.probabilities = task_probabilities({t: len(self.examples[t, "train"][0]) for t in tasks}, temperature)
 
     def cut(self, ids: list[int], limit: int) -> torch.Tensor:
         "At most `limit` token ids, the last one end-of-sequence when it cuts, as a compact int32 tensor."
-        if len(ids) > limit: ids = ids[:limit - 1] + [self.tokenizer.eos_id]
+        if len(ids) > limit:
+            ids = ids[: limit - 1] + [self.tokenizer.eos_id]
         return torch.tensor(ids, dtype=torch.int32)
 
     def __call__(self, split: str, generator: torch.Generator) -> dict:
         "A batch of one task: task, input_ids, attention_mask, labels (ids padded with -100, or class ids) and weight."
         tasks = list(self.probabilities)
-        task = tasks[int(torch.multinomial(torch.tensor([self.probabilities[t] for t in tasks]), 1, generator=generator))]
+        task = tasks[
+            int(torch.multinomial(torch.tensor([self.probabilities[t] for t in tasks]), 1, generator=generator))
+        ]
         sources, targets = self.examples[task, split]
         idx = torch.randint(len(sources), (self.batch_size,), generator=generator).tolist()
         return self.collate(task, [sources[i] for i in idx], [targets[i] for i in idx])
@@ -145,13 +189,21 @@ class MultiTaskBatches:
         mask = (torch.arange(ids.shape[1]) < torch.tensor([len(s) for s in sources])[:, None]).long()
         if task == "summarize":
             labels = pad_sequence([torch.as_tensor(t) for t in targets], batch_first=True, padding_value=-100).long()
-        else: labels = torch.tensor(targets)
-        return {"task": task, "input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
-                "labels": labels.to(self.device), "weight": self.weights[task]}
+        else:
+            labels = torch.tensor(targets)
+        return {
+            "task": task,
+            "input_ids": ids.to(self.device),
+            "attention_mask": mask.to(self.device),
+            "labels": labels.to(self.device),
+            "weight": self.weights[task],
+        }
+
 
 def multitask_loss(model: nn.Module, batch: dict) -> torch.Tensor:
     "The training loss: the model's loss on the batch's task, times the task's weight."
     return model(batch) * batch["weight"]
+
 
 def count_tokens(batch: dict) -> int:
     "Input tokens in a batch (padding included), for the training loop's tokens per second."
@@ -159,63 +211,102 @@ def count_tokens(batch: dict) -> int:
 
 # %% ../nbs/13_multitask.ipynb #f2170a9a
 TRAIN_PRESETS = {  # TrainConfig fields for each mode, shared by this chapter and leximind-train
-    "quick": dict(batch_size=16, max_steps=1000, lr=3e-3, min_lr=3e-4, warmup_steps=100, weight_decay=0.01, eval_interval=250),
-    "full": dict(batch_size=8, max_steps=4000, lr=3e-4, min_lr=3e-5, warmup_steps=200, weight_decay=0.01, eval_interval=500)}
+    "quick": dict(
+        batch_size=16, max_steps=1000, lr=3e-3, min_lr=3e-4, warmup_steps=100, weight_decay=0.01, eval_interval=250
+    ),
+    "full": dict(
+        batch_size=8, max_steps=4000, lr=3e-4, min_lr=3e-5, warmup_steps=200, weight_decay=0.01, eval_interval=500
+    ),
+}
 SOURCE_LENGTHS = {"quick": (256, 48), "full": (512, 128)}  # (max_source, max_target) tokens
-RUN_DIRS = {"quick": "runs/leximind-quick", "full": "runs/leximind"}  # where this chapter and leximind-train save the model
+RUN_DIRS = {
+    "quick": "runs/leximind-quick",
+    "full": "runs/leximind",
+}  # where this chapter and leximind-train save the model
+
 
 def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
     "A SentencePiece tokenizer of about `vocab_size` pieces trained on the (prefixed) training texts of the three tasks."
-    texts = [PREFIXES[task] + t for task, column in (("emotion", "text"), ("topic", "text"), ("summarize", "article"))
-             for t in tasks[task]["train"][column]]
+    texts = [
+        PREFIXES[task] + t
+        for task, column in (("emotion", "text"), ("topic", "text"), ("summarize", "article"))
+        for t in tasks[task]["train"][column]
+    ]
     return SentencePieceTokenizer(train_sentencepiece(texts, vocab_size=vocab_size))
+
 
 def quick_setup(tasks: dict) -> tuple[SentencePieceTokenizer, T5Config]:
     "Quick mode: a 2,000-piece SentencePiece tokenizer trained on the (prefixed) training texts, and a tiny T5's config for it."
     tokenizer = _tokenizer_for(tasks, 2000)
     return tokenizer, T5Config.tiny(vocab_size=tokenizer.vocab_size, max_length=SOURCE_LENGTHS["quick"][0])
 
+
 def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[SentencePieceTokenizer, T5]:
     """Full mode: FLAN-T5's tokenizer and weights, from a local folder or the hub. A rehearsal (chapter 00) without the hub
     gets a stand-in, said in the output: FLAN-T5-base's architecture with random weights, a tokenizer trained on the tasks."""
-    if Path(base).is_dir(): return SentencePieceTokenizer.from_pretrained(base), T5.from_hf(base)
-    if hub_online() or not rehearsing(): return SentencePieceTokenizer.from_pretrained(base), T5.from_pretrained(base)
+    if Path(base).is_dir():
+        return SentencePieceTokenizer.from_pretrained(base), T5.from_hf(base)
+    if hub_online() or not rehearsing():
+        return SentencePieceTokenizer.from_pretrained(base), T5.from_pretrained(base)
     tokenizer = _tokenizer_for(tasks, 32_000)  # as many pieces as the texts allow, up to FLAN-T5's 32,000
-    print(f"{base}: the hub is unreachable, so this rehearsal uses a stand-in: FLAN-T5-base's shape with random weights, "
-          f"and a {tokenizer.vocab_size:,}-piece tokenizer trained on the tasks' texts")
-    return tokenizer, T5(T5Config.flan_t5_base(vocab_size=tokenizer.vocab_size))  # it can only write ids the tokenizer has
+    print(
+        f"{base}: the hub is unreachable, so this rehearsal uses a stand-in: FLAN-T5-base's shape with random weights, "
+        f"and a {tokenizer.vocab_size:,}-piece tokenizer trained on the tasks' texts"
+    )
+    return tokenizer, T5(
+        T5Config.flan_t5_base(vocab_size=tokenizer.vocab_size)
+    )  # it can only write ids the tokenizer has
 
 # %% ../nbs/13_multitask.ipynb #5470446d
 def run_files(tokenizer: SentencePieceTokenizer, quick: bool, sources: dict, config: TrainConfig):
     "`train`'s `on_save`: each checkpoint folder also gets the tokenizer (spiece.model) and run.json, naming the mode and data."
+
     def on_save(folder: Path):
         tokenizer.save(folder)
-        (folder/"run.json").write_text(json.dumps({"quick": quick, "sources": sources, "train_config": asdict(config)}, indent=2))
+        (folder / "run.json").write_text(
+            json.dumps({"quick": quick, "sources": sources, "train_config": asdict(config)}, indent=2)
+        )
+
     return on_save
 
 # %% ../nbs/13_multitask.ipynb #1093285d
-def task_metrics(model: MultiTaskT5, data: MultiTaskBatches, split: str = "val", limit: int = 200, batch_size: int = 32) -> dict:
+def task_metrics(
+    model: MultiTaskT5, data: MultiTaskBatches, split: str = "val", limit: int = 200, batch_size: int = 32
+) -> dict:
     "Per task, on the first `limit` examples of `split`: the summary loss per target token and each classifier's accuracy."
     out = {}
     with evaluating(model):
         for task in data.probabilities:
-            sources, targets = (x[:rehearsal_cap(limit)] for x in data.examples[task, split])
+            sources, targets = (x[: rehearsal_cap(limit)] for x in data.examples[task, split])
             total, count = 0.0, 0
             for i in range(0, len(sources), batch_size):
-                b = data.collate(task, sources[i:i + batch_size], targets[i:i + batch_size])
+                b = data.collate(task, sources[i : i + batch_size], targets[i : i + batch_size])
                 if task == "summarize":
                     n = int((b["labels"] != -100).sum())
                     total, count = total + model(b).item() * n, count + n
                 else:
-                    right = (model.classify(task, b["input_ids"], b["attention_mask"]).argmax(-1) == b["labels"]).sum().item()
+                    right = (
+                        (model.classify(task, b["input_ids"], b["attention_mask"]).argmax(-1) == b["labels"])
+                        .sum()
+                        .item()
+                    )
                     total, count = total + right, count + len(b["labels"])
             out["summary_loss" if task == "summarize" else f"{task}_accuracy"] = total / count
     return out
 
 # %% ../nbs/13_multitask.ipynb #45c8741b
-def train_leximind(out: str | Path, quick: bool, config_values: dict | None = None, sources: dict | None = None,
-                   base: str = "google/flan-t5-base", resume: bool = False, pooling: str = "mean", temperature: float = 2.0,
-                   max_source: int | None = None, max_target: int | None = None) -> dict:
+def train_leximind(
+    out: str | Path,
+    quick: bool,
+    config_values: dict | None = None,
+    sources: dict | None = None,
+    base: str = "google/flan-t5-base",
+    resume: bool = False,
+    pooling: str = "mean",
+    temperature: float = 2.0,
+    max_source: int | None = None,
+    max_target: int | None = None,
+) -> dict:
     """Train LexiMind with this chapter's settings for the mode (`TrainConfig` fields in `config_values` override them) and
     checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the best checkpoint's
     validation metrics (`task_metrics`)."""
@@ -225,31 +316,46 @@ def train_leximind(out: str | Path, quick: bool, config_values: dict | None = No
     if quick:
         tokenizer, backbone_config = quick_setup(tasks)
         backbone = T5(backbone_config)
-    else: tokenizer, backbone = full_setup(tasks, base)
+    else:
+        tokenizer, backbone = full_setup(tasks, base)
     config = TrainConfig(**{**TRAIN_PRESETS[mode], "ckpt_dir": str(out), **values})
     device = get_device()
     source_length, target_length = SOURCE_LENGTHS[mode]
-    data = MultiTaskBatches(tasks, tokenizer, config.batch_size, max_source or source_length, max_target or target_length,
-                            temperature, device=device)
+    data = MultiTaskBatches(
+        tasks,
+        tokenizer,
+        config.batch_size,
+        max_source or source_length,
+        max_target or target_length,
+        temperature,
+        device=device,
+    )
     model = MultiTaskT5(backbone, pooling=pooling)
-    print(f"training {sum(p.numel() for p in model.parameters()):,} parameters on {device}; task probabilities "
-          + ", ".join(f"{t} {p:.2f}" for t, p in data.probabilities.items()))
-    train(model, data, multitask_loss, config, device, resume, run_files(tokenizer, quick, sources, config), count_tokens)
-    return task_metrics(MultiTaskT5.load(Path(out)/"best").to(device), data)
+    print(
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters on {device}; task probabilities "
+        + ", ".join(f"{t} {p:.2f}" for t, p in data.probabilities.items())
+    )
+    train(
+        model, data, multitask_loss, config, device, resume, run_files(tokenizer, quick, sources, config), count_tokens
+    )
+    return task_metrics(MultiTaskT5.load(Path(out) / "best").to(device), data)
 
 # %% ../nbs/13_multitask.ipynb #bfe0f1af
 def _link(source: str, target: str):
     "Hard-link a file (no copy), or copy it where the file system has no hard links."
-    try: os.link(source, target)
-    except OSError: shutil.copy2(source, target)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
 
 def trained_checkpoint(folder: str | Path, quick: bool) -> Path:
     "This chapter's model (`RUN_DIRS`' best checkpoint), trained by `train_leximind` only if it is missing, linked into `folder`."
     run_dir = Path(RUN_DIRS["quick" if quick else "full"])
     with FileLock(f"{run_dir}.lock"):
-        if not (run_dir/"best"/"run.json").is_file():
+        if not (run_dir / "best" / "run.json").is_file():
             train_leximind(run_dir, quick, {"tensorboard": False, "progress": False})
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(run_dir/"best", folder, copy_function=_link)
+        shutil.copytree(run_dir / "best", folder, copy_function=_link)
     print(f"{folder}: the model of {run_dir}/best")
     return Path(folder)

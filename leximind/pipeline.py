@@ -8,19 +8,21 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/leximind_app.htm
 __all__ = ['LexiMind', 'demo']
 
 # %% ../nbs/15_leximind_app.ipynb #a401ff6f
-import html, warnings
+import html
+import warnings
 from pathlib import Path
 
 import torch
 
-from lightbrain.core import get_device
 from leximind.evaluate import classify, summarize
 from leximind.multitask import PREFIXES, MultiTaskT5
 from leximind.tokenizer import SentencePieceTokenizer
+from lightbrain.core import get_device
 
 # %% ../nbs/15_leximind_app.ipynb #89cd7110
 class LexiMind:
     "LexiMind's app: a text in; its summary, emotion and topic (with probabilities) out."
+
     def __init__(self, model: MultiTaskT5, tokenizer: SentencePieceTokenizer, device=None, **generation):
         self.model = model.to(device or get_device()).eval()
         self.tokenizer, self.generation = tokenizer, generation  # generation: options for `generate` (default: 4 beams)
@@ -29,22 +31,31 @@ class LexiMind:
     def load(cls, path: str | Path, device=None, **generation) -> "LexiMind":
         "Load a checkpoint folder (model files and spiece.model), such as leximind-train's runs/leximind/best."
         path = Path(path)
-        if not path.is_dir(): raise FileNotFoundError(f"{path}: no such checkpoint folder (train one with leximind-train)")
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such checkpoint folder (train one with leximind-train)")
         return cls(MultiTaskT5.load(path), SentencePieceTokenizer.from_pretrained(path), device, **generation)
 
     def _labels(self, task: str, probs: torch.Tensor) -> list[dict]:
         names = self.model.labels[task]
-        return [{"label": names[int(p.argmax())], "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}} for p in probs]
+        return [
+            {"label": names[int(p.argmax())], "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}
+            for p in probs
+        ]
 
     def analyze(self, text: str | list[str]) -> dict | list[dict]:
         "Summary, emotion and topic of `text`; a list of texts gives a list of results (processed in batches)."
         texts = [text] if isinstance(text, str) else list(text)
-        if not texts: raise ValueError("analyze() needs at least one text")
+        if not texts:
+            raise ValueError("analyze() needs at least one text")
         for t in texts:
-            if not isinstance(t, str) or not t.strip(): raise ValueError(f"analyze() needs non-empty text, got {t!r}")
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"analyze() needs non-empty text, got {t!r}")
         limit = self.model.t5.config.max_length
         longest = max(len(self.tokenizer.encode(PREFIXES["summarize"] + t)) for t in texts)
-        if longest > limit: warnings.warn(f"a text has {longest} tokens; LexiMind reads only the first {limit} of each text (the rest is ignored)")
+        if longest > limit:
+            warnings.warn(
+                f"a text has {longest} tokens; LexiMind reads only the first {limit} of each text (the rest is ignored)"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the truncation is announced once, above
             summaries = summarize(self.model, self.tokenizer, texts, **self.generation)
@@ -59,21 +70,35 @@ def _bars(result: dict) -> str:
     rows = []
     for label, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         colour = "#4c72b0" if label == result["label"] else "#c9d3e6"
-        rows.append(f'<div style="display:flex;align-items:center;margin:1px 0"><span style="width:80px">{html.escape(label)}</span>'
-                    f'<span style="background:{colour};width:{max(1, int(240 * p))}px;height:12px;display:inline-block"></span>'
-                    f'<span style="margin-left:6px">{p:.1%}</span></div>')
+        rows.append(
+            f'<div style="display:flex;align-items:center;margin:1px 0"><span style="width:80px">{html.escape(label)}</span>'
+            f'<span style="background:{colour};width:{max(1, int(240 * p))}px;height:12px;display:inline-block"></span>'
+            f'<span style="margin-left:6px">{p:.1%}</span></div>'
+        )
     return "".join(rows)
+
 
 def demo(app: LexiMind, text: str = ""):
     "An ipywidgets demo: paste a text, press Analyze, read the summary and the emotion and topic probabilities."
     import ipywidgets as w
-    area = w.Textarea(value=text, placeholder="Paste an article or a sentence", layout=w.Layout(width="100%", height="120px"))
+
+    area = w.Textarea(
+        value=text, placeholder="Paste an article or a sentence", layout=w.Layout(width="100%", height="120px")
+    )
     button, out = w.Button(description="Analyze", button_style="primary"), w.HTML()
+
     def run(_):
-        try: r = app.analyze(area.value)
-        except ValueError as e: out.value = f"<i>{html.escape(str(e))}</i>"; return
-        out.value = (f"<p><b>Summary</b><br>{html.escape(r['summary'])}</p><b>Emotion</b>{_bars(r['emotion'])}"
-                     f"<br><b>Topic</b>{_bars(r['topic'])}")
+        try:
+            r = app.analyze(area.value)
+        except ValueError as e:
+            out.value = f"<i>{html.escape(str(e))}</i>"
+            return
+        out.value = (
+            f"<p><b>Summary</b><br>{html.escape(r['summary'])}</p><b>Emotion</b>{_bars(r['emotion'])}"
+            f"<br><b>Topic</b>{_bars(r['topic'])}"
+        )
+
     button.on_click(run)
-    if text: run(None)
+    if text:
+        run(None)
     return w.VBox([area, button, out])

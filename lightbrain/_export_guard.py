@@ -7,5 +7,7 @@ on the first cell, before writing anything. `python tools/export.py` exports bot
 
 
 def refuse(cell):
-    raise SystemExit("error: stock nbdev-export cannot export this course's two packages; nothing was written. "
-                     "Run `python tools/export.py` instead.")
+    raise SystemExit(
+        "error: stock nbdev-export cannot export this course's two packages; nothing was written. "
+        "Run `python tools/export.py` instead."
+    )

@@ -25,11 +25,15 @@ def attention_weights(
     "Softmax of the scaled, masked scores (..., L, S); rows that may attend to nothing are all zeros."
     L, S = q.shape[-2], k.shape[-2]
     scores = (q @ k.transpose(-2, -1)) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)  # (..., L, S)
-    if is_causal: scores = scores.masked_fill(torch.ones(L, S, dtype=torch.bool, device=q.device).tril().logical_not(), float("-inf"))
+    if is_causal:
+        scores = scores.masked_fill(
+            torch.ones(L, S, dtype=torch.bool, device=q.device).tril().logical_not(), float("-inf")
+        )
     if mask is not None:
         scores = scores.masked_fill(mask.logical_not(), float("-inf")) if mask.dtype == torch.bool else scores + mask
     weights = scores.softmax(dim=-1)
     return weights.masked_fill(scores.isneginf().all(dim=-1, keepdim=True), 0.0)  # all -inf rows: 0 instead of NaN
+
 
 def scaled_dot_product_attention(
     q: torch.Tensor,  # queries (..., L, E)
@@ -42,26 +46,37 @@ def scaled_dot_product_attention(
 ) -> torch.Tensor:
     "Attention written out by hand: softmax(q kᵀ · scale + mask) v, shape (..., L, Ev). Same contract as PyTorch's."
     weights = attention_weights(q, k, mask, is_causal, scale)
-    if dropout_p > 0: weights = F.dropout(weights, p=dropout_p)
+    if dropout_p > 0:
+        weights = F.dropout(weights, p=dropout_p)
     return weights @ v
 
 # %% ../nbs/03_attention.ipynb #f0cdc682
 class MultiHeadAttention(nn.Module):
     "Multi-head self- or cross-attention with optional bias, scale, additive position bias and a KV cache."
-    def __init__(self,
-                 d_model: int,  # width of the input and output
-                 n_heads: int,
-                 head_dim: int | None = None,  # width of each head; None: d_model // n_heads
-                 bias: bool = True,  # biases on the four projections
-                 dropout: float = 0.0,  # dropout on the attention weights, in training
-                 scale: float | None = None,  # multiplies the scores; None: 1/sqrt(head_dim)
-                 kv_dim: int | None = None,  # width of the context for cross-attention; None: d_model
-                 use_sdpa: bool = True):  # True: PyTorch's fused kernel; False: our hand-written function
+
+    def __init__(
+        self,
+        d_model: int,  # width of the input and output
+        n_heads: int,
+        head_dim: int | None = None,  # width of each head; None: d_model // n_heads
+        bias: bool = True,  # biases on the four projections
+        dropout: float = 0.0,  # dropout on the attention weights, in training
+        scale: float | None = None,  # multiplies the scores; None: 1/sqrt(head_dim)
+        kv_dim: int | None = None,  # width of the context for cross-attention; None: d_model
+        use_sdpa: bool = True,
+    ):  # True: PyTorch's fused kernel; False: our hand-written function
         super().__init__()
         if head_dim is None:
-            if d_model % n_heads: raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: pass head_dim")
+            if d_model % n_heads:
+                raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: pass head_dim")
             head_dim = d_model // n_heads
-        self.n_heads, self.head_dim, self.dropout, self.scale, self.use_sdpa = n_heads, head_dim, dropout, scale, use_sdpa
+        self.n_heads, self.head_dim, self.dropout, self.scale, self.use_sdpa = (
+            n_heads,
+            head_dim,
+            dropout,
+            scale,
+            use_sdpa,
+        )
         inner, kv_dim = n_heads * head_dim, kv_dim or d_model
         self.q_proj, self.k_proj = nn.Linear(d_model, inner, bias=bias), nn.Linear(kv_dim, inner, bias=bias)
         self.v_proj, self.out_proj = nn.Linear(kv_dim, inner, bias=bias), nn.Linear(inner, d_model, bias=bias)
@@ -73,40 +88,52 @@ class MultiHeadAttention(nn.Module):
 # %% ../nbs/03_attention.ipynb #c35fb12f
 def _merge_masks(mask, position_bias, is_causal: bool, L: int, S: int, device) -> tuple[torch.Tensor | None, bool]:
     "One mask for the attention call, and whether `is_causal` can still be passed on (only when nothing else is needed)."
-    if is_causal and L == 1: is_causal = False  # a single newest query may see every key: nothing to hide
+    if is_causal and L == 1:
+        is_causal = False  # a single newest query may see every key: nothing to hide
     if is_causal and (L != S or mask is not None or position_bias is not None):
         causal = torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=S - L)  # aligned to the last query
-        if mask is None: mask = causal
-        elif mask.dtype == torch.bool: mask = mask & causal
-        else: mask = mask.masked_fill(causal.logical_not(), float("-inf"))
+        if mask is None:
+            mask = causal
+        elif mask.dtype == torch.bool:
+            mask = mask & causal
+        else:
+            mask = mask.masked_fill(causal.logical_not(), float("-inf"))
         is_causal = False
     if position_bias is not None:
-        if mask is None: mask = position_bias
-        elif mask.dtype == torch.bool: mask = position_bias.masked_fill(mask.logical_not(), float("-inf"))
-        else: mask = position_bias + mask
+        if mask is None:
+            mask = position_bias
+        elif mask.dtype == torch.bool:
+            mask = position_bias.masked_fill(mask.logical_not(), float("-inf"))
+        else:
+            mask = position_bias + mask
     return mask, is_causal
 
-def _mha_forward(self: MultiHeadAttention,
-                 x: torch.Tensor,  # (B, L, d_model): the queries' positions
-                 context: torch.Tensor | None = None,  # (B, S, kv_dim): keys and values for cross-attention; None: self
-                 mask: torch.Tensor | None = None,  # boolean (True = may attend) or additive, broadcastable to (B, n_heads, L, S)
-                 is_causal: bool = False,  # causal self-attention (aligned to the end when there is a cache)
-                 position_bias: torch.Tensor | None = None,  # additive (B or 1, n_heads, L, S), e.g. T5's relative bias
-                 past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cached (k, v), each (B, n_heads, S_past, head_dim)
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+
+def _mha_forward(
+    self: MultiHeadAttention,
+    x: torch.Tensor,  # (B, L, d_model): the queries' positions
+    context: torch.Tensor | None = None,  # (B, S, kv_dim): keys and values for cross-attention; None: self
+    mask: torch.Tensor | None = None,  # boolean (True = may attend) or additive, broadcastable to (B, n_heads, L, S)
+    is_causal: bool = False,  # causal self-attention (aligned to the end when there is a cache)
+    position_bias: torch.Tensor | None = None,  # additive (B or 1, n_heads, L, S), e.g. T5's relative bias
+    past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cached (k, v), each (B, n_heads, S_past, head_dim)
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     "Attend; return the output (B, L, d_model) and the (k, v) used, to pass back as `past_kv` next time."
-    q = self._heads(self.q_proj(x))                                        # (B, H, L, Dh)
-    if context is not None and past_kv is not None: k, v = past_kv         # cross-attention: the context does not change
+    q = self._heads(self.q_proj(x))  # (B, H, L, Dh)
+    if context is not None and past_kv is not None:
+        k, v = past_kv  # cross-attention: the context does not change
     else:
         source = x if context is None else context
         k, v = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))  # (B, H, S_new, Dh)
-        if past_kv is not None: k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
+        if past_kv is not None:
+            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
     mask, is_causal = _merge_masks(mask, position_bias, is_causal, q.shape[2], k.shape[2], x.device)
     dropout = self.dropout if self.training else 0.0
     attend = F.scaled_dot_product_attention if self.use_sdpa else scaled_dot_product_attention
     kwargs = {"attn_mask": mask} if self.use_sdpa else {"mask": mask}
     out = attend(q, k, v, is_causal=is_causal, scale=self.scale, dropout_p=dropout, **kwargs)  # (B, H, L, Dh)
-    out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)          # (B, L, H * Dh)
+    out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)  # (B, L, H * Dh)
     return self.out_proj(out), (k, v)
+
 
 MultiHeadAttention.forward = _mha_forward

@@ -13,18 +13,22 @@ from torch import nn
 
 from lightbrain.core import write_atomic
 
+
 def _shared(state: dict) -> set[str]:
     "Names in a state dict whose tensor is the same storage as an earlier name's (tied weights)."
     seen, shared = set(), set()
     for name, t in state.items():
-        if t.data_ptr() in seen: shared.add(name)
+        if t.data_ptr() in seen:
+            shared.add(name)
         seen.add(t.data_ptr())
     return shared
+
 
 def config_dict(model: nn.Module) -> dict:
     "A model's config as a plain dict: its `config` dataclass (or dict); {} for a model without one."
     config = getattr(model, "config", None) or {}
     return asdict(config) if is_dataclass(config) else dict(config)
+
 
 def save_model(model: nn.Module, path: str | Path) -> Path:
     "Write the model's config (and `model_type`) to path/config.json and its weights (tied ones once) to path/model.safetensors."
@@ -33,17 +37,21 @@ def save_model(model: nn.Module, path: str | Path) -> Path:
     full = model.state_dict()
     state = {name: t.detach().contiguous() for name, t in full.items() if name not in _shared(full)}  # re-tied on load
     config = {"model_type": getattr(model, "model_type", type(model).__name__), **config_dict(model)}
-    write_atomic(path/"model.safetensors", lambda tmp: save_file(state, str(tmp)))
-    write_atomic(path/"config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
+    write_atomic(path / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
+    write_atomic(path / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
     return path
+
 
 def read_config(path: str | Path, model_type: str) -> dict:
     "The config saved by `save_model` in folder `path`, after checking it is a `model_type` checkpoint."
-    file = Path(path)/"config.json"
-    if not file.is_file(): raise FileNotFoundError(f"{path} is not a saved model (no config.json)")
+    file = Path(path) / "config.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} is not a saved model (no config.json)")
     config = json.loads(file.read_text())
-    if config.pop("model_type", None) != model_type: raise ValueError(f"{path} does not hold a {model_type} model")
+    if config.pop("model_type", None) != model_type:
+        raise ValueError(f"{path} does not hold a {model_type} model")
     return config
+
 
 def check_fields(values: dict, known, source) -> dict:
     "`values`, after rejecting any field not in `known` (a config written for another model or version)."
@@ -51,27 +59,37 @@ def check_fields(values: dict, known, source) -> dict:
         raise ValueError(f"{source} has unknown fields {sorted(unknown)}: it was written for another model or version")
     return values
 
+
 def build_config(config_class, values: dict, source):
     "`config_class(**values)` (a dataclass), after rejecting fields it does not have."
     return config_class(**check_fields(values, [f.name for f in fields(config_class)], source))
 
+
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     "Load path/model.safetensors into `model`, with a clear error if the weights do not fit its config."
-    file = Path(path)/"model.safetensors"
-    if not file.is_file(): raise FileNotFoundError(f"{path} has config.json but no model.safetensors")
+    file = Path(path) / "model.safetensors"
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} has config.json but no model.safetensors")
     state, expected = load_file(file), model.state_dict()
     for name, t in state.items():
-        if name not in expected: raise ValueError(f"{file} has a tensor {name!r} that this config's model does not: the checkpoint is from another config")
+        if name not in expected:
+            raise ValueError(
+                f"{file} has a tensor {name!r} that this config's model does not: the checkpoint is from another config"
+            )
         if t.shape != expected[name].shape:
-            raise ValueError(f"{file}: {name} has shape {tuple(t.shape)} but config.json implies {tuple(expected[name].shape)}")
+            raise ValueError(
+                f"{file}: {name} has shape {tuple(t.shape)} but config.json implies {tuple(expected[name].shape)}"
+            )
     missing = [n for n in expected if n not in state and n not in _shared(expected)]
-    if missing: raise ValueError(f"{file} lacks {missing[:3]}: the checkpoint is from another config")
+    if missing:
+        raise ValueError(f"{file} lacks {missing[:3]}: the checkpoint is from another config")
     model.load_state_dict(state, strict=False)
     return model
 
+
 def load_model(cls, path: str | Path) -> nn.Module:
     "A `cls` model (in eval mode) from a folder written by `save_model`; `cls` names its `model_type` and `config_class`."
-    config = build_config(cls.config_class, read_config(path, cls.model_type), Path(path)/"config.json")
+    config = build_config(cls.config_class, read_config(path, cls.model_type), Path(path) / "config.json")
     return load_weights(cls(config), path).eval()
 
 # %% ../nbs/06_training.ipynb #63635919
@@ -80,31 +98,46 @@ from collections.abc import Callable
 
 import torch
 
+
 def _unwrap(model: nn.Module) -> nn.Module:
     "The model inside DistributedDataParallel and torch.compile wrappers."
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"): model = getattr(model, "module", None) or model._orig_mod
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
     return model
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer, scaler, step: int, best: float, on_save: Callable | None = None):
+
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer, scaler, step: int, best: float, on_save: Callable | None = None
+):
     "Write a checkpoint folder atomically: model files, trainer.pt (optimizer, scaler, step, best), and `on_save`'s files."
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     save_model(_unwrap(model), tmp)
-    torch.save({"step": step, "best": best, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}, tmp/"trainer.pt")
-    if on_save: on_save(tmp)
-    if path.exists(): path.rename(old)
+    torch.save(
+        {"step": step, "best": best, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
+        tmp / "trainer.pt",
+    )
+    if on_save:
+        on_save(tmp)
+    if path.exists():
+        path.rename(old)
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)
+
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer, scaler) -> tuple[int, float]:
     "Restore model, optimizer and scaler from a checkpoint folder; return (step, best validation loss)."
     path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".old").exists(): path = path.with_name(path.name + ".old")  # a crash mid-swap
-    if not (path/"trainer.pt").is_file(): raise FileNotFoundError(f"nothing to resume: {path} holds no checkpoint")
+    if not path.exists() and path.with_name(path.name + ".old").exists():
+        path = path.with_name(path.name + ".old")  # a crash mid-swap
+    if not (path / "trainer.pt").is_file():
+        raise FileNotFoundError(f"nothing to resume: {path} holds no checkpoint")
     load_weights(_unwrap(model), path)
-    state = torch.load(path/"trainer.pt", weights_only=True)
-    try: optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError) as e: raise ValueError(f"{path}: the optimizer state does not fit this model ({e})") from None
+    state = torch.load(path / "trainer.pt", weights_only=True)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"{path}: the optimizer state does not fit this model ({e})") from None
     scaler.load_state_dict(state["scaler"])
     return state["step"], state["best"]

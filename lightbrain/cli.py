@@ -9,7 +9,12 @@ __all__ = ['USER_ERRORS', 'PRESETS', 'command', 'parse_value', 'command_parser',
            'prepare_command', 'default_data', 'train_command', 'evaluate_command', 'generate_command']
 
 # %% ../nbs/08_lightbrain_pubmed.ipynb #9821404b
-import argparse, functools, json, math, shutil, sys
+import argparse
+import functools
+import json
+import math
+import shutil
+import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import get_args
@@ -20,7 +25,16 @@ import yaml
 
 import lightbrain
 from lightbrain.core import get_device, get_mode
-from lightbrain.data import HUB_IDS, load_meta, load_pubmedqa, load_text_files, prepare, pubmedqa_corpus, pubmedqa_text, text_column
+from lightbrain.data import (
+    HUB_IDS,
+    load_meta,
+    load_pubmedqa,
+    load_text_files,
+    prepare,
+    pubmedqa_corpus,
+    pubmedqa_text,
+    text_column,
+)
 from lightbrain.generate import generate_text, stream_text
 from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
 from lightbrain.model import GPT, GPTConfig
@@ -30,26 +44,35 @@ from lightbrain.train import TrainConfig, distributed_setup, train
 # %% ../nbs/08_lightbrain_pubmed.ipynb #71ccb2c1
 USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ArithmeticError)  # bad paths and values, a diverged run
 
+
 def command(prog: str):
     "Make `main(argv)` the command `prog`: a user error prints one line, `prog: error: ...`, and exits with code 2."
+
     def wrap(main):
         @functools.wraps(main)
         def run(argv: list[str] | None = None):
-            try: return main(argv)
+            try:
+                return main(argv)
             except USER_ERRORS as e:
                 print(f"{prog}: error: {e}", file=sys.stderr)
                 raise SystemExit(2) from None
+
         return run
+
     return wrap
+
 
 def parse_value(text: str, kind) -> object:
     "A command-line string as a config field of type `kind` (bool, int, float, str, or one of them | None)."
-    if text.lower() == "none" and type(None) in get_args(kind): return None
+    if text.lower() == "none" and type(None) in get_args(kind):
+        return None
     base = next(t for t in (bool, int, float, str) if t is kind or t in get_args(kind))
     if base is bool:
-        if text.lower() not in ("true", "false", "1", "0", "yes", "no"): raise ValueError(text)
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(text)
         return text.lower() in ("true", "1", "yes")
     return base(text)
+
 
 def _field_type(kind):
     "`parse_value` for one field type, named after it (argparse says: invalid int value: 'x')."
@@ -57,32 +80,45 @@ def _field_type(kind):
     parse.__name__ = getattr(kind, "__name__", str(kind))
     return parse
 
+
 def command_parser(prog: str, description: str, presets: dict | None = None) -> argparse.ArgumentParser:
     """A parser with --version and, for each config class in `presets` ({class: {preset name: instance}}), --config and an
     option per field (`--max-steps` sets `max_steps`) whose help gives its value in every preset."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--version", action="version", version=f"%(prog)s {lightbrain.__version__}")
-    if presets: p.add_argument("--config", help="a YAML file of config fields (field: value); options given here win")
+    if presets:
+        p.add_argument("--config", help="a YAML file of config fields (field: value); options given here win")
     seen = set()
     for cls, named in (presets or {}).items():
         group = p.add_argument_group(f"{cls.__name__} fields")
         for f in fields(cls):
-            if f.name in seen: continue  # a field two configs share (block_size) is one option that sets both
+            if f.name in seen:
+                continue  # a field two configs share (block_size) is one option that sets both
             seen.add(f.name)
             values = ", ".join(f"{name} {getattr(preset, f.name)!r}" for name, preset in named.items())
-            group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_field_type(f.type), default=argparse.SUPPRESS,
-                               metavar=_field_type(f.type).__name__.upper(), help=f"default: {values}")
+            group.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                type=_field_type(f.type),
+                default=argparse.SUPPRESS,
+                metavar=_field_type(f.type).__name__.upper(),
+                help=f"default: {values}",
+            )
     return p
+
 
 def config_values(args: argparse.Namespace, config_classes: tuple) -> dict:
     "The config fields a command was given: those of its --config YAML file, overridden by those on the command line."
     values = {}
     if getattr(args, "config", None):
         values = yaml.safe_load(Path(args.config).read_text()) or {}
-        if not isinstance(values, dict): raise ValueError(f"{args.config} must hold a mapping of field: value")
+        if not isinstance(values, dict):
+            raise ValueError(f"{args.config} must hold a mapping of field: value")
     names = {f.name for cls in config_classes for f in fields(cls)}
-    if unknown := set(values) - names: raise ValueError(f"{args.config} has unknown fields {sorted(unknown)}")
+    if unknown := set(values) - names:
+        raise ValueError(f"{args.config} has unknown fields {sorted(unknown)}")
     return values | {k: v for k, v in vars(args).items() if k in names}
+
 
 def pick_fields(values: dict, config_class) -> dict:
     "The entries of `values` that are fields of `config_class`."
@@ -95,41 +131,64 @@ def prepare_command(argv: list[str] | None = None):
     "Tokenize a dataset into train.bin, val.bin and meta.json (chapter 02's `prepare`)."
     p = command_parser("lightbrain-prepare", "Tokenize a dataset into train.bin / val.bin / meta.json.")
     p.add_argument("--dataset", choices=["pubmedqa", "text"], default="pubmedqa")
-    p.add_argument("--source", help="pubmedqa: a hub id, a local file or folder, or 'builtin' (the course's slice; "
-                   "default: the hub); text: files or a folder of .txt")
-    p.add_argument("--subset", default="pqa_labeled", help="PubMedQA subset on the hub (pqa_labeled, pqa_unlabeled, pqa_artificial)")
+    p.add_argument(
+        "--source",
+        help="pubmedqa: a hub id, a local file or folder, or 'builtin' (the course's slice; "
+        "default: the hub); text: files or a folder of .txt",
+    )
+    p.add_argument(
+        "--subset",
+        default="pqa_labeled",
+        help="PubMedQA subset on the hub (pqa_labeled, pqa_unlabeled, pqa_artificial)",
+    )
     p.add_argument("--tokenizer", default="gpt2", help="'gpt2' or a tokenizer file saved by save_tokenizer")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of documents held out for validation")
     args = p.parse_args(argv)
-    if args.dataset == "text" and not args.source: p.error("--dataset text needs --source FILES_OR_FOLDER")
+    if args.dataset == "text" and not args.source:
+        p.error("--dataset text needs --source FILES_OR_FOLDER")
     tokenizer = load_tokenizer(args.tokenizer)
-    if args.dataset == "pubmedqa": dataset, text_fn = load_pubmedqa(args.source, args.subset), pubmedqa_text
-    else: dataset, text_fn = load_text_files(args.source), text_column
+    if args.dataset == "pubmedqa":
+        dataset, text_fn = load_pubmedqa(args.source, args.subset), pubmedqa_text
+    else:
+        dataset, text_fn = load_text_files(args.source), text_column
     meta = prepare(dataset, tokenizer, args.out, text_fn, args.val_fraction, source=args.source or HUB_IDS["pubmedqa"])
-    counts = ", ".join(f"{s}: {v['tokens']:,} tokens in {v['documents']:,} documents" for s, v in meta["splits"].items())
+    counts = ", ".join(
+        f"{s}: {v['tokens']:,} tokens in {v['documents']:,} documents" for s, v in meta["splits"].items()
+    )
     print(f"wrote {args.out}: {counts} ({meta['dtype']}, {meta['tokenizer']['name']})")
 
 # %% ../nbs/08_lightbrain_pubmed.ipynb #b015497c
-PRESETS = {TrainConfig: {"quick": TrainConfig.quick(), "full": TrainConfig.lightbrain()},
-           GPTConfig: {"quick": GPTConfig.tiny(), "full": GPTConfig.lightbrain_tiny()}}
+PRESETS = {
+    TrainConfig: {"quick": TrainConfig.quick(), "full": TrainConfig.lightbrain()},
+    GPTConfig: {"quick": GPTConfig.tiny(), "full": GPTConfig.lightbrain_tiny()},
+}
+
 
 def default_data(out: Path, quick: bool) -> Path:
     "PubMedQA prepared in out/data (this chapter's data): the course's slice with a 1,024-token BPE (quick), or GPT-2's tokens."
-    data = out/"data"
-    if (data/"meta.json").exists(): return data
+    data = out / "data"
+    if (data / "meta.json").exists():
+        return data
     docs = pubmedqa_corpus(full=not quick)
-    if quick: tokenizer = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"]], vocab_size=1024, special_tokens=["<|endoftext|>"])
-    else: tokenizer = load_tokenizer("gpt2")
+    if quick:
+        tokenizer = BPETokenizer.train(
+            [pubmedqa_text(ex) for ex in docs["train"]], vocab_size=1024, special_tokens=["<|endoftext|>"]
+        )
+    else:
+        tokenizer = load_tokenizer("gpt2")
     prepare(docs, tokenizer, data, pubmedqa_text, source="PubMedQA (course slice)" if quick else "PubMedQA")
     return data
+
 
 @command("lightbrain-train")
 def train_command(argv: list[str] | None = None):
     "Train a LightBrain GPT: presets, a --config YAML file or an option per config field; checkpoints in OUT/best and OUT/last."
     p = command_parser("lightbrain-train", "Train a LightBrain GPT.", PRESETS)
     p.add_argument("--quick", action="store_true", help="the quick preset (the default without a CUDA GPU)")
-    p.add_argument("--data", help="a folder prepared by lightbrain-prepare (default: PubMedQA, the course's slice in quick mode)")
+    p.add_argument(
+        "--data", help="a folder prepared by lightbrain-prepare (default: PubMedQA, the course's slice in quick mode)"
+    )
     p.add_argument("--out", help="output folder (default: runs/lightbrain-quick or runs/lightbrain-tiny)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     args = p.parse_args(argv)
@@ -141,24 +200,49 @@ def train_command(argv: list[str] | None = None):
     config = PRESETS[TrainConfig]["quick" if quick else "full"]
     config = TrainConfig(**{**asdict(config), "ckpt_dir": str(out), **pick_fields(values, TrainConfig)})
     model_config = PRESETS[GPTConfig]["quick" if quick else "full"]
-    model_config = GPTConfig(**{**asdict(model_config), "vocab_size": meta["tokenizer"]["vocab_size"], "block_size": config.block_size,
-                                **pick_fields(values, GPTConfig)})
+    model_config = GPTConfig(
+        **{
+            **asdict(model_config),
+            "vocab_size": meta["tokenizer"]["vocab_size"],
+            "block_size": config.block_size,
+            **pick_fields(values, GPTConfig),
+        }
+    )
     check_lm_setup(model_config, data, config)
     rank, world, device = distributed_setup(None)
     torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
     model = GPT(model_config)
+
     def on_save(folder: Path):  # each checkpoint also gets its tokenizer and a record of its data and config
-        shutil.copy(data/"tokenizer.json", folder/"tokenizer.json")
-        (folder/"run.json").write_text(json.dumps({"data": str(data.resolve()), "train_config": asdict(config)}, indent=2))
-    print(f"training {sum(p.numel() for p in model.parameters()):,} parameters on {data} ({meta['splits']['train']['tokens']:,} tokens) on {device}")
-    rows = train(model, lm_batches(data, config.batch_size, config.block_size, device), lm_loss, config, device, args.resume, on_save)
+        shutil.copy(data / "tokenizer.json", folder / "tokenizer.json")
+        (folder / "run.json").write_text(
+            json.dumps({"data": str(data.resolve()), "train_config": asdict(config)}, indent=2)
+        )
+
+    print(
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters on {data} ({meta['splits']['train']['tokens']:,} tokens) on {device}"
+    )
+    rows = train(
+        model,
+        lm_batches(data, config.batch_size, config.block_size, device),
+        lm_loss,
+        config,
+        device,
+        args.resume,
+        on_save,
+    )
     if rank == 0 and rows:
         last = next(r for r in reversed(rows) if "val_loss" in r)
-        print(f"validation loss {last['val_loss']:.3f}, perplexity {last['val_ppl']:.2f}; checkpoints in {out}/best and {out}/last")
-        best, prompt = GPT.load(out/"best").to(device), "Question: Does aspirin reduce"
-        sample = generate_text(best, load_tokenizer(data/"tokenizer.json"), prompt, 60, temperature=0.8, top_p=0.95, seed=0)
+        print(
+            f"validation loss {last['val_loss']:.3f}, perplexity {last['val_ppl']:.2f}; checkpoints in {out}/best and {out}/last"
+        )
+        best, prompt = GPT.load(out / "best").to(device), "Question: Does aspirin reduce"
+        sample = generate_text(
+            best, load_tokenizer(data / "tokenizer.json"), prompt, 60, temperature=0.8, top_p=0.95, seed=0
+        )
         print(f"sample from {out}/best:\n{prompt}{sample}")
-    if dist.is_initialized(): dist.destroy_process_group()
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 # %% ../nbs/08_lightbrain_pubmed.ipynb #c4e958f5
 @command("lightbrain-evaluate")
@@ -170,15 +254,19 @@ def evaluate_command(argv: list[str] | None = None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    ckpt, run = Path(args.checkpoint), Path(args.checkpoint)/"run.json"
+    ckpt, run = Path(args.checkpoint), Path(args.checkpoint) / "run.json"
     model = GPT.load(ckpt)
     data = Path(args.data) if args.data else Path(json.loads(run.read_text())["data"]) if run.is_file() else None
-    if data is None: raise ValueError(f"{ckpt} does not record its data: pass --data")
+    if data is None:
+        raise ValueError(f"{ckpt} does not record its data: pass --data")
     check_lm_setup(model.config, data, TrainConfig(block_size=model.config.block_size))
     loss, n = evaluate_lm(model.to(get_device()), data, "val", args.batch_size)
     result = {"checkpoint": str(ckpt), "data": str(data), "val_tokens": n, "val_loss": loss, "val_ppl": math.exp(loss)}
-    if args.json: print(json.dumps(result))
-    else: print(f"{ckpt}: validation loss {loss:.4f}, perplexity {result['val_ppl']:.2f} ({n:,} tokens of {data})")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{ckpt}: validation loss {loss:.4f}, perplexity {result['val_ppl']:.2f} ({n:,} tokens of {data})")
+
 
 @command("lightbrain-generate")
 def generate_command(argv: list[str] | None = None):
@@ -198,7 +286,16 @@ def generate_command(argv: list[str] | None = None):
     tokenizer = load_tokenizer(args.tokenizer or f"{args.checkpoint}/tokenizer.json")
     if tokenizer.n_vocab > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model only {model.config.vocab_size}")
-    for piece in stream_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                             top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed):
+    for piece in stream_text(
+        model,
+        tokenizer,
+        args.prompt,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+    ):
         print(piece, end="", flush=True)
     print()

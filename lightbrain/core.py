@@ -10,7 +10,12 @@ __all__ = ['DEVICE_ENV', 'MODE_ENV', 'CAP_ENV', 'HUB_HOST', 'get_device', 'model
            'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
-import importlib.metadata, os, platform, random, socket, tempfile
+import importlib.metadata
+import os
+import platform
+import random
+import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -22,14 +27,18 @@ import torch
 # %% ../nbs/00_core.ipynb #18c253e7
 DEVICE_ENV = "LIGHTBRAIN_DEVICE"  # set to cuda, mps or cpu to override the automatic choice
 
+
 def get_device() -> torch.device:
     "The device to compute on: `$LIGHTBRAIN_DEVICE` if set, else CUDA, then Apple's MPS, then the CPU."
     name = os.environ.get(DEVICE_ENV, "").strip().lower()
     if name:
-        if name not in ("cuda", "mps", "cpu"): raise ValueError(f"{DEVICE_ENV}={name!r} is not a device: use cuda, mps or cpu.")
+        if name not in ("cuda", "mps", "cpu"):
+            raise ValueError(f"{DEVICE_ENV}={name!r} is not a device: use cuda, mps or cpu.")
         return torch.device(name)
-    if torch.cuda.is_available(): return torch.device("cuda")
-    if torch.backends.mps.is_available(): return torch.device("mps")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
     return torch.device("cpu")
 
 # %% ../nbs/00_core.ipynb #4db85bb7
@@ -37,19 +46,23 @@ def model_device(model: torch.nn.Module) -> torch.device:
     "The device of a model's (first) parameter."
     return next(model.parameters()).device
 
+
 @contextmanager
 def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     "Eval mode (no dropout) and no gradients inside the `with` block; afterwards, the mode the model had, even after an error."
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(): yield model
-    finally: model.train(was_training)
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
 # %% ../nbs/00_core.ipynb #e4baffbf
 @dataclass(frozen=True)
 class DtypePolicy:
     "How to train on a device: the autocast dtype (None means plain fp32) and whether to scale the loss."
+
     device_type: str  # "cuda", "mps" or "cpu"
     dtype: torch.dtype | None = None  # the autocast dtype; None: no autocast, everything in fp32
     grad_scaling: bool = False  # True for fp16, whose small gradients would underflow without loss scaling
@@ -74,9 +87,12 @@ def dtype_policy(
 ) -> DtypePolicy:
     "bf16 autocast on GPUs with bf16 (compute capability 8.0+), fp16 autocast with loss scaling on older GPUs, fp32 elsewhere."
     device = torch.device(device)
-    if device.type != "cuda": return DtypePolicy(device.type)
-    if capability is None: capability = torch.cuda.get_device_capability(device)
-    if capability >= (8, 0): return DtypePolicy("cuda", torch.bfloat16)
+    if device.type != "cuda":
+        return DtypePolicy(device.type)
+    if capability is None:
+        capability = torch.cuda.get_device_capability(device)
+    if capability >= (8, 0):
+        return DtypePolicy("cuda", torch.bfloat16)
     return DtypePolicy("cuda", torch.float16, grad_scaling=True)
 
 # %% ../nbs/00_core.ipynb #019a4a85
@@ -89,35 +105,47 @@ def seed_everything(seed: int) -> None:
 # %% ../nbs/00_core.ipynb #7268ccbd
 MODE_ENV = "LIGHTBRAIN_MODE"  # set to quick or full to override the automatic choice
 
+
 def get_mode() -> str:
     "'quick' or 'full': `$LIGHTBRAIN_MODE` if set, else 'full' when a CUDA GPU is present and 'quick' otherwise."
     mode = os.environ.get(MODE_ENV, "").strip().lower()
-    if mode in ("quick", "full"): return mode
-    if mode: raise ValueError(f"{MODE_ENV}={mode!r} is not a mode: set it to 'quick' or 'full', or unset it.")
+    if mode in ("quick", "full"):
+        return mode
+    if mode:
+        raise ValueError(f"{MODE_ENV}={mode!r} is not a mode: set it to 'quick' or 'full', or unset it.")
     return "full" if torch.cuda.is_available() else "quick"
 
+
 CAP_ENV = "LIGHTBRAIN_REHEARSAL_STEPS"  # set by tools/rehearse.py: full mode's real sizes, for only this many steps
+
 
 def rehearsing() -> bool:
     "Whether this is a rehearsal of full mode: `$LIGHTBRAIN_REHEARSAL_STEPS` is set (`rehearsal_cap` checks its value)."
     return bool(os.environ.get(CAP_ENV, "").strip())
 
+
 def rehearsal_cap(n: int) -> int:
     "`n`, or at most `$LIGHTBRAIN_REHEARSAL_STEPS` when that is set (a rehearsal of full mode on a CPU caps steps, batches and examples)."
-    if not rehearsing(): return n
+    if not rehearsing():
+        return n
     cap = os.environ[CAP_ENV].strip()
-    if not cap.isdigit() or int(cap) < 1: raise ValueError(f"{CAP_ENV}={cap!r} is not a positive whole number: set it to one, or unset it.")
+    if not cap.isdigit() or int(cap) < 1:
+        raise ValueError(f"{CAP_ENV}={cap!r} is not a positive whole number: set it to one, or unset it.")
     return min(n, int(cap))
 
 # %% ../nbs/00_core.ipynb #3bf5143b
 HUB_HOST = "huggingface.co"
 
+
 def hub_online(timeout: float = 3.0) -> bool:
     "True if the Hugging Face hub can be reached (False at once when `HF_HUB_OFFLINE` is set)."
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"): return False
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
     try:
-        with socket.create_connection((HUB_HOST, 443), timeout=timeout): return True
-    except OSError: return False
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 # %% ../nbs/00_core.ipynb #b30bfa30
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -129,22 +157,34 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(Path(tmp))
         os.replace(tmp, path)
-    finally: Path(tmp).unlink(missing_ok=True)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 # %% ../nbs/00_core.ipynb #5c20a440
 def _version(package: str) -> str:
-    try: return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError: return "not installed"
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
 
 def env_report() -> dict:
     "Library versions, device, precision policy, mode and hub access, as a dict of strings."
     device = get_device()
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
-    report = {"python": platform.python_version(), "platform": platform.platform(terse=True),
-              "cpu cores": str(os.cpu_count())}
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpu cores": str(os.cpu_count()),
+    }
     report["torch"] = torch.__version__  # with its build: +cpu, +cu121, ...
     report |= {p: _version(p) for p in ("transformers", "datasets", "tiktoken", "sentencepiece", "nbdev")}
-    report |= {"device": str(device), "gpu": gpu, "precision": dtype_policy(device).name,
-               "mode": get_mode(), "hub": "online" if hub_online() else "offline"}
+    report |= {
+        "device": str(device),
+        "gpu": gpu,
+        "precision": dtype_policy(device).name,
+        "mode": get_mode(),
+        "hub": "online" if hub_online() else "offline",
+    }
     return report

@@ -11,150 +11,223 @@ __all__ = ['HUB_IDS', 'COURSE_DATA', 'DATA_ENV', 'SPLITS', 'EMOTION_LABELS', 'AG
            'load_meta', 'load_tokens', 'get_batch', 'iter_batches']
 
 # %% ../nbs/02_data.ipynb #88f38140
-import csv, gzip, hashlib, json, os
+import csv
+import gzip
+import hashlib
+import json
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 import tiktoken
+import torch
 from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 
 import lightbrain
 from lightbrain.core import hub_online, write_atomic
-from lightbrain.tokenizer import load_tokenizer, save_tokenizer
+from lightbrain.tokenizer import save_tokenizer
 
 # %% ../nbs/02_data.ipynb #4d22e6cb
-HUB_IDS = {"pubmedqa": "qiaojin/PubMedQA", "emotion": "dair-ai/emotion",
-           "ag_news": "fancyzhx/ag_news", "cnn_dailymail": "abisee/cnn_dailymail"}  # ag_news and cnn_dailymail's current hub homes
-_SPLITS = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation", "test": "test"}
-COURSE_DATA = Path(lightbrain.__file__).parent/"course_data"  # the real slices shipped with the package
+HUB_IDS = {
+    "pubmedqa": "qiaojin/PubMedQA",
+    "emotion": "dair-ai/emotion",
+    "ag_news": "fancyzhx/ag_news",
+    "cnn_dailymail": "abisee/cnn_dailymail",
+}  # ag_news and cnn_dailymail's current hub homes
+_SPLITS = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+}
+COURSE_DATA = Path(lightbrain.__file__).parent / "course_data"  # the real slices shipped with the package
 DATA_ENV = "LIGHTBRAIN_DATA"  # a folder of local copies in the hub's formats: pubmedqa, emotion, ag_news, cnn_dailymail
+
 
 def _looks_like_path(source: str) -> bool:
     "A source that names a file or folder rather than a hub id (`user/name`)."
     return Path(source).suffix != "" or source.startswith(("/", ".", "~")) or source.count("/") > 1
 
+
 def local_copy(name: str) -> Path | None:
     "The copy of dataset `name` in `$LIGHTBRAIN_DATA` (a folder `name`, or a file `name.json`, `.jsonl`, `.csv` or `.parquet`), if any: used instead of the hub."
     folder = os.environ.get(DATA_ENV, "").strip()
-    candidates = [Path(folder, name + suffix) for suffix in ("", ".json", ".jsonl", ".csv", ".parquet")] if folder else []
+    candidates = (
+        [Path(folder, name + suffix) for suffix in ("", ".json", ".jsonl", ".csv", ".parquet")] if folder else []
+    )
     return next((p for p in candidates if p.exists()), None)
+
 
 def course_data(name: str) -> DatasetDict:
     "The course's slice of dataset `name` (pubmedqa, emotion, ag_news, cnn_dailymail), grouped by its `split` field if it has one."
-    path = COURSE_DATA/f"{name}.jsonl.gz"
-    if not path.is_file(): raise FileNotFoundError(f"{path} is missing: reinstall the course package")
-    with gzip.open(path, "rt", encoding="utf-8") as f: rows = [json.loads(line) for line in f]
+    path = COURSE_DATA / f"{name}.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall the course package")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
     by_split = defaultdict(list)
-    for row in rows: by_split[row.pop("split", "train")].append(row)
+    for row in rows:
+        by_split[row.pop("split", "train")].append(row)
     return DatasetDict({split: Dataset.from_list(r) for split, r in by_split.items()})
 
-def _load(name: str, source: str | None, course: str, local: Callable[[Path], DatasetDict], hub_id: str,
-          config: str | None = None) -> DatasetDict:
+
+def _load(
+    name: str,
+    source: str | None,
+    course: str,
+    local: Callable[[Path], DatasetDict],
+    hub_id: str,
+    config: str | None = None,
+) -> DatasetDict:
     "Load dataset `name` from the course's slice, a local path or the hub, printing which one it used (splits as they come)."
-    if source is None and (copy := local_copy(course)): source = str(copy)
+    if source is None and (copy := local_copy(course)):
+        source = str(copy)
     if source == "builtin" or (source is None and not hub_online()):
-        print(f"{name}: the course's slice of the real data" + ("" if source else " (the hub is unreachable and no local path was given)"))
+        print(
+            f"{name}: the course's slice of the real data"
+            + ("" if source else " (the hub is unreachable and no local path was given)")
+        )
         return course_data(course)
     path = Path(source).expanduser() if source else None
     if path is not None and path.exists():
         print(f"{name}: local files at {path}")
         return local(path)
-    if source is not None and _looks_like_path(source): raise FileNotFoundError(f"{source}: no such file or folder")
+    if source is not None and _looks_like_path(source):
+        raise FileNotFoundError(f"{source}: no such file or folder")
     hub = source or hub_id
-    if not hub_online(): raise ConnectionError(f"{hub} is not a local path and the Hugging Face hub is unreachable")
+    if not hub_online():
+        raise ConnectionError(f"{hub} is not a local path and the Hugging Face hub is unreachable")
     print(f"{name}: the hub, {hub}" + (f" ({config})" if config else ""))
     return load_dataset(hub, config)
 
 # %% ../nbs/02_data.ipynb #da847806
 _FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
+
 def _split_of(file: Path) -> str:
     "The split a file holds, from the start of its name; files named otherwise are 'train'."
     name = file.name.lower()
     return next((split for prefix, split in _SPLITS.items() if name.startswith(prefix)), "train")
 
+
 def _check_text_file(file: Path):
     "Raise a clear error for an empty file or one that is not UTF-8 text."
     data = file.read_bytes()
-    if not data.strip(): raise ValueError(f"{file} is empty")
-    if file.suffix == ".parquet": return
-    try: data.decode("utf-8")
-    except UnicodeDecodeError as e: raise ValueError(f"{file} is not UTF-8 text (bad byte at position {e.start}): re-save it as UTF-8") from None
+    if not data.strip():
+        raise ValueError(f"{file} is empty")
+    if file.suffix == ".parquet":
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{file} is not UTF-8 text (bad byte at position {e.start}): re-save it as UTF-8") from None
+
 
 def _data_files(path: Path) -> dict[str, list[str]]:
     "The readable files at `path` (a file or a folder), grouped by split, after checking each one."
     files = sorted(p for p in path.iterdir() if p.suffix in _FORMATS) if path.is_dir() else [path]
-    if not files: raise FileNotFoundError(f"{path} holds no .json, .jsonl, .csv or .parquet files")
+    if not files:
+        raise FileNotFoundError(f"{path} holds no .json, .jsonl, .csv or .parquet files")
     if len({_FORMATS.get(f.suffix) for f in files}) != 1 or files[0].suffix not in _FORMATS:
         raise ValueError(f"{path}: expected files of one format among {', '.join(_FORMATS)}")
     by_split = defaultdict(list)
-    for f in files: _check_text_file(f); by_split[_split_of(f)].append(str(f))
+    for f in files:
+        _check_text_file(f)
+        by_split[_split_of(f)].append(str(f))
     return dict(by_split)
+
 
 def _read_local(path: Path, **kwargs) -> DatasetDict:
     "A local file or folder in the hub's format, as a DatasetDict split by file name."
-    if path.is_dir() and (path/"dataset_dict.json").exists(): return load_from_disk(str(path))
+    if path.is_dir() and (path / "dataset_dict.json").exists():
+        return load_from_disk(str(path))
     files = _data_files(path)
     return load_dataset(_FORMATS[Path(next(iter(files.values()))[0]).suffix], data_files=files, **kwargs)
+
 
 def _require(dsd: DatasetDict, columns: list[str], source) -> DatasetDict:
     "Raise a clear error if any split lacks one of `columns`."
     for split, ds in dsd.items():
         if missing := [c for c in columns if c not in ds.column_names]:
-            raise ValueError(f"{source} ({split} split) has no column {missing[0]!r}; its columns are {ds.column_names}")
+            raise ValueError(
+                f"{source} ({split} split) has no column {missing[0]!r}; its columns are {ds.column_names}"
+            )
     return dsd
+
 
 def _with_labels(dsd: DatasetDict, names: list[str], source) -> DatasetDict:
     "Make `label` a ClassLabel with `names`, accepting label ids or label names in the files."
     _require(dsd, ["text", "label"], source)
+
     def to_id(label):
-        if isinstance(label, str) and label in names: return names.index(label)
-        if isinstance(label, str) and label.strip().isdigit(): label = int(label)
-        if not isinstance(label, int) or not 0 <= label < len(names): raise ValueError(f"{source}: label {label!r} is not one of {names} or 0-{len(names) - 1}")
+        if isinstance(label, str) and label in names:
+            return names.index(label)
+        if isinstance(label, str) and label.strip().isdigit():
+            label = int(label)
+        if not isinstance(label, int) or not 0 <= label < len(names):
+            raise ValueError(f"{source}: label {label!r} is not one of {names} or 0-{len(names) - 1}")
         return label
+
     out = {}
     for split, ds in dsd.items():
         features = ds.features.copy()
         features["label"] = ClassLabel(names=names)
-        out[split] = Dataset.from_dict(ds.to_dict() | {"label": [to_id(l) for l in ds["label"]]}, features=features)
+        out[split] = Dataset.from_dict(
+            ds.to_dict() | {"label": [to_id(label) for label in ds["label"]]}, features=features
+        )
     return DatasetDict(out)
 
 # %% ../nbs/02_data.ipynb #0e3b087f
 SPLITS = ("train", "validation", "test")
 
+
 def _bucket(text: str) -> float:
     "A number in [0, 1) fixed by a text: the same text always gets the same number."
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64
+
 
 def _texts(ds: Dataset, key: str | Callable[[dict], str]) -> list[str]:
     "Each example's document text: the column `key`, or `key(example)`."
     return list(ds[key]) if isinstance(key, str) else [key(ex) for ex in ds]
 
+
 def split_by_text(ds: Dataset, key: str | Callable[[dict], str], shares: dict[str, float]) -> DatasetDict:
     "Divide `ds` into the splits of `shares` ({name: share}, adding up to 1), each example placed by a hash of its text."
     edges = np.cumsum(list(shares.values()))
-    if not np.isclose(edges[-1], 1) or min(shares.values()) <= 0: raise ValueError(f"shares must be positive and add up to 1, got {shares}")
+    if not np.isclose(edges[-1], 1) or min(shares.values()) <= 0:
+        raise ValueError(f"shares must be positive and add up to 1, got {shares}")
     where = np.searchsorted(edges[:-1], [_bucket(t) for t in _texts(ds, key)], side="right")
     return DatasetDict({name: ds.select(np.flatnonzero(where == i)) for i, name in enumerate(shares)})
 
-def standard_splits(dsd: DatasetDict, key: str | Callable[[dict], str], name: str = "data",
-                    shares: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> DatasetDict:
+
+def standard_splits(
+    dsd: DatasetDict,
+    key: str | Callable[[dict], str],
+    name: str = "data",
+    shares: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> DatasetDict:
     "train, validation and test sharing no document: one split is divided by text hash, missing ones carved out of train, repeats dropped."
     if len(dsd) == 1:
-        (only, ds), = dsd.items()
+        ((only, ds),) = dsd.items()
         out = dict(split_by_text(ds, key, dict(zip(SPLITS, shares))))
-        print(f"{name}: one split ({only}, {len(ds):,} documents) divided by a hash of each text into "
-              + ", ".join(f"{s} {len(out[s]):,}" for s in SPLITS))
+        print(
+            f"{name}: one split ({only}, {len(ds):,} documents) divided by a hash of each text into "
+            + ", ".join(f"{s} {len(out[s]):,}" for s in SPLITS)
+        )
     else:
-        if "train" not in dsd: raise ValueError(f"{name} has the splits {list(dsd)} but no 'train': name a file train*, or give one file")
+        if "train" not in dsd:
+            raise ValueError(f"{name} has the splits {list(dsd)} but no 'train': name a file train*, or give one file")
         out = {s: dsd[s] for s in SPLITS if s in dsd}
         for split, share in zip(SPLITS[1:], shares[1:]):
             if split not in out:
                 out |= split_by_text(out["train"], key, {"train": 1 - share, split: share})
-                print(f"{name}: no {split} split, so {len(out[split]):,} training documents (chosen by a hash of their text) became one")
+                print(
+                    f"{name}: no {split} split, so {len(out[split]):,} training documents (chosen by a hash of their text) became one"
+                )
     seen = set()
     for split in reversed(SPLITS):  # test keeps everything; earlier splits lose what a later one holds
         texts = _texts(out[split], key)
@@ -164,27 +237,44 @@ def standard_splits(dsd: DatasetDict, key: str | Callable[[dict], str], name: st
             out[split] = out[split].select(keep)
         seen.update(texts)
     if empty := [s for s in SPLITS if len(out[s]) == 0]:
-        raise ValueError(f"{name}: the {empty[0]} split is empty ({', '.join(f'{s} {len(out[s]):,}' for s in SPLITS)}): give more documents")
+        raise ValueError(
+            f"{name}: the {empty[0]} split is empty ({', '.join(f'{s} {len(out[s]):,}' for s in SPLITS)}): give more documents"
+        )
     return DatasetDict({s: out[s] for s in SPLITS})
 
 # %% ../nbs/02_data.ipynb #a0d6996e
 def _pubmedqa_original(path: Path) -> DatasetDict | None:
     "The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns, or None."
-    if path.suffix != ".json" or path.is_dir(): return None
+    if path.suffix != ".json" or path.is_dir():
+        return None
     _check_text_file(path)
-    try: data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError: return None  # maybe JSON lines: let `datasets` read it
-    if not (isinstance(data, dict) and data and all(isinstance(v, dict) and "QUESTION" in v for v in data.values())): return None
-    rows = [{"pubid": int(pmid), "question": v["QUESTION"],
-             "context": {"contexts": v["CONTEXTS"], "labels": v.get("LABELS", []), "meshes": v.get("MESHES", [])},
-             "long_answer": v["LONG_ANSWER"], "final_decision": v.get("final_decision", "")} for pmid, v in data.items()]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # maybe JSON lines: let `datasets` read it
+    if not (isinstance(data, dict) and data and all(isinstance(v, dict) and "QUESTION" in v for v in data.values())):
+        return None
+    rows = [
+        {
+            "pubid": int(pmid),
+            "question": v["QUESTION"],
+            "context": {"contexts": v["CONTEXTS"], "labels": v.get("LABELS", []), "meshes": v.get("MESHES", [])},
+            "long_answer": v["LONG_ANSWER"],
+            "final_decision": v.get("final_decision", ""),
+        }
+        for pmid, v in data.items()
+    ]
     return DatasetDict({"train": Dataset.from_list(rows)})
+
 
 def _pubmedqa_as_it_comes(source: str | None, config: str) -> DatasetDict:
     "PubMedQA from `source` with the hub's columns and its own splits (one `train` split per hub config)."
+
     def local(path):
         return _require(_pubmedqa_original(path) or _read_local(path), ["question", "context", "long_answer"], path)
+
     return _load("PubMedQA", source, "pubmedqa", local, HUB_IDS["pubmedqa"], config)
+
 
 def load_pubmedqa(
     source: str | None = None,  # None (hub, else the course's slice), "builtin", a local path, or a hub id
@@ -193,11 +283,13 @@ def load_pubmedqa(
     "PubMedQA with the hub's columns (pubid, question, context, long_answer, final_decision), split into train/validation/test."
     return standard_splits(_pubmedqa_as_it_comes(source, config), "question", "PubMedQA")
 
+
 def pubmedqa_text(example: dict) -> str:
     "The training document for one PubMedQA item: 'Question: ...', 'Context: ...' (its passages), then 'Answer: ' with the decision (if any) and the long answer."
     contexts = " ".join(example["context"]["contexts"])
     decision = example.get("final_decision") or ""
     return f"Question: {example['question']}\nContext: {contexts}\nAnswer: {decision + '. ' if decision else ''}{example['long_answer']}"
+
 
 def pubmedqa_corpus(full: bool) -> DatasetDict:
     "PubMedQA for a language model. Full mode with the hub: train on pqa_artificial + pqa_unlabeled, validate and test on the expert-labelled items; otherwise the course's slice (or `$LIGHTBRAIN_DATA`'s copy)."
@@ -205,60 +297,80 @@ def pubmedqa_corpus(full: bool) -> DatasetDict:
         print("PubMedQA: full mode from local files, so only the items they hold, split three ways")
         return load_pubmedqa(None)
     if not (full and hub_online()):
-        if full: print("PubMedQA: full mode without the hub, so the course's slice of the real data")
+        if full:
+            print("PubMedQA: full mode without the hub, so the course's slice of the real data")
         return load_pubmedqa("builtin")
     whole = lambda config: concatenate_datasets(list(_pubmedqa_as_it_comes(None, config).values()))
     labelled = load_pubmedqa(None, "pqa_labeled")
-    corpus = DatasetDict({"train": concatenate_datasets([whole("pqa_artificial"), whole("pqa_unlabeled")]),
-                          "validation": concatenate_datasets([labelled["train"], labelled["validation"]]), "test": labelled["test"]})
+    corpus = DatasetDict(
+        {
+            "train": concatenate_datasets([whole("pqa_artificial"), whole("pqa_unlabeled")]),
+            "validation": concatenate_datasets([labelled["train"], labelled["validation"]]),
+            "test": labelled["test"],
+        }
+    )
     return standard_splits(corpus, "question", "PubMedQA")
 
 # %% ../nbs/02_data.ipynb #e35f04ec
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the hub's order: label id = index
 AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order: label id = index
 
+
 def load_emotion(source: str | None = None) -> DatasetDict:
     "dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the course's slice."
     dsd = _load("emotion", source, "emotion", _read_local, HUB_IDS["emotion"], "split")
     return standard_splits(_with_labels(dsd, EMOTION_LABELS, source or "emotion"), "text", "emotion")
 
+
 def _ag_news_original(path: Path) -> bool:
     "Is `path` AG News's original headerless CSV (class 1-4, title, description)?"
     first = path if path.is_file() else next(iter(sorted(path.glob("*.csv"))), None)
-    if first is None or first.suffix != ".csv": return False
+    if first is None or first.suffix != ".csv":
+        return False
     _check_text_file(first)
-    with open(first, encoding="utf-8", newline="") as f: row = next(csv.reader(f), [])
+    with open(first, encoding="utf-8", newline="") as f:
+        row = next(csv.reader(f), [])
     return len(row) == 3 and row[0] in {"1", "2", "3", "4"}
+
 
 def load_ag_news(source: str | None = None) -> DatasetDict:
     "AG News: `text` and `label` (World, Sports, Business, Sci/Tech) from the hub, hub-format or original CSV files, or the course's slice."
+
     def local(path):
-        if not _ag_news_original(path): return _read_local(path)
+        if not _ag_news_original(path):
+            return _read_local(path)
         raw = _read_local(path, column_names=["class", "title", "description"])
         to_hub = lambda ex: {"text": f"{ex['title']} {ex['description']}", "label": int(ex["class"]) - 1}
         return raw.map(to_hub, remove_columns=["class", "title", "description"])
+
     dsd = _load("AG News", source, "ag_news", local, HUB_IDS["ag_news"])
     return standard_splits(_with_labels(dsd, AG_NEWS_LABELS, source or "AG News"), "text", "AG News")
+
 
 def load_cnn_dailymail(
     source: str | None = None,  # None (hub, else the course's slice), "builtin", a local path, or a hub id
     summary_column: str = "highlights",  # the summary's column in local files (renamed to "highlights")
 ) -> DatasetDict:
     "CNN/DailyMail 3.0.0: `article` and `highlights` from the hub, JSON lines files or the course's slice."
+
     def local(path):
         dsd = _require(_read_local(path), ["article", summary_column], path)
         return dsd.rename_column(summary_column, "highlights") if summary_column != "highlights" else dsd
+
     dsd = _load("CNN/DailyMail", source, "cnn_dailymail", local, HUB_IDS["cnn_dailymail"], "3.0.0")
     return standard_splits(dsd, "article", "CNN/DailyMail")
+
 
 def load_text_files(paths: str | Path | list) -> DatasetDict:
     "Your own corpus: each UTF-8 text file (or each .txt file in a folder) becomes one document in a `train` split."
     paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
     files = [f for p in paths for f in (sorted(p.glob("*.txt")) if p.is_dir() else [p])]
     for f in files:
-        if not f.is_file(): raise FileNotFoundError(f"{f}: no such file")
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: no such file")
         _check_text_file(f)
-    if not files: raise FileNotFoundError(f"no .txt files in {', '.join(map(str, paths))}")
+    if not files:
+        raise FileNotFoundError(f"no .txt files in {', '.join(map(str, paths))}")
     print(f"text files: {len(files)} documents from {', '.join(map(str, paths))}")
     return DatasetDict({"train": Dataset.from_dict({"text": [f.read_text(encoding="utf-8") for f in files]})})
 
@@ -270,39 +382,57 @@ def tokenizer_info(tokenizer) -> dict:
         token = tokenizer.decode_single_token_bytes(i)
         digest.update(len(token).to_bytes(4, "little") + token)
     name = tokenizer.name if isinstance(tokenizer, tiktoken.Encoding) else type(tokenizer).__name__
-    return {"name": name, "vocab_size": tokenizer.n_vocab, "eot": tokenizer.eot_token, "fingerprint": digest.hexdigest()[:16]}
+    return {
+        "name": name,
+        "vocab_size": tokenizer.n_vocab,
+        "eot": tokenizer.eot_token,
+        "fingerprint": digest.hexdigest()[:16],
+    }
+
 
 def _token_dtype(vocab_size: int, dtype: str | None) -> np.dtype:
     "uint16 when every id fits in 16 bits, else uint32; a requested dtype that is too small is an error."
     dtype = np.dtype(dtype or (np.uint16 if vocab_size <= 2**16 else np.uint32))
     if vocab_size - 1 > np.iinfo(dtype).max:
-        raise ValueError(f"a vocabulary of {vocab_size:,} tokens does not fit in {dtype} (at most {np.iinfo(dtype).max + 1:,} ids): use uint32")
+        raise ValueError(
+            f"a vocabulary of {vocab_size:,} tokens does not fit in {dtype} (at most {np.iinfo(dtype).max + 1:,} ids): use uint32"
+        )
     return dtype
 
 # %% ../nbs/02_data.ipynb #17d26fde
 def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str) -> Dataset:
     "Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on large inputs."
     eot = tokenizer.eot_token
+
     def encode(example):
         text = text_fn(example)
-        if not isinstance(text, str): raise ValueError(f"text_fn must return a string, got {type(text).__name__}")
+        if not isinstance(text, str):
+            raise ValueError(f"text_fn must return a string, got {type(text).__name__}")
         ids = tokenizer.encode_ordinary(text) + [eot]
         return {"ids": ids, "n": len(ids)}
-    if len(ds) < 10_000: return Dataset.from_list([encode(ex) for ex in ds])  # small: a plain loop, no workers, no bar
+
+    if len(ds) < 10_000:
+        return Dataset.from_list([encode(ex) for ex in ds])  # small: a plain loop, no workers, no bar
     return ds.map(encode, remove_columns=ds.column_names, num_proc=os.cpu_count(), desc=f"tokenizing {split}")
+
 
 def _write_tokens(ids: Dataset, path: Path, dtype: np.dtype) -> int:
     "Write every document's ids, in order, into one flat memory-mapped array at `path`; return the token count."
     total = int(np.sum(ids["n"]))
+
     def write(tmp):
         out = np.memmap(tmp, dtype=dtype, mode="w+", shape=(total,))
         pos = 0
         for batch in ids.iter(batch_size=1024):
             chunk = np.concatenate([np.asarray(x, dtype=dtype) for x in batch["ids"]])
-            out[pos:pos + len(chunk)] = chunk; pos += len(chunk)
-        out.flush(); del out
+            out[pos : pos + len(chunk)] = chunk
+            pos += len(chunk)
+        out.flush()
+        del out
+
     write_atomic(path, write)
     return total
+
 
 def text_column(example: dict) -> str:
     "The `text` column of an example: the default document text."
@@ -321,51 +451,68 @@ def prepare(
     "Tokenize `dataset` into `out_dir`: train.bin and val.bin (flat token arrays, end-of-text after each document), tokenizer.json, meta.json."
     out_dir = Path(out_dir)
     info = tokenizer_info(tokenizer)
-    meta_path = out_dir/"meta.json"
+    meta_path = out_dir / "meta.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())["tokenizer"]
         if old["fingerprint"] != info["fingerprint"]:
-            raise ValueError(f"{out_dir} holds tokens from another tokenizer ({old['name']}, {old['vocab_size']:,} tokens): "
-                             "use a new output folder, or delete this one")
+            raise ValueError(
+                f"{out_dir} holds tokens from another tokenizer ({old['name']}, {old['vocab_size']:,} tokens): "
+                "use a new output folder, or delete this one"
+            )
     dtype = _token_dtype(info["vocab_size"], dtype)
-    if "train" not in dataset: raise ValueError(f"the dataset needs a 'train' split; it has {list(dataset)}")
-    if "validation" in dataset: splits = {"train": dataset["train"], "val": dataset["validation"]}
+    if "train" not in dataset:
+        raise ValueError(f"the dataset needs a 'train' split; it has {list(dataset)}")
+    if "validation" in dataset:
+        splits = {"train": dataset["train"], "val": dataset["validation"]}
     else:
-        if not 0 < val_fraction < 1: raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
         held = split_by_text(dataset["train"], text_fn, {"train": 1 - val_fraction, "val": val_fraction})
         splits = {"train": held["train"], "val": held["val"]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"tokenizer": info, "dtype": str(dtype), "source": source, "text_fn": getattr(text_fn, "__name__", str(text_fn)), "splits": {}}
+    meta = {
+        "tokenizer": info,
+        "dtype": str(dtype),
+        "source": source,
+        "text_fn": getattr(text_fn, "__name__", str(text_fn)),
+        "splits": {},
+    }
     for split, ds in splits.items():
-        if len(ds) == 0: raise ValueError(f"the {split} split is empty")
-        tokens = _write_tokens(_tokenize(ds, tokenizer, text_fn, split), out_dir/f"{split}.bin", dtype)
+        if len(ds) == 0:
+            raise ValueError(f"the {split} split is empty")
+        tokens = _write_tokens(_tokenize(ds, tokenizer, text_fn, split), out_dir / f"{split}.bin", dtype)
         meta["splits"][split] = {"tokens": tokens, "documents": len(ds)}
-    save_tokenizer(tokenizer, out_dir/"tokenizer.json")  # the folder says how to read its tokens
+    save_tokenizer(tokenizer, out_dir / "tokenizer.json")  # the folder says how to read its tokens
     write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return meta
 
 # %% ../nbs/02_data.ipynb #ef7469b6
 def load_meta(data_dir: str | Path) -> dict:
     "The `meta.json` that `prepare` wrote in `data_dir`."
-    path = Path(data_dir)/"meta.json"
-    if not path.is_file(): raise FileNotFoundError(f"{data_dir} has no prepared tokens (no meta.json): run lightbrain-prepare first")
+    path = Path(data_dir) / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{data_dir} has no prepared tokens (no meta.json): run lightbrain-prepare first")
     return json.loads(path.read_text())
+
 
 def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     "The tokens of `split` ('train' or 'val') as a read-only memory-mapped array."
     meta = load_meta(data_dir)
-    path = Path(data_dir)/f"{split}.bin"
-    if split not in meta["splits"] or not path.is_file(): raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
+    path = Path(data_dir) / f"{split}.bin"
+    if split not in meta["splits"] or not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["splits"][split]["tokens"],))
 
 # %% ../nbs/02_data.ipynb #a6ea1cc7
 def _windows(data: np.ndarray, starts: list[int], block_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "The windows of `block_size` tokens at `starts` and the same windows shifted by one, on `device`."
-    x = torch.from_numpy(np.stack([data[i:i + block_size] for i in starts]).astype(np.int64))
-    y = torch.from_numpy(np.stack([data[i + 1:i + 1 + block_size] for i in starts]).astype(np.int64))
+    x = torch.from_numpy(np.stack([data[i : i + block_size] for i in starts]).astype(np.int64))
+    y = torch.from_numpy(np.stack([data[i + 1 : i + 1 + block_size] for i in starts]).astype(np.int64))
     device = torch.device(device)
-    if device.type == "cuda": return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
     return x.to(device), y.to(device)
+
 
 def get_batch(
     data: np.ndarray,  # a token array, e.g. from `load_tokens`
@@ -375,11 +522,16 @@ def get_batch(
     generator: torch.Generator | None = None,  # source of the random positions (for reproducible sampling)
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "Random windows `x` of `block_size` tokens and their next-token targets `y` (x shifted by one), both (batch_size, block_size)."
-    if len(data) <= block_size: raise ValueError(f"the data has {len(data)} tokens, too few for windows of {block_size} + 1")
+    if len(data) <= block_size:
+        raise ValueError(f"the data has {len(data)} tokens, too few for windows of {block_size} + 1")
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).tolist()
     return _windows(data, starts, block_size, device)
 
-def iter_batches(data: np.ndarray, batch_size: int, block_size: int, device: str | torch.device = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+
+def iter_batches(
+    data: np.ndarray, batch_size: int, block_size: int, device: str | torch.device = "cpu"
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     "Consecutive, non-overlapping windows covering `data` once (for evaluation), `batch_size` at a time."
     starts = list(range(0, len(data) - block_size, block_size))
-    for k in range(0, len(starts), batch_size): yield _windows(data, starts[k:k + batch_size], block_size, device)
+    for k in range(0, len(starts), batch_size):
+        yield _windows(data, starts[k : k + batch_size], block_size, device)

@@ -18,16 +18,23 @@ from lightbrain.model import GPT, KVCache
 
 # %% ../nbs/07_generation.ipynb #a27b5336
 def _check_sampling(temperature: float, top_k: int | None, top_p: float | None, repetition_penalty: float):
-    if temperature < 0: raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be >= 1 (or None), got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1: raise ValueError(f"top_p must be in (0, 1] (or None), got {top_p}")
-    if repetition_penalty <= 0: raise ValueError(f"repetition_penalty must be > 0 (1 means none), got {repetition_penalty}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 (or None), got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (or None), got {top_p}")
+    if repetition_penalty <= 0:
+        raise ValueError(f"repetition_penalty must be > 0 (1 means none), got {repetition_penalty}")
+
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
     "Make the tokens in `seen` (B, T) less likely: divide their positive logits by `penalty`, multiply their negative ones."
-    if penalty == 1.0: return logits
+    if penalty == 1.0:
+        return logits
     scores = logits.gather(1, seen)
     return logits.scatter(1, seen, torch.where(scores > 0, scores / penalty, scores * penalty))
+
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     "Set to -inf every logit outside the top `k`, then outside the smallest set whose probability reaches `top_p`."
@@ -41,10 +48,17 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return logits
 
-def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+
+def next_token(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     "Choose one token per row from the last position's logits (B, V): greedy if `temperature` is 0, else sample."
-    if temperature == 0: return logits.argmax(dim=-1)
+    if temperature == 0:
+        return logits.argmax(dim=-1)
     probs = filter_logits(logits / temperature, top_k, top_p).softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
@@ -64,7 +78,9 @@ def stream(
     "Yield the next token of every row (a (B,) tensor), one step at a time, until `max_new_tokens` or every row has stopped."
     _check_sampling(temperature, top_k, top_p, repetition_penalty)
     if idx.dim() != 2 or idx.shape[1] == 0:
-        raise ValueError("the prompt is empty: start from the end-of-text token, e.g. torch.tensor([[tokenizer.eot_token]])")
+        raise ValueError(
+            "the prompt is empty: start from the end-of-text token, e.g. torch.tensor([[tokenizer.eot_token]])"
+        )
     block = model.config.block_size
     generator = torch.Generator(idx.device).manual_seed(seed) if seed is not None else None
     stops = torch.tensor(stop_tokens or [], device=idx.device)
@@ -72,7 +88,8 @@ def stream(
     cache, fed = (KVCache() if use_cache else None), 0  # fed: how many tokens of idx the cache holds
     with evaluating(model):
         for _ in range(max_new_tokens):
-            if idx.shape[1] > block or not use_cache: cache, fed = None, 0  # crop: positions shift, recompute
+            if idx.shape[1] > block or not use_cache:
+                cache, fed = None, 0  # crop: positions shift, recompute
             window = idx[:, -block:] if cache is None else idx[:, fed:]
             logits = model(window, cache=cache, last_only=True)[0][:, -1].float()
             fed = idx.shape[1]
@@ -82,17 +99,32 @@ def stream(
             done |= torch.isin(token, stops)
             idx = torch.cat([idx, token[:, None]], dim=1)
             yield token
-            if done.all(): break
+            if done.all():
+                break
 
-def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, repetition_penalty: float = 1.0, stop_tokens: list[int] | None = None,
-             seed: int | None = None, use_cache: bool = True) -> torch.Tensor:
+
+def generate(
+    model: GPT,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    stop_tokens: list[int] | None = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
     "The prompt `idx` (B, T) followed by up to `max_new_tokens` generated tokens (see `stream` for the options)."
-    tokens = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop_tokens, seed, use_cache))
+    tokens = list(
+        stream(model, idx, max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop_tokens, seed, use_cache)
+    )
     return torch.cat([idx, torch.stack(tokens, dim=1)], dim=1) if tokens else idx
 
 # %% ../nbs/07_generation.ipynb #c9e57a7d
-def generate_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, stop_at_eot: bool = True, **options) -> str:
+def generate_text(
+    model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, stop_at_eot: bool = True, **options
+) -> str:
     "Continue `prompt` (an empty prompt starts from end-of-text) and return only the new text; options as for `generate`."
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
     idx = torch.tensor([ids], device=model_device(model))
@@ -100,31 +132,45 @@ def generate_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100,
     out = [int(t) for t in stream(model, idx, max_new_tokens, stop_tokens=stops, **options)]
     return tokenizer.decode([t for t in out if t != tokenizer.eot_token])
 
+
 def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, **options) -> Iterator[str]:
     "Yield the continuation of `prompt` as text pieces, as they are generated (stops at end-of-text)."
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
     idx = torch.tensor([ids], device=model_device(model))
     new, shown = [], ""
     for token in stream(model, idx, max_new_tokens, stop_tokens=[tokenizer.eot_token], **options):
-        if int(token) == tokenizer.eot_token: break
+        if int(token) == tokenizer.eot_token:
+            break
         new.append(int(token))
         text = tokenizer.decode(new)
-        if not text.endswith("\ufffd"): yield text[len(shown):]; shown = text
+        if not text.endswith("\ufffd"):
+            yield text[len(shown) :]
+            shown = text
 
 # %% ../nbs/07_generation.ipynb #2712a743
 def playground(model: GPT, tokenizer, prompt: str = ""):
     "An ipywidgets box: prompt, temperature / top-k / top-p / length sliders, a Generate button and the streamed output."
     import ipywidgets as w
+
     text = w.Textarea(value=prompt, placeholder="prompt", layout=w.Layout(width="100%"))
     temperature = w.FloatSlider(value=0.8, min=0, max=2, step=0.05, description="temperature")
     top_k = w.IntSlider(value=0, min=0, max=200, description="top-k (0: off)")
     top_p = w.FloatSlider(value=0.95, min=0.05, max=1, step=0.05, description="top-p")
     length = w.IntSlider(value=60, min=1, max=500, description="new tokens")
     button, out = w.Button(description="Generate", button_style="primary"), w.HTML()
+
     def run(_):
         out.value = ""
-        for piece in stream_text(model, tokenizer, text.value, length.value, temperature=temperature.value,
-                                 top_k=top_k.value or None, top_p=top_p.value):
+        for piece in stream_text(
+            model,
+            tokenizer,
+            text.value,
+            length.value,
+            temperature=temperature.value,
+            top_k=top_k.value or None,
+            top_p=top_p.value,
+        ):
             out.value += piece.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>")
+
     button.on_click(run)
     return w.VBox([text, w.HBox([temperature, top_k]), w.HBox([top_p, length]), button, out])

@@ -22,26 +22,36 @@ def lm_batches(data_dir: str | Path, batch_size: int, block_size: int, device) -
     tokens = {split: load_tokens(data_dir, split) for split in ("train", "val")}
     return lambda split, generator: get_batch(tokens[split], batch_size, block_size, device, generator)
 
+
 def lm_loss(model: nn.Module, batch) -> torch.Tensor:
     "The GPT's next-token cross-entropy on a batch (x, y)."
     x, y = batch
     return model(x, targets=y)[1]
+
 
 def check_lm_setup(model_config: GPTConfig, data_dir: str | Path, config: TrainConfig):
     "Raise a clear error if the prepared data cannot train this model (vocabulary, context, size of the splits)."
     meta = load_meta(data_dir)
     vocab = meta["tokenizer"]["vocab_size"]
     if vocab > model_config.vocab_size:
-        raise ValueError(f"{data_dir} was prepared with a {vocab:,}-token vocabulary ({meta['tokenizer']['name']}) but the model has "
-                         f"only {model_config.vocab_size:,} token embeddings: set vocab_size >= {vocab}")
+        raise ValueError(
+            f"{data_dir} was prepared with a {vocab:,}-token vocabulary ({meta['tokenizer']['name']}) but the model has "
+            f"only {model_config.vocab_size:,} token embeddings: set vocab_size >= {vocab}"
+        )
     if config.block_size > model_config.block_size:
-        raise ValueError(f"block_size={config.block_size} is longer than the model's context ({model_config.block_size}): lower it")
+        raise ValueError(
+            f"block_size={config.block_size} is longer than the model's context ({model_config.block_size}): lower it"
+        )
     for split in ("train", "val"):
         if meta["splits"][split]["tokens"] <= config.block_size:
-            raise ValueError(f"the {split} split of {data_dir} has {meta['splits'][split]['tokens']} tokens, too few for blocks of {config.block_size}")
+            raise ValueError(
+                f"the {split} split of {data_dir} has {meta['splits'][split]['tokens']} tokens, too few for blocks of {config.block_size}"
+            )
 
 # %% ../nbs/06_training.ipynb #feb9d782
-def evaluate_lm(model: GPT, data_dir: str | Path, split: str = "val", batch_size: int = 16, device=None) -> tuple[float, int]:
+def evaluate_lm(
+    model: GPT, data_dir: str | Path, split: str = "val", batch_size: int = 16, device=None
+) -> tuple[float, int]:
     "Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of tokens scored."
     device = device or model_device(model)
     tokens, total, n = load_tokens(data_dir, split), 0.0, 0

@@ -25,6 +25,7 @@ from lightbrain.norm import LayerNorm, RMSNorm
 @dataclass
 class GPTConfig:
     "The shape of a GPT. Presets: `GPTConfig.tiny()`, `GPTConfig.lightbrain_tiny()`, `GPTConfig.gpt2()`."
+
     vocab_size: int = 50257  # number of token ids (GPT-2's tokenizer: 50,257)
     block_size: int = 1024  # the longest sequence the model reads (number of position embeddings)
     n_layer: int = 12  # blocks
@@ -38,19 +39,26 @@ class GPTConfig:
     use_sdpa: bool = True  # PyTorch's fused attention (False: chapter 03's hand-written function)
 
     def __post_init__(self):
-        if self.n_embd % self.n_head: raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if self.norm not in ("layernorm", "rmsnorm"): raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', not {self.norm!r}")
-        if min(self.vocab_size, self.block_size, self.n_layer, self.n_head) < 1: raise ValueError(f"sizes must be positive: {self}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.norm not in ("layernorm", "rmsnorm"):
+            raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', not {self.norm!r}")
+        if min(self.vocab_size, self.block_size, self.n_layer, self.n_head) < 1:
+            raise ValueError(f"sizes must be positive: {self}")
 
     @classmethod
     def tiny(cls, vocab_size: int = 1024, block_size: int = 64, **kw):
         "A toy model for quick mode and tests: 2 layers, 4 heads, width 64 (keywords override any field)."
-        return cls(**{"n_layer": 2, "n_head": 4, "n_embd": 64, **kw, "vocab_size": vocab_size, "block_size": block_size})
+        return cls(
+            **{"n_layer": 2, "n_head": 4, "n_embd": 64, **kw, "vocab_size": vocab_size, "block_size": block_size}
+        )
 
     @classmethod
     def lightbrain_tiny(cls, **kw):
         "LightBrain-Tiny: 6 layers, 6 heads, width 384, 128-token context, GPT-2's vocabulary, dropout 0.1, tied embeddings."
-        return cls(**{"vocab_size": 50257, "block_size": 128, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.1, **kw})
+        return cls(
+            **{"vocab_size": 50257, "block_size": 128, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.1, **kw}
+        )
 
     @classmethod
     def gpt2(cls, **kw):
@@ -59,24 +67,32 @@ class GPTConfig:
 
 # %% ../nbs/05_gpt.ipynb #c6303904
 def _norm(config: GPTConfig) -> nn.Module:
-    if config.norm == "rmsnorm": return RMSNorm(config.n_embd, eps=config.norm_eps)
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd, eps=config.norm_eps)
     return LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
+
 
 class MLP(nn.Module):
     "Position-wise feed-forward: widen 4x, GELU (tanh approximation, as GPT-2), narrow back."
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
 
-    def forward(self, x): return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
 
 class Block(nn.Module):
     "A pre-LN transformer block: x + attn(norm(x)), then x + mlp(norm(x))."
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.ln_1, self.ln_2 = _norm(config), _norm(config)
-        self.attn = MultiHeadAttention(config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, use_sdpa=config.use_sdpa)
+        self.attn = MultiHeadAttention(
+            config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, use_sdpa=config.use_sdpa
+        )
         self.mlp, self.drop = MLP(config), nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, past_kv=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -87,15 +103,20 @@ class Block(nn.Module):
 # %% ../nbs/05_gpt.ipynb #f97a0d83
 class KVCache:
     "The keys and values of every block for the positions seen so far; `GPT.forward` extends it in place."
-    def __init__(self): self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __init__(self):
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def __len__(self) -> int:
         "Number of positions cached."
         return self.layers[0][0].shape[2] if self.layers else 0
 
+
 class GPT(nn.Module):
     "GPT-2's architecture: token and position embeddings, pre-LN blocks, a final norm and a tied head."
+
     model_type, config_class = "lightbrain-gpt", GPTConfig  # what a saved config.json says, and how it is read back
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -105,42 +126,55 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = _norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        if config.tie_embeddings: self.lm_head.weight = self.wte.weight
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # the two layers per block that write into the residual stream
-            if name.endswith(("attn.out_proj.weight", "mlp.proj.weight")): nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+            if name.endswith(("attn.out_proj.weight", "mlp.proj.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
 
     def _init_weights(self, module: nn.Module):
-        if isinstance(module, (nn.Linear, nn.Embedding)): nn.init.normal_(module.weight, 0.0, 0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None: nn.init.zeros_(module.bias)
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 # %% ../nbs/05_gpt.ipynb #2c0b39a1
-def _gpt_forward(self: GPT,
-                 idx: torch.Tensor,  # (B, T) token ids
-                 targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
-                 cache: KVCache | None = None,  # extended in place; positions continue after the cached ones
-                 last_only: bool = False,  # logits for the last position only (B, 1, vocab_size): all that generation needs
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _gpt_forward(
+    self: GPT,
+    idx: torch.Tensor,  # (B, T) token ids
+    targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
+    cache: KVCache | None = None,  # extended in place; positions continue after the cached ones
+    last_only: bool = False,  # logits for the last position only (B, 1, vocab_size): all that generation needs
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     "Logits (B, T, vocab_size) for every position, and the mean cross-entropy loss if `targets` is given."
-    if idx.dim() != 2 or idx.dtype != torch.long: raise ValueError(f"idx must be a (batch, time) tensor of token ids (int64), got {tuple(idx.shape)} {idx.dtype}")
+    if idx.dim() != 2 or idx.dtype != torch.long:
+        raise ValueError(f"idx must be a (batch, time) tensor of token ids (int64), got {tuple(idx.shape)} {idx.dtype}")
     start = len(cache) if cache is not None else 0
     T = idx.shape[1]
-    if last_only and targets is not None: raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over targets")
+    if last_only and targets is not None:
+        raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over targets")
     if start + T > self.config.block_size:
-        raise ValueError(f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input to its last {self.config.block_size - start} tokens")
+        raise ValueError(
+            f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input to its last {self.config.block_size - start} tokens"
+        )
     positions = torch.arange(start, start + T, device=idx.device)
-    x = self.drop(self.wte(idx) + self.wpe(positions))                      # (B, T, C)
+    x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
     past = cache.layers if cache is not None and cache.layers else [None] * len(self.blocks)
     new = []
     for block, past_kv in zip(self.blocks, past):
         x, kv = block(x, past_kv)
         new.append(kv)
-    if cache is not None: cache.layers = new
-    if last_only: x = x[:, -1:]                                              # skip the output layer's work for the rest
-    logits = self.lm_head(self.ln_f(x))                                      # (B, T, vocab_size)
+    if cache is not None:
+        cache.layers = new
+    if last_only:
+        x = x[:, -1:]  # skip the output layer's work for the rest
+    logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
     loss = None
-    if targets is not None: loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+    if targets is not None:
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
     return logits, loss
+
 
 GPT.forward = _gpt_forward
 
@@ -157,41 +191,72 @@ def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = T
 # %% ../nbs/05_gpt.ipynb #46578d43
 def _config_from_hf(c) -> GPTConfig:
     "Our config for a Hugging Face `GPT2Config`; refuse variants our model does not implement."
-    if c.activation_function != "gelu_new": raise ValueError(f"unsupported activation {c.activation_function!r}: GPT-2 uses 'gelu_new'")
-    if c.n_inner not in (None, 4 * c.n_embd): raise ValueError(f"unsupported MLP width n_inner={c.n_inner}: expected 4 * n_embd")
-    if c.scale_attn_by_inverse_layer_idx or c.reorder_and_upcast_attn: raise ValueError("unsupported GPT-2 attention variant")
-    return GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
-                     norm_eps=c.layer_norm_epsilon, tie_embeddings=c.tie_word_embeddings)
+    if c.activation_function != "gelu_new":
+        raise ValueError(f"unsupported activation {c.activation_function!r}: GPT-2 uses 'gelu_new'")
+    if c.n_inner not in (None, 4 * c.n_embd):
+        raise ValueError(f"unsupported MLP width n_inner={c.n_inner}: expected 4 * n_embd")
+    if c.scale_attn_by_inverse_layer_idx or c.reorder_and_upcast_attn:
+        raise ValueError("unsupported GPT-2 attention variant")
+    return GPTConfig(
+        vocab_size=c.vocab_size,
+        block_size=c.n_positions,
+        n_layer=c.n_layer,
+        n_head=c.n_head,
+        n_embd=c.n_embd,
+        norm_eps=c.layer_norm_epsilon,
+        tie_embeddings=c.tie_word_embeddings,
+    )
+
 
 def _state_from_hf(sd: dict, n_layer: int) -> dict:
     "Rename (and transpose, split) a `GPT2LMHeadModel` state dict into ours."
-    out = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
-           "ln_f.weight": sd["transformer.ln_f.weight"], "ln_f.bias": sd["transformer.ln_f.bias"], "lm_head.weight": sd["lm_head.weight"]}
+    out = {
+        "wte.weight": sd["transformer.wte.weight"],
+        "wpe.weight": sd["transformer.wpe.weight"],
+        "ln_f.weight": sd["transformer.ln_f.weight"],
+        "ln_f.bias": sd["transformer.ln_f.bias"],
+        "lm_head.weight": sd["lm_head.weight"],
+    }
     for i in range(n_layer):
         hf, us = f"transformer.h.{i}.", f"blocks.{i}."
-        for n in ("ln_1", "ln_2"): out[us + n + ".weight"], out[us + n + ".bias"] = sd[hf + n + ".weight"], sd[hf + n + ".bias"]
-        for (w, b), name in zip(zip(sd[hf + "attn.c_attn.weight"].t().chunk(3), sd[hf + "attn.c_attn.bias"].chunk(3)), ("q", "k", "v")):
+        for n in ("ln_1", "ln_2"):
+            out[us + n + ".weight"], out[us + n + ".bias"] = sd[hf + n + ".weight"], sd[hf + n + ".bias"]
+        for (w, b), name in zip(
+            zip(sd[hf + "attn.c_attn.weight"].t().chunk(3), sd[hf + "attn.c_attn.bias"].chunk(3)), ("q", "k", "v")
+        ):
             out[us + f"attn.{name}_proj.weight"], out[us + f"attn.{name}_proj.bias"] = w, b
         for hf_name, name in (("attn.c_proj", "attn.out_proj"), ("mlp.c_fc", "mlp.fc"), ("mlp.c_proj", "mlp.proj")):
-            out[us + name + ".weight"], out[us + name + ".bias"] = sd[hf + hf_name + ".weight"].t(), sd[hf + hf_name + ".bias"]
+            out[us + name + ".weight"], out[us + name + ".bias"] = (
+                sd[hf + hf_name + ".weight"].t(),
+                sd[hf + hf_name + ".bias"],
+            )
     return out
+
 
 def _gpt_from_hf(cls, model_or_path) -> GPT:
     "Our GPT with the weights of a Hugging Face `GPT2LMHeadModel`, or of a local folder written by its `save_pretrained`."
     from transformers import GPT2LMHeadModel  # imported here: only loading Hugging Face models needs transformers
+
     if not isinstance(model_or_path, nn.Module):
-        if not Path(model_or_path).is_dir(): raise FileNotFoundError(f"{model_or_path}: no such folder (for the hub, use GPT.from_pretrained)")
+        if not Path(model_or_path).is_dir():
+            raise FileNotFoundError(f"{model_or_path}: no such folder (for the hub, use GPT.from_pretrained)")
         model_or_path = GPT2LMHeadModel.from_pretrained(model_or_path)
     config = _config_from_hf(model_or_path.config)
     model = cls(config)
     model.load_state_dict(_state_from_hf(model_or_path.state_dict(), config.n_layer))
     return model.eval()
 
+
 def _gpt_from_pretrained(cls, name: str = "gpt2") -> GPT:
     "Download GPT-2 ('gpt2', 'gpt2-medium', ...) from the Hugging Face hub and load it (needs a network)."
     from transformers import GPT2LMHeadModel
-    if not hub_online(): raise ConnectionError(f"cannot download {name!r}: the Hugging Face hub is unreachable (GPT.from_hf loads a local folder)")
+
+    if not hub_online():
+        raise ConnectionError(
+            f"cannot download {name!r}: the Hugging Face hub is unreachable (GPT.from_hf loads a local folder)"
+        )
     return cls.from_hf(GPT2LMHeadModel.from_pretrained(name))
+
 
 GPT.from_hf, GPT.from_pretrained = classmethod(_gpt_from_hf), classmethod(_gpt_from_pretrained)
 

@@ -14,10 +14,13 @@ from torch import nn
 # %% ../nbs/04_normalization.ipynb #13063b35
 class LayerNorm(nn.Module):
     "LayerNorm over the last dimension, statistics in fp32, output in the input's dtype."
-    def __init__(self,
-                 dim: int,  # size of the last dimension
-                 eps: float = 1e-5,  # added to the variance
-                 bias: bool = True):  # learn a shift as well as a gain
+
+    def __init__(
+        self,
+        dim: int,  # size of the last dimension
+        eps: float = 1e-5,  # added to the variance
+        bias: bool = True,
+    ):  # learn a shift as well as a gain
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
@@ -25,16 +28,23 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()
-        var, mean = torch.var_mean(x32, dim=-1, correction=0, keepdim=True)  # biased variance (divide by d), as in PyTorch
+        var, mean = torch.var_mean(
+            x32, dim=-1, correction=0, keepdim=True
+        )  # biased variance (divide by d), as in PyTorch
         y = (x32 - mean) * torch.rsqrt(var + self.eps) * self.weight
-        if self.bias is not None: y = y + self.bias
+        if self.bias is not None:
+            y = y + self.bias
         return y.to(x.dtype)
+
 
 class RMSNorm(nn.Module):
     "RMSNorm over the last dimension (no centring, no bias), statistics in fp32, output in the input's dtype."
-    def __init__(self,
-                 dim: int,  # size of the last dimension
-                 eps: float = 1e-6):  # added to the mean square (T5 uses 1e-6)
+
+    def __init__(
+        self,
+        dim: int,  # size of the last dimension
+        eps: float = 1e-6,
+    ):  # added to the mean square (T5 uses 1e-6)
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))

@@ -9,7 +9,8 @@ __all__ = ['GPT2_PATTERN', 'ENDOFTEXT', 'GPT2_URLS', 'BPETokenizer', 'get_gpt2_t
            'show_tokens', 'token_playground']
 
 # %% ../nbs/01_tokenization.ipynb #d9041fc0
-import json, heapq
+import heapq
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,9 +26,11 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     out, i = [], 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(new_id); i += 2
+            out.append(new_id)
+            i += 2
         else:
-            out.append(ids[i]); i += 1
+            out.append(ids[i])
+            i += 1
     return out
 
 # %% ../nbs/01_tokenization.ipynb #1e9732f0
@@ -37,9 +40,15 @@ ENDOFTEXT = "<|endoftext|>"  # GPT-2's one special token: the boundary between d
 # %% ../nbs/01_tokenization.ipynb #b8a7712b
 class _Reversed:
     "Wraps a key so that a min-heap pops the greatest key first (our tie-break among equal counts)."
+
     __slots__ = ("key",)
-    def __init__(self, key): self.key = key
-    def __lt__(self, other): return self.key > other.key
+
+    def __init__(self, key):
+        self.key = key
+
+    def __lt__(self, other):
+        return self.key > other.key
+
 
 def _train_bpe(
     word_counts: dict[str, int],  # each distinct pre-token and how often it occurs
@@ -52,32 +61,47 @@ def _train_bpe(
     ids_of = {t: i for i, t in enumerate(tokens)}  # bytes -> token id
     pair_counts, where = Counter(), defaultdict(set)  # pair -> count; pair -> indices of the words it occurs in
     for i, (w, f) in enumerate(zip(words, freqs)):
-        for pair in zip(w, w[1:]): pair_counts[pair] += f; where[pair].add(i)
-    def entry(pair): return (-pair_counts[pair], _Reversed((tokens[pair[0]], tokens[pair[1]])), pair)
+        for pair in zip(w, w[1:]):
+            pair_counts[pair] += f
+            where[pair].add(i)
+
+    def entry(pair):
+        return (-pair_counts[pair], _Reversed((tokens[pair[0]], tokens[pair[1]])), pair)
+
     heap = [entry(p) for p in pair_counts]
     heapq.heapify(heap)
     merges = []
     while len(merges) < n_merges and heap:
         neg_count, _, pair = heapq.heappop(heap)
-        if pair_counts.get(pair) != -neg_count: continue  # stale entry: this pair's count has changed since
+        if pair_counts.get(pair) != -neg_count:
+            continue  # stale entry: this pair's count has changed since
         merged = tokens[pair[0]] + tokens[pair[1]]
-        if merged in ids_of: new_id = ids_of[merged]  # the same bytes reached by another split: reuse the token
+        if merged in ids_of:
+            new_id = ids_of[merged]  # the same bytes reached by another split: reuse the token
         else:
             new_id = ids_of[merged] = len(tokens)
-            tokens.append(merged); merges.append((tokens[pair[0]], tokens[pair[1]]))
+            tokens.append(merged)
+            merges.append((tokens[pair[0]], tokens[pair[1]]))
         delta = Counter()
         for i in where.pop(pair):
             w, f = words[i], freqs[i]
             new = _merge(w, pair, new_id)
-            if len(new) == len(w): continue  # this word no longer contains the pair
-            for p in zip(w, w[1:]): delta[p] -= f
-            for p in zip(new, new[1:]): delta[p] += f; where[p].add(i)
+            if len(new) == len(w):
+                continue  # this word no longer contains the pair
+            for p in zip(w, w[1:]):
+                delta[p] -= f
+            for p in zip(new, new[1:]):
+                delta[p] += f
+                where[p].add(i)
             words[i] = new
         for p, d in delta.items():
-            if d == 0: continue
+            if d == 0:
+                continue
             pair_counts[p] += d
-            if pair_counts[p] > 0: heapq.heappush(heap, entry(p))
-            else: del pair_counts[p]
+            if pair_counts[p] > 0:
+                heapq.heappush(heap, entry(p))
+            else:
+                del pair_counts[p]
     return merges
 
 # %% ../nbs/01_tokenization.ipynb #76628343
@@ -86,11 +110,13 @@ def _special_splitter(specials: Iterable[str]) -> regex.Pattern | None:
     specials = sorted(specials, key=len, reverse=True)
     return regex.compile("(" + "|".join(map(regex.escape, specials)) + ")") if specials else None
 
+
 def _count_pretokens(texts: Iterable[str], pattern: str, specials: Iterable[str] = ()) -> Counter:
     "How often each pre-token occurs in `texts`, with the special tokens cut out."
     splitter, pretok, counts = _special_splitter(specials), regex.compile(pattern), Counter()
     for text in texts:
-        for part in (splitter.split(text)[::2] if splitter else [text]): counts.update(pretok.findall(part))
+        for part in splitter.split(text)[::2] if splitter else [text]:
+            counts.update(pretok.findall(part))
     return counts
 
 # %% ../nbs/01_tokenization.ipynb #a557ef05
@@ -100,47 +126,65 @@ def _byte_chars() -> dict[int, str]:
     others = [b for b in range(256) if b not in printable]
     return {b: chr(b) for b in printable} | {b: chr(256 + i) for i, b in enumerate(others)}
 
+
 _BYTE_CHAR = _byte_chars()
 _CHAR_BYTE = {c: b for b, c in _BYTE_CHAR.items()}
 
+
 def _to_bytes(token: str, source: str) -> bytes:
     "Decode a token written in GPT-2's printable alphabet back to its bytes."
-    try: return bytes(_CHAR_BYTE[c] for c in token)
-    except KeyError: raise ValueError(f"{source}: {token!r} has a character outside GPT-2's byte alphabet") from None
+    try:
+        return bytes(_CHAR_BYTE[c] for c in token)
+    except KeyError:
+        raise ValueError(f"{source}: {token!r} has a character outside GPT-2's byte alphabet") from None
 
 # %% ../nbs/01_tokenization.ipynb #c68b3f32
-GPT2_URLS = {"encoder_json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
-             "vocab_bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe"}
+GPT2_URLS = {
+    "encoder_json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
+    "vocab_bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
+}
+
 
 def _read(path_or_url: str | Path) -> str:
     "Text of a local file, or of a URL fetched through tiktoken's download cache (`$TIKTOKEN_CACHE_DIR`)."
     if str(path_or_url).startswith(("http://", "https://")):
         from tiktoken.load import read_file_cached
+
         return read_file_cached(str(path_or_url)).decode("utf-8")
     path = Path(path_or_url)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     return path.read_text(encoding="utf-8")
 
 # %% ../nbs/01_tokenization.ipynb #9a87ab5e
 class BPETokenizer:
     "A byte-level BPE tokenizer: trained from scratch with `train`, or GPT-2's own with `from_gpt2_files`."
-    def __init__(self,
-                 merges: list[tuple[bytes, bytes]],  # the learned merges, in order; merge k creates token id 256 + k
-                 special_tokens: dict[str, int] | None = None,  # e.g. {"<|endoftext|>": 50256}
-                 pattern: str = GPT2_PATTERN,  # the pre-split regular expression
-                 byte_order: list[int] | None = None):  # which byte gets id 0, 1, ...; None: byte b gets id b
+
+    def __init__(
+        self,
+        merges: list[tuple[bytes, bytes]],  # the learned merges, in order; merge k creates token id 256 + k
+        special_tokens: dict[str, int] | None = None,  # e.g. {"<|endoftext|>": 50256}
+        pattern: str = GPT2_PATTERN,  # the pre-split regular expression
+        byte_order: list[int] | None = None,
+    ):  # which byte gets id 0, 1, ...; None: byte b gets id b
         byte_order = list(range(256)) if byte_order is None else list(byte_order)
-        if sorted(byte_order) != list(range(256)): raise ValueError("byte_order must list each of the 256 byte values once")
+        if sorted(byte_order) != list(range(256)):
+            raise ValueError("byte_order must list each of the 256 byte values once")
         self.merges, self.pattern, self.byte_order = list(merges), pattern, byte_order
         self.ranks = {bytes([b]): i for i, b in enumerate(byte_order)}  # token bytes -> id, for every mergeable token
         for a, b in self.merges:
-            if a not in self.ranks or b not in self.ranks: raise ValueError(f"merge {a!r} + {b!r} uses a token not made by earlier merges")
-            if a + b in self.ranks: raise ValueError(f"merge {a!r} + {b!r} makes a token that already exists")
+            if a not in self.ranks or b not in self.ranks:
+                raise ValueError(f"merge {a!r} + {b!r} uses a token not made by earlier merges")
+            if a + b in self.ranks:
+                raise ValueError(f"merge {a!r} + {b!r} makes a token that already exists")
             self.ranks[a + b] = len(self.ranks)
         self.special_tokens = dict(special_tokens or {})
         taken = set(self.special_tokens.values()) & set(range(len(self.ranks)))
-        if taken: raise ValueError(f"special token ids {sorted(taken)} collide with ordinary token ids")
-        self._decoder = {i: t for t, i in self.ranks.items()} | {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        if taken:
+            raise ValueError(f"special token ids {sorted(taken)} collide with ordinary token ids")
+        self._decoder = {i: t for t, i in self.ranks.items()} | {
+            i: s.encode("utf-8") for s, i in self.special_tokens.items()
+        }
         self._pretok, self._cache = regex.compile(pattern), {}
 
     @property
@@ -153,7 +197,8 @@ class BPETokenizer:
     @property
     def eot_token(self) -> int:
         "The id of `<|endoftext|>` (tiktoken's name), the token placed between documents."
-        if ENDOFTEXT not in self.special_tokens: raise ValueError(f"this tokenizer has no {ENDOFTEXT} token: train it with special_tokens=[{ENDOFTEXT!r}]")
+        if ENDOFTEXT not in self.special_tokens:
+            raise ValueError(f"this tokenizer has no {ENDOFTEXT} token: train it with special_tokens=[{ENDOFTEXT!r}]")
         return self.special_tokens[ENDOFTEXT]
 
     def __repr__(self):
@@ -164,22 +209,28 @@ from fastcore.basics import patch
 
 # %% ../nbs/01_tokenization.ipynb #98efe656
 @patch(cls_method=True)
-def train(cls: BPETokenizer,
-          text: str | Iterable[str],  # the training text, or an iterable of texts (each pre-split on its own)
-          vocab_size: int,  # final vocabulary size: 256 bytes + merges + special tokens
-          special_tokens: list[str] | None = None,  # e.g. ["<|endoftext|>"]; cut out of the text, given the last ids
-          pattern: str = GPT2_PATTERN,  # the pre-split regular expression
-         ) -> BPETokenizer:
+def train(
+    cls: BPETokenizer,
+    text: str | Iterable[str],  # the training text, or an iterable of texts (each pre-split on its own)
+    vocab_size: int,  # final vocabulary size: 256 bytes + merges + special tokens
+    special_tokens: list[str] | None = None,  # e.g. ["<|endoftext|>"]; cut out of the text, given the last ids
+    pattern: str = GPT2_PATTERN,  # the pre-split regular expression
+) -> BPETokenizer:
     "Train a byte-level BPE tokenizer on `text`: deterministic, ties broken towards the greatest pair of byte strings."
     special_tokens = list(special_tokens or [])
     if vocab_size < 256 + len(special_tokens):
-        raise ValueError(f"vocab_size={vocab_size} is too small: it must hold the 256 bytes and {len(special_tokens)} special tokens")
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: it must hold the 256 bytes and {len(special_tokens)} special tokens"
+        )
     counts = _count_pretokens([text] if isinstance(text, str) else text, pattern, special_tokens)
-    if not counts: raise ValueError("the training text is empty: pass a non-empty string or an iterable of strings")
+    if not counts:
+        raise ValueError("the training text is empty: pass a non-empty string or an iterable of strings")
     n_merges = vocab_size - 256 - len(special_tokens)
     merges = _train_bpe(counts, n_merges)
     if len(merges) < n_merges:
-        print(f"note: the text only supports {len(merges)} merges, so the vocabulary has {256 + len(merges) + len(special_tokens)} tokens")
+        print(
+            f"note: the text only supports {len(merges)} merges, so the vocabulary has {256 + len(merges) + len(special_tokens)} tokens"
+        )
     first = 256 + len(merges)
     return cls(merges, {s: first + i for i, s in enumerate(special_tokens)}, pattern)
 
@@ -187,15 +238,18 @@ def train(cls: BPETokenizer,
 @patch
 def _bpe(self: BPETokenizer, piece: bytes) -> list[int]:
     "Token ids of one pre-token: repeatedly merge the adjacent pair whose concatenation has the lowest rank."
-    parts = [piece[i:i + 1] for i in range(len(piece))]
+    parts = [piece[i : i + 1] for i in range(len(piece))]
     while len(parts) > 1:
         best, at = None, -1
         for i in range(len(parts) - 1):
             rank = self.ranks.get(parts[i] + parts[i + 1])
-            if rank is not None and (best is None or rank < best): best, at = rank, i
-        if best is None: break
-        parts[at:at + 2] = [parts[at] + parts[at + 1]]
+            if rank is not None and (best is None or rank < best):
+                best, at = rank, i
+        if best is None:
+            break
+        parts[at : at + 2] = [parts[at] + parts[at + 1]]
     return [self.ranks[p] for p in parts]
+
 
 @patch
 def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
@@ -204,7 +258,8 @@ def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
     for piece in self._pretok.findall(text):
         cached = self._cache.get(piece)
         if cached is None:
-            if len(self._cache) >= 100_000: self._cache.clear()  # bound the cache's memory
+            if len(self._cache) >= 100_000:
+                self._cache.clear()  # bound the cache's memory
             cached = self._cache[piece] = self._bpe(piece.encode("utf-8"))
         ids.extend(cached)
     return ids
@@ -213,27 +268,39 @@ def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
 @patch
 def _allowed_specials(self: BPETokenizer, text: str, allowed_special) -> set[str]:
     "The special tokens to encode as such; raise if `text` contains one that is not allowed."
-    if allowed_special == "all": return set(self.special_tokens)
-    if allowed_special == "none": return set()
-    if allowed_special == "none_raise": allowed = set()
+    if allowed_special == "all":
+        return set(self.special_tokens)
+    if allowed_special == "none":
+        return set()
+    if allowed_special == "none_raise":
+        allowed = set()
     elif isinstance(allowed_special, (set, frozenset, list, tuple)):
         allowed = set(allowed_special)
-        if unknown := allowed - set(self.special_tokens): raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer")
-    else: raise ValueError(f"allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, not {allowed_special!r}")
+        if unknown := allowed - set(self.special_tokens):
+            raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer")
+    else:
+        raise ValueError(
+            f"allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, not {allowed_special!r}"
+        )
     for s in self.special_tokens:
         if s not in allowed and s in text:
-            raise ValueError(f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} (or 'all') to encode it "
-                             "as a special token, or allowed_special='none' to encode it as ordinary text")
+            raise ValueError(
+                f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} (or 'all') to encode it "
+                "as a special token, or allowed_special='none' to encode it as ordinary text"
+            )
     return allowed
 
+
 @patch
-def encode(self: BPETokenizer,
-           text: str,  # the text to encode
-           allowed_special: str | set[str] = "none_raise",  # "none_raise" (refuse specials), "none", "all" or a set
-          ) -> list[int]:
+def encode(
+    self: BPETokenizer,
+    text: str,  # the text to encode
+    allowed_special: str | set[str] = "none_raise",  # "none_raise" (refuse specials), "none", "all" or a set
+) -> list[int]:
     "Encode `text` to token ids, GPT-2 style."
     allowed = self._allowed_specials(text, allowed_special)
-    if not allowed: return self.encode_ordinary(text)
+    if not allowed:
+        return self.encode_ordinary(text)
     ids = []
     for i, part in enumerate(_special_splitter(allowed).split(text)):  # even parts: text; odd parts: special tokens
         ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
@@ -244,15 +311,20 @@ def encode(self: BPETokenizer,
 def decode_bytes(self: BPETokenizer, ids: Iterable[int]) -> bytes:
     "The bytes that `ids` stand for."
     ids = list(ids)
-    try: return b"".join(self._decoder[i] for i in ids)
+    try:
+        return b"".join(self._decoder[i] for i in ids)
     except (KeyError, TypeError):
         bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
-        raise ValueError(f"token id {bad!r} is not in the vocabulary (ids run from 0 to {self.vocab_size - 1})") from None
+        raise ValueError(
+            f"token id {bad!r} is not in the vocabulary (ids run from 0 to {self.vocab_size - 1})"
+        ) from None
+
 
 @patch
 def decode(self: BPETokenizer, ids: Iterable[int]) -> str:
     "Decode token ids to text; byte sequences that are not valid UTF-8 become U+FFFD (�)."
     return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
 
 @patch
 def decode_single_token_bytes(self: BPETokenizer, id: int) -> bytes:
@@ -262,16 +334,24 @@ def decode_single_token_bytes(self: BPETokenizer, id: int) -> bytes:
 # %% ../nbs/01_tokenization.ipynb #8cf105ba
 _SPACE = regex.compile(r"\s")
 
+
 def _safe_cut(before: str, after: str) -> bool:
     "True if no pre-token can span the end of `before` and the start of `after`."
-    return (len(before) >= 2 and before[-1] == "\n" and not _SPACE.match(before[-2])
-            and after != "" and not _SPACE.match(after[0]))
+    return (
+        len(before) >= 2
+        and before[-1] == "\n"
+        and not _SPACE.match(before[-2])
+        and after != ""
+        and not _SPACE.match(after[0])
+    )
+
 
 @patch
-def encode_iterable(self: BPETokenizer,
-                    lines: Iterable[str],  # e.g. an open text file
-                    allowed_special: str | set[str] = "none_raise",
-                   ) -> Iterator[int]:
+def encode_iterable(
+    self: BPETokenizer,
+    lines: Iterable[str],  # e.g. an open text file
+    allowed_special: str | set[str] = "none_raise",
+) -> Iterator[int]:
     "Lazily encode `lines`, yielding exactly the ids that `encode` would give for their concatenation."
     chunk = []
     for line in lines:
@@ -279,37 +359,52 @@ def encode_iterable(self: BPETokenizer,
             yield from self.encode("".join(chunk), allowed_special)
             chunk = []
         chunk.append(line)
-    if chunk: yield from self.encode("".join(chunk), allowed_special)
+    if chunk:
+        yield from self.encode("".join(chunk), allowed_special)
 
 # %% ../nbs/01_tokenization.ipynb #fe07211d
 def _unicode(token: bytes) -> str:
     "A token spelled in GPT-2's printable byte alphabet (a space is `Ġ`)."
     return "".join(_BYTE_CHAR[b] for b in token)
 
+
 @patch
 def save(self: BPETokenizer, path: str | Path) -> Path:
     "Write the tokenizer to a readable JSON file (atomically: a temporary file, then a rename)."
     path = Path(path)
     byte_order = None if self.byte_order == list(range(256)) else self.byte_order  # None: byte b has id b
-    data = {"format": "lightbrain-bpe", "pattern": self.pattern, "special_tokens": self.special_tokens,
-            "byte_order": byte_order, "merges": [f"{_unicode(a)} {_unicode(b)}" for a, b in self.merges]}
-    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8"))
+    data = {
+        "format": "lightbrain-bpe",
+        "pattern": self.pattern,
+        "special_tokens": self.special_tokens,
+        "byte_order": byte_order,
+        "merges": [f"{_unicode(a)} {_unicode(b)}" for a, b in self.merges],
+    }
+    return write_atomic(
+        path, lambda tmp: tmp.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
+    )
+
 
 def _parse_merges(lines: Iterable[str], source: str) -> list[tuple[bytes, bytes]]:
     "Merges from lines of two space-separated tokens in GPT-2's alphabet (blank lines and a #version header skipped)."
     merges = []
     for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#version"): continue
+        if not line.strip() or line.startswith("#version"):
+            continue
         parts = line.rstrip("\r\n").split(" ")
-        if len(parts) != 2: raise ValueError(f"{source}, merge {n}: expected two tokens separated by a space, got {line!r}")
+        if len(parts) != 2:
+            raise ValueError(f"{source}, merge {n}: expected two tokens separated by a space, got {line!r}")
         merges.append((_to_bytes(parts[0], source), _to_bytes(parts[1], source)))
     return merges
+
 
 @patch(cls_method=True)
 def load(cls: BPETokenizer, path: str | Path) -> BPETokenizer:
     "Load a tokenizer written by `save`."
-    try: data = json.loads(_read(path))
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not a tokenizer file (invalid JSON: {e})") from None
+    try:
+        data = json.loads(_read(path))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not a tokenizer file (invalid JSON: {e})") from None
     keys = {"format", "pattern", "special_tokens", "byte_order", "merges"}
     if not isinstance(data, dict) or data.get("format") != "lightbrain-bpe" or not keys <= data.keys():
         raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save")
@@ -318,32 +413,42 @@ def load(cls: BPETokenizer, path: str | Path) -> BPETokenizer:
 # %% ../nbs/01_tokenization.ipynb #65ed29fa
 def _from_gpt2_format(cls, encoder_text: str, merges_text: str, source: str) -> BPETokenizer:
     "A tokenizer from GPT-2-format files: a JSON token -> id map and a merges list, both in GPT-2's byte alphabet."
-    try: encoder = json.loads(encoder_text)
-    except json.JSONDecodeError as e: raise ValueError(f"{source}: the vocabulary file is not valid JSON ({e})") from None
-    if not isinstance(encoder, dict): raise ValueError(f"{source}: the vocabulary file must map tokens to ids")
+    try:
+        encoder = json.loads(encoder_text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{source}: the vocabulary file is not valid JSON ({e})") from None
+    if not isinstance(encoder, dict):
+        raise ValueError(f"{source}: the vocabulary file must map tokens to ids")
     merges = _parse_merges(merges_text.splitlines(), source)
     singles = sorted((i, t) for t, i in encoder.items() if len(t) == 1 and t in _CHAR_BYTE)
-    if len(singles) != 256: raise ValueError(f"{source}: the vocabulary lacks some of the 256 single-byte tokens")
+    if len(singles) != 256:
+        raise ValueError(f"{source}: the vocabulary lacks some of the 256 single-byte tokens")
     mergeable = {t for _, t in singles} | {_unicode(a + b) for a, b in merges}
     specials = {t: i for t, i in encoder.items() if t not in mergeable}  # tokens no merge makes, like <|endoftext|>
     tok = cls(merges, specials, byte_order=[_CHAR_BYTE[t] for _, t in singles])
     if wrong := [_unicode(t) for t, i in tok.ranks.items() if encoder.get(_unicode(t)) != i][:3]:
-        raise ValueError(f"{source}: the vocabulary and the merges disagree (e.g. {wrong}): ids must follow the merge order")
+        raise ValueError(
+            f"{source}: the vocabulary and the merges disagree (e.g. {wrong}): ids must follow the merge order"
+        )
     return tok
 
+
 @patch(cls_method=True)
-def from_gpt2_files(cls: BPETokenizer,
-                    encoder_json: str | Path = GPT2_URLS["encoder_json"],  # path or URL of GPT-2's encoder.json
-                    vocab_bpe: str | Path = GPT2_URLS["vocab_bpe"],  # path or URL of GPT-2's vocab.bpe
-                   ) -> BPETokenizer:
+def from_gpt2_files(
+    cls: BPETokenizer,
+    encoder_json: str | Path = GPT2_URLS["encoder_json"],  # path or URL of GPT-2's encoder.json
+    vocab_bpe: str | Path = GPT2_URLS["vocab_bpe"],  # path or URL of GPT-2's vocab.bpe
+) -> BPETokenizer:
     "GPT-2's tokenizer from OpenAI's `encoder.json` + `vocab.bpe` (by default downloaded, or read from tiktoken's cache)."
     return _from_gpt2_format(cls, _read(encoder_json), _read(vocab_bpe), f"{encoder_json} + {vocab_bpe}")
 
+
 @patch(cls_method=True)
-def from_hf_files(cls: BPETokenizer,
-                  vocab_json: str | Path,  # Hugging Face's vocab.json
-                  merges_txt: str | Path,  # Hugging Face's merges.txt
-                 ) -> BPETokenizer:
+def from_hf_files(
+    cls: BPETokenizer,
+    vocab_json: str | Path,  # Hugging Face's vocab.json
+    merges_txt: str | Path,  # Hugging Face's merges.txt
+) -> BPETokenizer:
     "GPT-2's tokenizer from Hugging Face's `vocab.json` + `merges.txt` (the same formats as OpenAI's files)."
     return _from_gpt2_format(cls, _read(vocab_json), _read(merges_txt), f"{vocab_json} + {merges_txt}")
 
@@ -353,37 +458,50 @@ def to_tiktoken(self: BPETokenizer, name: str = "lightbrain-bpe") -> tiktoken.En
     "A `tiktoken.Encoding` with the same ranks, pre-split pattern and special tokens: the same ids, much faster."
     return tiktoken.Encoding(name, pat_str=self.pattern, mergeable_ranks=self.ranks, special_tokens=self.special_tokens)
 
+
 def get_gpt2_tokenizer() -> tiktoken.Encoding:
     "tiktoken's GPT-2 encoding; a clear error if its files can be neither downloaded nor found in the cache."
-    try: return tiktoken.get_encoding("gpt2")
+    try:
+        return tiktoken.get_encoding("gpt2")
     except Exception as e:
-        raise RuntimeError("tiktoken could not load GPT-2's tokenizer files (" + type(e).__name__ + "). Either connect to "
-                           "the internet once (tiktoken downloads and caches them), or set TIKTOKEN_CACHE_DIR to a folder "
-                           "that holds tiktoken's cached copies of encoder.json and vocab.bpe.") from None
+        raise RuntimeError(
+            "tiktoken could not load GPT-2's tokenizer files (" + type(e).__name__ + "). Either connect to "
+            "the internet once (tiktoken downloads and caches them), or set TIKTOKEN_CACHE_DIR to a folder "
+            "that holds tiktoken's cached copies of encoder.json and vocab.bpe."
+        ) from None
 
 # %% ../nbs/01_tokenization.ipynb #82dc6f77
 def save_tokenizer(tokenizer, path: str | Path) -> Path:
     "Save a `BPETokenizer` (its JSON file) or a tiktoken encoding (a JSON file naming it) to `path`."
-    if isinstance(tokenizer, BPETokenizer): return tokenizer.save(path)
-    if not isinstance(tokenizer, tiktoken.Encoding): raise TypeError(f"cannot save a {type(tokenizer).__name__}: expected a BPETokenizer or a tiktoken.Encoding")
+    if isinstance(tokenizer, BPETokenizer):
+        return tokenizer.save(path)
+    if not isinstance(tokenizer, tiktoken.Encoding):
+        raise TypeError(f"cannot save a {type(tokenizer).__name__}: expected a BPETokenizer or a tiktoken.Encoding")
     return write_atomic(path, lambda tmp: tmp.write_text(json.dumps({"format": "tiktoken", "name": tokenizer.name})))
+
 
 def load_tokenizer(name_or_path: str | Path = "gpt2"):
     "'gpt2' (tiktoken's encoding), or a file written by `save_tokenizer` / `BPETokenizer.save`."
-    if str(name_or_path) == "gpt2": return get_gpt2_tokenizer()
+    if str(name_or_path) == "gpt2":
+        return get_gpt2_tokenizer()
     path = Path(name_or_path)
-    if not path.is_file(): raise FileNotFoundError(f"tokenizer {str(name_or_path)!r} is neither 'gpt2' nor a tokenizer file")
-    try: data = json.loads(_read(path))
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not a tokenizer file (invalid JSON: {e})") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"tokenizer {str(name_or_path)!r} is neither 'gpt2' nor a tokenizer file")
+    try:
+        data = json.loads(_read(path))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not a tokenizer file (invalid JSON: {e})") from None
     if isinstance(data, dict) and data.get("format") == "tiktoken":
         return get_gpt2_tokenizer() if data.get("name") == "gpt2" else tiktoken.get_encoding(data["name"])
     return BPETokenizer.load(path)
 
 # %% ../nbs/01_tokenization.ipynb #d8929913
 import html as _html
+
 from IPython.display import HTML
 
 _COLOURS = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d8f3dc"]
+
 
 def _token_spans(text: str, tokenizer) -> tuple[str, int]:
     "HTML spans colouring `text` by token, and the token count."
@@ -395,24 +513,32 @@ def _token_spans(text: str, tokenizer) -> tuple[str, int]:
         spans.append(f'<span title="{i}" style="background:{_COLOURS[n % len(_COLOURS)]};padding:1px 0">{shown}</span>')
     return "".join(spans), len(ids)
 
+
 def show_tokens(text: str, **tokenizers) -> HTML:
     "Render `text` coloured by token for each named tokenizer, e.g. `show_tokens(s, ours=tok, gpt2=enc)`."
     rows = []
     for name, tokenizer in tokenizers.items():
         spans, n = _token_spans(text, tokenizer)
-        rows.append(f'<div style="margin:4px 0"><b>{_html.escape(name)}</b> ({n} tokens)<div style="font-family:monospace;line-height:1.8">{spans}</div></div>')
+        rows.append(
+            f'<div style="margin:4px 0"><b>{_html.escape(name)}</b> ({n} tokens)<div style="font-family:monospace;line-height:1.8">{spans}</div></div>'
+        )
     return HTML("".join(rows))
 
 # %% ../nbs/01_tokenization.ipynb #1f722172
 def token_playground(text: str = "Type here: tokenization is fun!", **tokenizers):
     "An ipywidgets box: a text area, and the text coloured by token, with ids and counts, for each named tokenizer."
     import ipywidgets as w
+
     area = w.Textarea(value=text, layout=w.Layout(width="100%", height="80px"))
     out, ids = w.HTML(), w.HTML()
+
     def update(_=None):
         out.value = show_tokens(area.value, **tokenizers).data
-        ids.value = "".join(f"<div><b>{_html.escape(n)}</b> ids: <code>{t.encode(area.value, allowed_special='all')}</code></div>"
-                            for n, t in tokenizers.items())
+        ids.value = "".join(
+            f"<div><b>{_html.escape(n)}</b> ids: <code>{t.encode(area.value, allowed_special='all')}</code></div>"
+            for n, t in tokenizers.items()
+        )
+
     area.observe(update, names="value")
     update()
     return w.VBox([area, out, ids])

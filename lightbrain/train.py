@@ -9,7 +9,10 @@ __all__ = ['TrainConfig', 'param_groups', 'make_optimizer', 'lr_at', 'precision'
            'train', 'plot_log']
 
 # %% ../nbs/06_training.ipynb #7d296675
-import csv, math, os, time
+import csv
+import math
+import os
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -27,6 +30,7 @@ from lightbrain.core import DtypePolicy, dtype_policy, evaluating, get_device, r
 @dataclass
 class TrainConfig:
     "Everything about a training run except the model and the data. Presets: `TrainConfig.quick()`, `TrainConfig.lightbrain()`."
+
     batch_size: int = 32  # sequences per micro-batch (per GPU)
     block_size: int = 128  # tokens per sequence (at most the model's context)
     grad_accum: int = 1  # micro-batches per optimizer step: the step sees batch_size * grad_accum sequences (per GPU)
@@ -50,39 +54,82 @@ class TrainConfig:
     progress: bool = True  # show a progress bar (loss, learning rate, tokens per second)
 
     def __post_init__(self):
-        if self.dtype not in ("auto", "fp32", "bf16", "fp16"): raise ValueError(f"dtype must be auto, fp32, bf16 or fp16, not {self.dtype!r}")
-        for name in ("batch_size", "block_size", "grad_accum", "max_steps", "eval_interval", "eval_iters", "log_interval"):
-            if getattr(self, name) < 1: raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.min_lr <= self.lr: raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"dtype must be auto, fp32, bf16 or fp16, not {self.dtype!r}")
+        for name in (
+            "batch_size",
+            "block_size",
+            "grad_accum",
+            "max_steps",
+            "eval_interval",
+            "eval_iters",
+            "log_interval",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
 
     @classmethod
     def quick(cls, **kw):
         "Seconds on a CPU: small batches, 600 steps."
-        return cls(**{"batch_size": 16, "block_size": 128, "max_steps": 600, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 50,
-                      "eval_interval": 100, "eval_iters": 10, "weight_decay": 0.1, **kw})
+        return cls(
+            **{
+                "batch_size": 16,
+                "block_size": 128,
+                "max_steps": 600,
+                "lr": 3e-3,
+                "min_lr": 3e-4,
+                "warmup_steps": 50,
+                "eval_interval": 100,
+                "eval_iters": 10,
+                "weight_decay": 0.1,
+                **kw,
+            }
+        )
 
     @classmethod
     def lightbrain(cls, **kw):
         "LightBrain-Tiny on PubMedQA on one GPU: 32 x 128 tokens x 4 accumulation steps, 5,000 steps."
-        return cls(**{"batch_size": 32, "block_size": 128, "grad_accum": 4, "max_steps": 5000, "lr": 1e-3, "min_lr": 1e-4,
-                      "warmup_steps": 200, "eval_interval": 250, "eval_iters": 40, **kw})
+        return cls(
+            **{
+                "batch_size": 32,
+                "block_size": 128,
+                "grad_accum": 4,
+                "max_steps": 5000,
+                "lr": 1e-3,
+                "min_lr": 1e-4,
+                "warmup_steps": 200,
+                "eval_interval": 250,
+                "eval_iters": 40,
+                **kw,
+            }
+        )
 
 # %% ../nbs/06_training.ipynb #26da47be
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     "Two AdamW groups: parameters with 2+ dimensions (matrices, embeddings) decay; the rest (biases, gains) do not."
     params = [p for p in model.parameters() if p.requires_grad]  # parameters() lists a tied tensor once
-    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     "AdamW with the decay groups; the fused implementation on CUDA."
-    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(config.beta1, config.beta2),
-                             fused=device.type == "cuda")
+    return torch.optim.AdamW(
+        param_groups(model, config.weight_decay),
+        lr=config.lr,
+        betas=(config.beta1, config.beta2),
+        fused=device.type == "cuda",
+    )
 
 # %% ../nbs/06_training.ipynb #aba0f75e
 def lr_at(step: int, config: TrainConfig) -> float:
     "The learning rate for optimizer step `step` (0-based): linear warmup to `lr`, cosine decay to `min_lr`, then `min_lr`."
-    if step < config.warmup_steps: return config.lr * (step + 1) / config.warmup_steps
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
     decay_steps = (config.decay_steps or config.max_steps) - config.warmup_steps
     progress = min(1.0, (step - config.warmup_steps) / max(1, decay_steps))
     return config.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
@@ -90,10 +137,15 @@ def lr_at(step: int, config: TrainConfig) -> float:
 # %% ../nbs/06_training.ipynb #0b1c3ad9
 def precision(dtype: str, device: torch.device) -> DtypePolicy:
     "The precision policy for `dtype` ('auto' = chapter 00's choice for the device)."
-    if dtype == "auto": return dtype_policy(device)
-    if dtype == "fp16" and device.type != "cuda": raise ValueError(f"fp16 training needs a CUDA GPU; on {device.type} use bf16 or fp32")
-    if dtype == "fp32": return DtypePolicy(device.type)
-    return DtypePolicy(device.type, {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype], grad_scaling=dtype == "fp16")
+    if dtype == "auto":
+        return dtype_policy(device)
+    if dtype == "fp16" and device.type != "cuda":
+        raise ValueError(f"fp16 training needs a CUDA GPU; on {device.type} use bf16 or fp32")
+    if dtype == "fp32":
+        return DtypePolicy(device.type)
+    return DtypePolicy(
+        device.type, {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype], grad_scaling=dtype == "fp16"
+    )
 
 # %% ../nbs/06_training.ipynb #9a25b9a3
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -103,26 +155,32 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 # %% ../nbs/06_training.ipynb #75e053ab
 def distributed_setup(device) -> tuple[int, int, torch.device]:
     "Join the process group when run under torchrun: (rank, world size, this process's device)."
-    if "RANK" not in os.environ: return 0, 1, torch.device(device) if device is not None else get_device()
-    if not dist.is_initialized(): dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if "RANK" not in os.environ:
+        return 0, 1, torch.device(device) if device is not None else get_device()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))); torch.cuda.set_device(device)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
     return rank, world, torch.device(device) if device is not None else torch.device("cpu")
+
 
 def _mean_over_ranks(value: float, world: int, device) -> float:
     "The average of `value` over all processes (itself with one process)."
-    if world == 1: return value
+    if world == 1:
+        return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.item() / world
 
 # %% ../nbs/06_training.ipynb #c8fdc2c3
-def evaluate(model: nn.Module, batches: Callable, loss_fn: Callable, iters: int, policy: DtypePolicy | None = None,
-             seed: int = 0) -> float:
+def evaluate(
+    model: nn.Module, batches: Callable, loss_fn: Callable, iters: int, policy: DtypePolicy | None = None, seed: int = 0
+) -> float:
     "Mean loss over `iters` validation batches (the same ones every call for a given seed), in eval mode, without gradients."
     generator = torch.Generator().manual_seed(seed)
-    with evaluating(model), (policy.autocast() if policy else nullcontext()):
+    with evaluating(model), policy.autocast() if policy else nullcontext():
         losses = [loss_fn(model, batches("val", generator)).item() for _ in range(iters)]
     return sum(losses) / len(losses)
 
@@ -132,15 +190,19 @@ def _count_tokens(batch) -> int:
     first = batch if torch.is_tensor(batch) else next(iter(batch.values() if isinstance(batch, dict) else batch))
     return first.numel()
 
+
 class _Log:
     "Log rows to a list, to ckpt_dir/log.csv and (optionally) TensorBoard."
+
     def __init__(self, ckpt_dir, tensorboard: bool, main: bool):
         self.rows, self.path, self.tb = [], None, None
-        if not (main and ckpt_dir): return
-        self.path = Path(ckpt_dir)/"log.csv"
+        if not (main and ckpt_dir):
+            return
+        self.path = Path(ckpt_dir) / "log.csv"
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(Path(ckpt_dir)/"tb"))
+
+            self.tb = SummaryWriter(str(Path(ckpt_dir) / "tb"))
 
     def __call__(self, row: dict):
         self.rows.append(row)
@@ -148,30 +210,38 @@ class _Log:
             new = not self.path.exists()
             with open(self.path, "a", newline="") as f:
                 w = csv.DictWriter(f, ["step", "loss", "lr", "tokens_per_s", "val_loss", "val_ppl"])
-                if new: w.writeheader()
+                if new:
+                    w.writeheader()
                 w.writerow(row)
         if self.tb:
             for k, v in row.items():
-                if k != "step": self.tb.add_scalar(k, v, row["step"])
+                if k != "step":
+                    self.tb.add_scalar(k, v, row["step"])
 
     def close(self):
-        if self.tb: self.tb.close()
+        if self.tb:
+            self.tb.close()
 
 # %% ../nbs/06_training.ipynb #d4e72235
 def train(
     model: nn.Module,
-    batches: Callable[[str, torch.Generator], object],  # (split, generator) -> a batch for `loss_fn`; split is "train" or "val"
+    batches: Callable[
+        [str, torch.Generator], object
+    ],  # (split, generator) -> a batch for `loss_fn`; split is "train" or "val"
     loss_fn: Callable[[nn.Module, object], torch.Tensor],  # (model, batch) -> scalar loss
     config: TrainConfig,
     device: str | torch.device | None = None,  # None: chapter 00's get_device() (under torchrun: this process's GPU)
     resume: bool = False,  # continue from config.ckpt_dir/last
     on_save: Callable[[Path], None] | None = None,  # called with each checkpoint folder before it is swapped in
     count_tokens: Callable[[object], int] = _count_tokens,  # tokens in a batch, for tokens/s
-    on_eval: Callable[[nn.Module, int], None] | None = None,  # called with (model, step) after each evaluation, e.g. to print a sample
+    on_eval: Callable[[nn.Module, int], None]
+    | None = None,  # called with (model, step) after each evaluation, e.g. to print a sample
 ) -> list[dict]:
     "Train `model` on `batches` with `loss_fn`; return the log rows (step, loss, lr, tokens_per_s, and val_loss/val_ppl at evaluations)."
     rank, world, device = distributed_setup(device)
-    if (steps := rehearsal_cap(config.max_steps)) < config.max_steps:  # a rehearsal of full mode (chapter 00): a few steps
+    if (
+        steps := rehearsal_cap(config.max_steps)
+    ) < config.max_steps:  # a rehearsal of full mode (chapter 00): a few steps
         config = replace(config, max_steps=steps, eval_interval=steps, eval_iters=rehearsal_cap(config.eval_iters))
     main = rank == 0
     policy = precision(config.dtype, device)
@@ -180,69 +250,104 @@ def train(
     ckpt = Path(config.ckpt_dir) if config.ckpt_dir else None
     start, best = 0, float("inf")
     if resume:
-        if ckpt is None: raise ValueError("resume=True needs config.ckpt_dir")
-        start, best = load_checkpoint(ckpt/"last", model, optimizer, scaler)
-    if ckpt and main: ckpt.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:
+            raise ValueError("resume=True needs config.ckpt_dir")
+        start, best = load_checkpoint(ckpt / "last", model, optimizer, scaler)
+    if ckpt and main:
+        ckpt.mkdir(parents=True, exist_ok=True)
     net = torch.compile(model) if config.compile else model
-    if world > 1:  # a model whose steps leave some parameters without a gradient says so (e.g. chapter 13's multi-task T5)
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                                  find_unused_parameters=getattr(model, "has_unused_parameters", False))
+    if (
+        world > 1
+    ):  # a model whose steps leave some parameters without a gradient says so (e.g. chapter 13's multi-task T5)
+        net = nn.parallel.DistributedDataParallel(
+            net,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=getattr(model, "has_unused_parameters", False),
+        )
     log = _Log(ckpt, config.tensorboard, main)
-    bar = tqdm(range(start, config.max_steps), initial=start, total=config.max_steps, disable=not (main and config.progress), desc="training")
+    bar = tqdm(
+        range(start, config.max_steps),
+        initial=start,
+        total=config.max_steps,
+        disable=not (main and config.progress),
+        desc="training",
+    )
     net.train()
     try:
         for step in bar:
             lr = lr_at(step, config)
-            for group in optimizer.param_groups: group["lr"] = lr
-            torch.manual_seed(step_seed(config.seed, rank, step))                 # dropout for this step
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(step_seed(config.seed, rank, step))  # dropout for this step
             generator = torch.Generator().manual_seed(step_seed(config.seed, rank, step))  # batches for this step
             t0, loss_sum, tokens = time.perf_counter(), 0.0, 0
             for micro in range(config.grad_accum):
                 batch = batches("train", generator)
                 sync = net.no_sync() if world > 1 and micro < config.grad_accum - 1 else nullcontext()
                 with sync:
-                    with policy.autocast(): loss = loss_fn(net, batch)
+                    with policy.autocast():
+                        loss = loss_fn(net, batch)
                     scaler.scale(loss / config.grad_accum).backward()
                 loss_sum += loss.item() / config.grad_accum
                 tokens += count_tokens(batch)
             loss_value = _mean_over_ranks(loss_sum, world, device)
             if not math.isfinite(loss_value):
-                where = f"; the last good checkpoint is {ckpt/'last'}" if ckpt and (ckpt/"last").exists() else ""
-                raise FloatingPointError(f"the loss became {loss_value} at step {step + 1}: training stopped before updating the weights{where}")
+                where = f"; the last good checkpoint is {ckpt / 'last'}" if ckpt and (ckpt / "last").exists() else ""
+                raise FloatingPointError(
+                    f"the loss became {loss_value} at step {step + 1}: training stopped before updating the weights{where}"
+                )
             if config.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer); scaler.update(); optimizer.zero_grad(set_to_none=True)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
             done = step + 1
-            row = {"step": done, "loss": loss_value, "lr": lr, "tokens_per_s": tokens * world / (time.perf_counter() - t0)}
+            row = {
+                "step": done,
+                "loss": loss_value,
+                "lr": lr,
+                "tokens_per_s": tokens * world / (time.perf_counter() - t0),
+            }
             if done % config.eval_interval == 0 or done == config.max_steps:
-                val = _mean_over_ranks(evaluate(net, batches, loss_fn, config.eval_iters, policy, seed=config.seed + rank), world, device)
+                val = _mean_over_ranks(
+                    evaluate(net, batches, loss_fn, config.eval_iters, policy, seed=config.seed + rank), world, device
+                )
                 row |= {"val_loss": val, "val_ppl": math.exp(min(val, 50))}
                 if ckpt and main:
                     if val < best:
                         best = val
-                        save_checkpoint(ckpt/"best", model, optimizer, scaler, done, best, on_save)
-                    save_checkpoint(ckpt/"last", model, optimizer, scaler, done, best, on_save)
+                        save_checkpoint(ckpt / "best", model, optimizer, scaler, done, best, on_save)
+                    save_checkpoint(ckpt / "last", model, optimizer, scaler, done, best, on_save)
                 if on_eval and main:
-                    with evaluating(model): on_eval(model, done)
-            if done % config.log_interval == 0 or "val_loss" in row or done == config.max_steps: log(row)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
+                    with evaluating(model):
+                        on_eval(model, done)
+            if done % config.log_interval == 0 or "val_loss" in row or done == config.max_steps:
+                log(row)
+            bar.set_postfix(
+                loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False
+            )
     finally:
-        bar.close(); log.close()
+        bar.close()
+        log.close()
     return log.rows
 
 # %% ../nbs/06_training.ipynb #efbde031
 def plot_log(rows: list[dict] | str | Path, title: str = ""):
     "Training and validation loss against step, with the learning rate on a second axis, from log rows or a log.csv."
     import matplotlib.pyplot as plt
+
     if not isinstance(rows, list):
-        with open(rows) as f: rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+        with open(rows) as f:
+            rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="train loss", alpha=0.7)
     val = [r for r in rows if "val_loss" in r]
     ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation loss")
-    ax.set(xlabel="step", ylabel="loss", title=title); ax.legend(loc="upper right")
-    lr_ax = ax.twinx(); lr_ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], color="gray", lw=0.8, ls="--")
+    ax.set(xlabel="step", ylabel="loss", title=title)
+    ax.legend(loc="upper right")
+    lr_ax = ax.twinx()
+    lr_ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], color="gray", lw=0.8, ls="--")
     lr_ax.set_ylabel("learning rate", color="gray")
     fig.tight_layout()
     return fig

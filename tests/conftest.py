@@ -5,11 +5,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Offline copies of real data; CI places them beside the clone. Tests that need them skip when absent.
-SHARED_DATA = Path(os.environ.get("LIGHTBRAIN_SHARED_DATA", ROOT.parent/"shared"/"data"))
+SHARED_DATA = Path(os.environ.get("LIGHTBRAIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def shared(*parts) -> Path:
     "Path to a file in the shared data mirror, or skip the test (saying why) when it is not there."
     path = SHARED_DATA.joinpath(*parts)
-    if not path.exists(): pytest.skip(f"{path} not found: the offline data mirror is not available here")
+    if not path.exists():
+        pytest.skip(f"{path} not found: the offline data mirror is not available here")
     return path

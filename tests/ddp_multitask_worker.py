@@ -1,22 +1,35 @@
 """Run by tests/test_leximind.py under `torchrun --nproc_per_node=2`: train the quick multi-task T5 for a few steps with
 DistributedDataParallel (gloo, CPU) on the course's real slices, then write this rank's parameters to OUT_DIR/rank{N}.pt."""
-import contextlib, io, os, sys
+
+import contextlib
+import io
+import os
+import sys
 
 import torch
 
-from lightbrain.core import seed_everything
-from lightbrain.train import TrainConfig, train
 from leximind.model import T5
 from leximind.multitask import MultiTaskBatches, MultiTaskT5, count_tokens, load_tasks, multitask_loss, quick_setup
+from lightbrain.core import seed_everything
+from lightbrain.train import TrainConfig, train
 
 out = sys.argv[1]
-with contextlib.redirect_stdout(io.StringIO()): tasks = load_tasks(builtin=True)
+with contextlib.redirect_stdout(io.StringIO()):
+    tasks = load_tasks(builtin=True)
 tokenizer, config = quick_setup(tasks)
 seed_everything(0)
 model = MultiTaskT5(T5(config))
 if os.environ["RANK"] == "0":  # the starting weights, to check that training changed them
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}/init.pt")
 data = MultiTaskBatches(tasks, tokenizer, batch_size=4, max_source=64, max_target=16)
-train(model, data, multitask_loss, TrainConfig(batch_size=4, max_steps=6, warmup_steps=2, eval_interval=100, tensorboard=False,
-                                               progress=False), device="cpu", count_tokens=count_tokens)
-torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}/rank{torch.distributed.get_rank()}.pt")
+train(
+    model,
+    data,
+    multitask_loss,
+    TrainConfig(batch_size=4, max_steps=6, warmup_steps=2, eval_interval=100, tensorboard=False, progress=False),
+    device="cpu",
+    count_tokens=count_tokens,
+)
+torch.save(
+    {k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}/rank{torch.distributed.get_rank()}.pt"
+)

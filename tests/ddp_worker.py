@@ -1,17 +1,29 @@
 """Run by tests/test_train.py under `torchrun --nproc_per_node=2`: train a tiny GPT with DistributedDataParallel (gloo,
 CPU) and write rank 0's losses to the JSON file given as the first argument."""
-import json, sys
+
+import json
+import sys
 
 import torch
 
-from lightbrain.model import GPT, GPTConfig
 from lightbrain.lm import lm_batches, lm_loss
+from lightbrain.model import GPT, GPTConfig
 from lightbrain.train import TrainConfig, train
 
 out, data = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
 model = GPT(GPTConfig.tiny(vocab_size=300, block_size=32))
-config = TrainConfig.quick(batch_size=4, block_size=32, grad_accum=2, max_steps=6, warmup_steps=2, eval_interval=100,
-                           log_interval=1, tensorboard=False, progress=False)
+config = TrainConfig.quick(
+    batch_size=4,
+    block_size=32,
+    grad_accum=2,
+    max_steps=6,
+    warmup_steps=2,
+    eval_interval=100,
+    log_interval=1,
+    tensorboard=False,
+    progress=False,
+)
 rows = train(model, lm_batches(data, 4, 32, "cpu"), lm_loss, config, device="cpu")
-if torch.distributed.get_rank() == 0: json.dump([r["loss"] for r in rows], open(out, "w"))
+if torch.distributed.get_rank() == 0:
+    json.dump([r["loss"] for r in rows], open(out, "w"))

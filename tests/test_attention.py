@@ -1,32 +1,55 @@
 """lightbrain.attention against PyTorch's F.scaled_dot_product_attention and nn.MultiheadAttention, the CS336 (2024)
 reference fixtures, and full attention for the KV cache."""
-import pytest, torch
-import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
-from torch import nn
-from conftest import shared
 
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from conftest import shared
 from lightbrain.attention import MultiHeadAttention, attention_weights, scaled_dot_product_attention
 
 
-def close(a, b, tol=1e-5): return a.numel() == 0 or (a - b).abs().max().item() <= tol
+def close(a, b, tol=1e-5):
+    return a.numel() == 0 or (a - b).abs().max().item() <= tol
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 9), st.integers(1, 9), st.sampled_from([4, 8, 16]),
-       st.sampled_from(["none", "bool", "float", "causal", "bool+empty"]), st.sampled_from([None, 1.0, 0.3]), st.integers(0, 2**16))
+@given(
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.sampled_from([4, 8, 16]),
+    st.sampled_from(["none", "bool", "float", "causal", "bool+empty"]),
+    st.sampled_from([None, 1.0, 0.3]),
+    st.integers(0, 2**16),
+)
 def test_matches_pytorch(B, H, L, S, E, mask_kind, scale, seed):
     g = torch.Generator().manual_seed(seed)
-    if mask_kind == "causal": S = L  # causal self-attention: as many keys as queries
-    q, k, v = torch.randn(B, H, L, E, generator=g), torch.randn(B, H, S, E, generator=g), torch.randn(B, H, S, 5, generator=g)
+    if mask_kind == "causal":
+        S = L  # causal self-attention: as many keys as queries
+    q, k, v = (
+        torch.randn(B, H, L, E, generator=g),
+        torch.randn(B, H, S, E, generator=g),
+        torch.randn(B, H, S, 5, generator=g),
+    )
     kw = {"is_causal": True} if mask_kind == "causal" else {}
     if mask_kind in ("bool", "bool+empty"):
         kw = {"mask": torch.rand(B, 1, L, S, generator=g) > 0.4}
-        if mask_kind == "bool+empty": kw["mask"][:, :, 0] = False  # queries that may attend to nothing
-    if mask_kind == "float": kw = {"mask": torch.randn(1, H, L, S, generator=g)}
+        if mask_kind == "bool+empty":
+            kw["mask"][:, :, 0] = False  # queries that may attend to nothing
+    if mask_kind == "float":
+        kw = {"mask": torch.randn(1, H, L, S, generator=g)}
     ours = scaled_dot_product_attention(q, k, v, scale=scale, **kw)
-    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=kw.get("mask"), is_causal=kw.get("is_causal", False), scale=scale)
-    if mask_kind.startswith("bool"):  # queries that may attend to nothing: documented as zeros (PyTorch < 2.5 gives NaN)
+    ref = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=kw.get("mask"), is_causal=kw.get("is_causal", False), scale=scale
+    )
+    if mask_kind.startswith(
+        "bool"
+    ):  # queries that may attend to nothing: documented as zeros (PyTorch < 2.5 gives NaN)
         empty = ~kw["mask"].any(-1).expand(B, H, L)
         assert (ours[empty] == 0).all()
         ours, ref = ours[~empty], ref[~empty]
@@ -50,21 +73,27 @@ def test_dropout_is_unbiased_and_off_at_zero():
 
 def test_cs336_reference_fixture():
     d = shared("cs336_2024", "fixtures")
-    q, k, v, forbidden, expected = [torch.load(d/f"scaled_dot_product_attention_{n}.pt", weights_only=True)
-                                    for n in ("Q", "K", "V", "mask", "expected_output")]
+    q, k, v, forbidden, expected = [
+        torch.load(d / f"scaled_dot_product_attention_{n}.pt", weights_only=True)
+        for n in ("Q", "K", "V", "mask", "expected_output")
+    ]
     assert close(scaled_dot_product_attention(q, k, v, mask=~forbidden), expected)  # CS336's mask: True = masked out
 
 
 def _copy_from(ref: nn.MultiheadAttention, ours: MultiHeadAttention):
     with torch.no_grad():
-        if ref._qkv_same_embed_dim: ws = ref.in_proj_weight.chunk(3)
-        else: ws = (ref.q_proj_weight, ref.k_proj_weight, ref.v_proj_weight)
+        if ref._qkv_same_embed_dim:
+            ws = ref.in_proj_weight.chunk(3)
+        else:
+            ws = (ref.q_proj_weight, ref.k_proj_weight, ref.v_proj_weight)
         bs = ref.in_proj_bias.chunk(3) if ref.in_proj_bias is not None else (None,) * 3
         for proj, w, b in zip((ours.q_proj, ours.k_proj, ours.v_proj), ws, bs):
             proj.weight.copy_(w)
-            if b is not None: proj.bias.copy_(b)
+            if b is not None:
+                proj.bias.copy_(b)
         ours.out_proj.weight.copy_(ref.out_proj.weight)
-        if ref.out_proj.bias is not None: ours.out_proj.bias.copy_(ref.out_proj.bias)
+        if ref.out_proj.bias is not None:
+            ours.out_proj.bias.copy_(ref.out_proj.bias)
 
 
 @pytest.mark.parametrize("use_sdpa", [True, False])
@@ -78,7 +107,10 @@ def test_mha_matches_torch_multiheadattention(use_sdpa, bias):
     forbidden = torch.ones(7, 7, dtype=torch.bool).triu(1)
     assert close(ours(x, is_causal=True)[0], ref(x, x, x, attn_mask=forbidden, need_weights=False)[0])
     pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2, [False] * 4 + [True]])
-    assert close(ours(x, context=ctx, mask=~pad[:, None, None, :])[0], ref(x, ctx, ctx, key_padding_mask=pad, need_weights=False)[0])
+    assert close(
+        ours(x, context=ctx, mask=~pad[:, None, None, :])[0],
+        ref(x, ctx, ctx, key_padding_mask=pad, need_weights=False)[0],
+    )
 
 
 def test_mha_cross_attention_with_other_width():
@@ -100,7 +132,7 @@ def test_kv_cache_equals_full_attention(use_sdpa):
     out, past = mha(x[:, :3], is_causal=True, position_bias=bias[:, :, :3, :3])
     outs = [out]
     for t in range(3, 9):
-        out, past = mha(x[:, t:t + 1], is_causal=True, past_kv=past, position_bias=bias[:, :, t:t + 1, :t + 1])
+        out, past = mha(x[:, t : t + 1], is_causal=True, past_kv=past, position_bias=bias[:, :, t : t + 1, : t + 1])
         outs.append(out)
     assert close(torch.cat(outs, 1), full) and close(past[0], k) and past[0].shape == (2, 4, 9, 12)
 
@@ -127,9 +159,12 @@ def test_position_bias_is_additive_and_combines_with_masks():
 def test_dropout_only_in_training():
     mha = MultiHeadAttention(16, 2, dropout=0.5)
     x = torch.randn(1, 4, 16)
-    mha.eval(); assert torch.equal(mha(x)[0], mha(x)[0])
-    mha.train(); assert not torch.equal(mha(x)[0], mha(x)[0])
+    mha.eval()
+    assert torch.equal(mha(x)[0], mha(x)[0])
+    mha.train()
+    assert not torch.equal(mha(x)[0], mha(x)[0])
 
 
 def test_bad_shapes():
-    with pytest.raises(ValueError, match="not divisible"): MultiHeadAttention(10, 3)
+    with pytest.raises(ValueError, match="not divisible"):
+        MultiHeadAttention(10, 3)

@@ -1,21 +1,27 @@
 """lightbrain.checkpoint: any of the course's models (and a plain nn.Module) saved and loaded, checked against
 safetensors' own reader and the state dict; unknown config fields refused for every model; training state for any model."""
+
 import json
 
-import pytest, torch
+import pytest
+import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from lightbrain.checkpoint import load_checkpoint, load_weights, read_config, save_checkpoint, save_model
-from lightbrain.model import GPT, GPTConfig
 from leximind.model import T5, T5Config
 from leximind.multitask import MultiTaskT5
+from lightbrain.checkpoint import load_checkpoint, load_weights, read_config, save_checkpoint, save_model
+from lightbrain.model import GPT, GPTConfig
 
 
 def models():
     torch.manual_seed(0)
     t5 = T5(T5Config.tiny(vocab_size=64))
-    return {"gpt": GPT(GPTConfig.tiny(vocab_size=64)), "t5": t5, "multitask": MultiTaskT5(T5(T5Config.tiny(vocab_size=64)))}
+    return {
+        "gpt": GPT(GPTConfig.tiny(vocab_size=64)),
+        "t5": t5,
+        "multitask": MultiTaskT5(T5(T5Config.tiny(vocab_size=64))),
+    }
 
 
 @pytest.mark.parametrize("name", ["gpt", "t5", "multitask"])
@@ -23,18 +29,22 @@ def test_every_model_round_trips_and_refuses_unknown_fields(name, tmp_path):
     "Catches a model that saves a tied tensor twice, loads other weights, or accepts a config.json with a field it lacks."
     model = models()[name]
     model.save_pretrained(tmp_path)
-    stored = load_file(tmp_path/"model.safetensors")  # safetensors' own reader
+    stored = load_file(tmp_path / "model.safetensors")  # safetensors' own reader
     state = model.state_dict()
     assert all(torch.equal(stored[k], state[k]) for k in stored)
     loaded = type(model).load(tmp_path)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items()) and not loaded.training
-    assert not [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp" or p.name.startswith(".")]  # nothing half-written left
-    config = json.loads((tmp_path/"config.json").read_text())
-    (tmp_path/"config.json").write_text(json.dumps({**config, "typo_field": 1}))
-    with pytest.raises(ValueError, match=r"unknown fields \['typo_field'\]"): type(model).load(tmp_path)
+    assert not [
+        p.name for p in tmp_path.iterdir() if p.suffix == ".tmp" or p.name.startswith(".")
+    ]  # nothing half-written left
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "typo_field": 1}))
+    with pytest.raises(ValueError, match=r"unknown fields \['typo_field'\]"):
+        type(model).load(tmp_path)
     if name == "multitask":  # the T5 inside is checked too
-        (tmp_path/"config.json").write_text(json.dumps({**config, "t5": {**config["t5"], "dmodel": 8}}))
-        with pytest.raises(ValueError, match=r"unknown fields \['dmodel'\]"): type(model).load(tmp_path)
+        (tmp_path / "config.json").write_text(json.dumps({**config, "t5": {**config["t5"], "dmodel": 8}}))
+        with pytest.raises(ValueError, match=r"unknown fields \['dmodel'\]"):
+            type(model).load(tmp_path)
 
 
 def test_any_module_saves_without_save_pretrained(tmp_path):
@@ -46,7 +56,8 @@ def test_any_module_saves_without_save_pretrained(tmp_path):
     copy = load_weights(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), tmp_path)
     x = torch.randn(5, 3)
     assert torch.equal(copy(x), net(x))
-    with pytest.raises(ValueError, match="does not hold a lightbrain-gpt model"): read_config(tmp_path, "lightbrain-gpt")
+    with pytest.raises(ValueError, match="does not hold a lightbrain-gpt model"):
+        read_config(tmp_path, "lightbrain-gpt")
 
 
 def test_training_state_round_trips_for_a_plain_module(tmp_path):
@@ -56,10 +67,10 @@ def test_training_state_round_trips_for_a_plain_module(tmp_path):
     optimizer, scaler = torch.optim.AdamW(net.parameters(), lr=0.1), torch.amp.GradScaler("cpu", enabled=False)
     net(torch.randn(4, 3)).sum().backward()
     optimizer.step()
-    save_checkpoint(tmp_path/"last", net, optimizer, scaler, step=7, best=1.5)
+    save_checkpoint(tmp_path / "last", net, optimizer, scaler, step=7, best=1.5)
     fresh = nn.Linear(3, 2)
     fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=0.1)
-    assert load_checkpoint(tmp_path/"last", fresh, fresh_optimizer, scaler) == (7, 1.5)
+    assert load_checkpoint(tmp_path / "last", fresh, fresh_optimizer, scaler) == (7, 1.5)
     assert torch.equal(fresh.weight, net.weight)
     moments = lambda opt: [s["exp_avg"] for s in opt.state.values()]
     assert all(torch.equal(a, b) for a, b in zip(moments(fresh_optimizer), moments(optimizer)))

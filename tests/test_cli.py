@@ -1,9 +1,15 @@
 """lightbrain.cli and leximind.cli: the shared parser and error wrapper (against argparse's own behaviour and the config
 dataclasses), and every LightBrain command run as a user would, in a subprocess."""
-import json, math, shutil, subprocess, sys
+
+import json
+import math
+import shutil
+import subprocess
+import sys
 from dataclasses import fields
 
-import pytest, yaml
+import pytest
+import yaml
 
 import lightbrain
 from lightbrain.cli import PRESETS, command, command_parser, config_values, parse_value
@@ -37,11 +43,16 @@ def data_dir(tmp_path_factory):
 
 def test_command_turns_user_errors_into_one_line_and_keeps_bugs_loud(capsys):
     "Catches a wrapper that swallows real bugs (TypeError) or exits with another code or a traceback on bad input."
+
     @command("demo")
-    def fails(argv): raise argv[0]
-    with pytest.raises(SystemExit) as exit_info: fails([FileNotFoundError("no such file: x.json")])
+    def fails(argv):
+        raise argv[0]
+
+    with pytest.raises(SystemExit) as exit_info:
+        fails([FileNotFoundError("no such file: x.json")])
     assert exit_info.value.code == 2 and capsys.readouterr().err == "demo: error: no such file: x.json\n"
-    with pytest.raises(TypeError): fails([TypeError("a bug")])
+    with pytest.raises(TypeError):
+        fails([TypeError("a bug")])
 
 
 def test_help_lists_every_field_with_each_presets_value(capsys):
@@ -49,69 +60,163 @@ def test_help_lists_every_field_with_each_presets_value(capsys):
     parser = command_parser("lightbrain-train", "train", PRESETS)
     text = parser.format_help()
     for cls in (TrainConfig, GPTConfig):
-        for f in fields(cls): assert "--" + f.name.replace("_", "-") in text, f.name
+        for f in fields(cls):
+            assert "--" + f.name.replace("_", "-") in text, f.name
     assert "default: quick 600, full 5000" in text.replace("\n", " ").replace("  ", " ")  # max_steps in each preset
-    with pytest.raises(SystemExit) as exit_info: parser.parse_args(["--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--version"])
     assert exit_info.value.code == 0 and lightbrain.__version__ in capsys.readouterr().out
 
 
 def test_options_and_yaml_become_typed_config_values(tmp_path):
     "Catches strings left untyped, a YAML value winning over the command line, or an unknown YAML field accepted."
     parser = command_parser("x", "x", PRESETS)
-    (tmp_path/"c.yaml").write_text(yaml.safe_dump({"lr": 0.5, "n_layer": 3, "decay_steps": 7}))
-    args = parser.parse_args(["--config", str(tmp_path/"c.yaml"), "--lr", "1e-3", "--compile", "yes", "--decay-steps", "none"])
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"lr": 0.5, "n_layer": 3, "decay_steps": 7}))
+    args = parser.parse_args(
+        ["--config", str(tmp_path / "c.yaml"), "--lr", "1e-3", "--compile", "yes", "--decay-steps", "none"]
+    )
     assert config_values(args, tuple(PRESETS)) == {"lr": 1e-3, "n_layer": 3, "decay_steps": None, "compile": True}
     assert parse_value("false", bool) is False and parse_value("3", int | None) == 3
-    with pytest.raises(ValueError): parse_value("maybe", bool)
-    (tmp_path/"bad.yaml").write_text("n_layers: 3\n")
-    with pytest.raises(ValueError, match="unknown fields"): config_values(parser.parse_args(["--config", str(tmp_path/"bad.yaml")]), tuple(PRESETS))
+    with pytest.raises(ValueError):
+        parse_value("maybe", bool)
+    (tmp_path / "bad.yaml").write_text("n_layers: 3\n")
+    with pytest.raises(ValueError, match="unknown fields"):
+        config_values(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
 
 
 def test_prepare_command(data_dir, tmp_path):
-    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"].select(range(200))], 600, ["<|endoftext|>"])
-    save_tokenizer(tok, tmp_path/"tok.json")
-    ok = run("prepare_command", "--source", "builtin", "--tokenizer", str(tmp_path/"tok.json"), "--out", str(tmp_path/"out"))
+    tok = BPETokenizer.train(
+        [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"].select(range(200))], 600, ["<|endoftext|>"]
+    )
+    save_tokenizer(tok, tmp_path / "tok.json")
+    ok = run(
+        "prepare_command",
+        "--source",
+        "builtin",
+        "--tokenizer",
+        str(tmp_path / "tok.json"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert ok.returncode == 0 and "wrote" in ok.stdout, ok.stderr
-    assert load_meta(tmp_path/"out")["tokenizer"]["vocab_size"] == tok.vocab_size
-    assert_user_error(run("prepare_command", "--source", "builtin", "--tokenizer", "nope.json", "--out", str(tmp_path/"x")),
-                      "lightbrain-prepare", "nope.json")
+    assert load_meta(tmp_path / "out")["tokenizer"]["vocab_size"] == tok.vocab_size
+    assert_user_error(
+        run("prepare_command", "--source", "builtin", "--tokenizer", "nope.json", "--out", str(tmp_path / "x")),
+        "lightbrain-prepare",
+        "nope.json",
+    )
 
 
 def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
-    out = tmp_path/"run"
-    common = ["--quick", "--data", str(data_dir), "--out", str(out), "--block-size", "32", "--batch-size", "4", "--n-layer", "1",
-              "--tensorboard", "false", "--eval-interval", "10"]
+    out = tmp_path / "run"
+    common = [
+        "--quick",
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--block-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--n-layer",
+        "1",
+        "--tensorboard",
+        "false",
+        "--eval-interval",
+        "10",
+    ]
     ok = run("train_command", *common, "--max-steps", "20", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "validation loss" in ok.stdout and "sample from" in ok.stdout
-    assert GPT.load(out/"best").config.n_layer == 1 and (out/"best"/"tokenizer.json").exists()
+    assert GPT.load(out / "best").config.n_layer == 1 and (out / "best" / "tokenizer.json").exists()
     again = run("train_command", *common, "--max-steps", "30", "--resume", cwd=tmp_path)
     assert again.returncode == 0 and "30/30" in again.stderr, again.stderr[-2000:]
-    ev = run("evaluate_command", "--checkpoint", str(out/"best"), "--json")
+    ev = run("evaluate_command", "--checkpoint", str(out / "best"), "--json")
     result = json.loads(ev.stdout)
-    assert ev.returncode == 0 and result["val_tokens"] > 0 and math.isclose(result["val_ppl"], math.exp(result["val_loss"]))
-    gen = run("generate_command", "--checkpoint", str(out/"best"), "--prompt", "Question:", "--max-new-tokens", "5", "--seed", "0")
+    assert (
+        ev.returncode == 0
+        and result["val_tokens"] > 0
+        and math.isclose(result["val_ppl"], math.exp(result["val_loss"]))
+    )
+    gen = run(
+        "generate_command",
+        "--checkpoint",
+        str(out / "best"),
+        "--prompt",
+        "Question:",
+        "--max-new-tokens",
+        "5",
+        "--seed",
+        "0",
+    )
     assert gen.returncode == 0 and gen.stdout.strip(), gen.stderr
-    assert_user_error(run("generate_command", "--checkpoint", str(out/"best"), "--top-p", "2"), "lightbrain-generate", "top_p")
-    assert_user_error(run("generate_command", "--checkpoint", str(tmp_path/"nope")), "lightbrain-generate", "no config.json")
-    assert_user_error(run("train_command", "--quick", "--out", str(tmp_path/"x"), "--data", str(tmp_path/"missing")),
-                      "lightbrain-train", "no prepared tokens")
-    assert_user_error(run("train_command", "--quick", "--out", str(tmp_path/"x"), "--data", str(data_dir), "--block-size", "64",
-                          "--n-layer", "1", "--max-steps", "1", "--vocab-size", "100"), "lightbrain-train", "vocabulary")
-    for args, message in [(["--lr", "fast"], "invalid float value: 'fast'"), (["--nonsense", "1"], "unrecognized arguments")]:
-        bad = run("train_command", "--quick", "--out", str(tmp_path/"x"), *args)  # argparse's own errors: usage, then one line
-        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr[-500:])
-    shutil.copytree(out/"best", tmp_path/"moved")
-    (tmp_path/"moved"/"run.json").unlink()
-    assert_user_error(run("evaluate_command", "--checkpoint", str(tmp_path/"moved")), "lightbrain-evaluate", "does not record its data")
+    assert_user_error(
+        run("generate_command", "--checkpoint", str(out / "best"), "--top-p", "2"), "lightbrain-generate", "top_p"
+    )
+    assert_user_error(
+        run("generate_command", "--checkpoint", str(tmp_path / "nope")), "lightbrain-generate", "no config.json"
+    )
+    assert_user_error(
+        run("train_command", "--quick", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "missing")),
+        "lightbrain-train",
+        "no prepared tokens",
+    )
+    assert_user_error(
+        run(
+            "train_command",
+            "--quick",
+            "--out",
+            str(tmp_path / "x"),
+            "--data",
+            str(data_dir),
+            "--block-size",
+            "64",
+            "--n-layer",
+            "1",
+            "--max-steps",
+            "1",
+            "--vocab-size",
+            "100",
+        ),
+        "lightbrain-train",
+        "vocabulary",
+    )
+    for args, message in [
+        (["--lr", "fast"], "invalid float value: 'fast'"),
+        (["--nonsense", "1"], "unrecognized arguments"),
+    ]:
+        bad = run(
+            "train_command", "--quick", "--out", str(tmp_path / "x"), *args
+        )  # argparse's own errors: usage, then one line
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (
+            args,
+            bad.stderr[-500:],
+        )
+    shutil.copytree(out / "best", tmp_path / "moved")
+    (tmp_path / "moved" / "run.json").unlink()
+    assert_user_error(
+        run("evaluate_command", "--checkpoint", str(tmp_path / "moved")),
+        "lightbrain-evaluate",
+        "does not record its data",
+    )
 
 
-@pytest.mark.parametrize("module, function, prog", [
-    ("lightbrain.cli", "prepare_command", "lightbrain-prepare"), ("lightbrain.cli", "train_command", "lightbrain-train"),
-    ("lightbrain.cli", "evaluate_command", "lightbrain-evaluate"), ("lightbrain.cli", "generate_command", "lightbrain-generate"),
-    ("leximind.cli", "train_command", "leximind-train"), ("leximind.cli", "evaluate_command", "leximind-evaluate"),
-    ("leximind.cli", "analyze_command", "leximind")])
+@pytest.mark.parametrize(
+    "module, function, prog",
+    [
+        ("lightbrain.cli", "prepare_command", "lightbrain-prepare"),
+        ("lightbrain.cli", "train_command", "lightbrain-train"),
+        ("lightbrain.cli", "evaluate_command", "lightbrain-evaluate"),
+        ("lightbrain.cli", "generate_command", "lightbrain-generate"),
+        ("leximind.cli", "train_command", "leximind-train"),
+        ("leximind.cli", "evaluate_command", "leximind-evaluate"),
+        ("leximind.cli", "analyze_command", "leximind"),
+    ],
+)
 def test_every_command_has_version(module, function, prog):
     "Catches a command built without the shared parser (no --version, or another program name)."
     result = run(function, "--version", module=module)
-    assert result.returncode == 0 and result.stdout.strip() == f"{prog} {lightbrain.__version__}", result.stdout + result.stderr
+    assert result.returncode == 0 and result.stdout.strip() == f"{prog} {lightbrain.__version__}", (
+        result.stdout + result.stderr
+    )

@@ -1,5 +1,7 @@
 "Device, precision policy, seeding and mode: the rules chapter 00 states."
-import pytest, torch
+
+import pytest
+import torch
 
 from lightbrain.core import DtypePolicy, dtype_policy, get_device, get_mode, hub_online, seed_everything
 
@@ -10,10 +12,15 @@ def test_fp32_off_cuda(device):
     assert (p.dtype, p.grad_scaling, p.name) == (None, False, "fp32")
 
 
-@pytest.mark.parametrize("capability, dtype, scaling", [((7, 5), torch.float16, True),   # T4
-                                                        ((7, 0), torch.float16, True),   # V100
-                                                        ((8, 0), torch.bfloat16, False),  # A100
-                                                        ((9, 0), torch.bfloat16, False)])  # H100
+@pytest.mark.parametrize(
+    "capability, dtype, scaling",
+    [
+        ((7, 5), torch.float16, True),  # T4
+        ((7, 0), torch.float16, True),  # V100
+        ((8, 0), torch.bfloat16, False),  # A100
+        ((9, 0), torch.bfloat16, False),
+    ],
+)  # H100
 def test_cuda_rule(capability, dtype, scaling):
     assert dtype_policy("cuda", capability) == DtypePolicy("cuda", dtype, scaling)
 
@@ -30,13 +37,15 @@ def test_simulated_t4(monkeypatch):
 def test_cpu_autocast_and_scaler_are_no_ops():
     a = torch.randn(3, 3)
     policy = dtype_policy("cpu")
-    with policy.autocast(): assert (a @ a).dtype == torch.float32
+    with policy.autocast():
+        assert (a @ a).dtype == torch.float32
     loss = torch.tensor(2.5)
     assert policy.grad_scaler().scale(loss) is loss
 
 
 def test_bf16_autocast_changes_matmul_dtype():
-    with DtypePolicy("cpu", torch.bfloat16).autocast(): assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with DtypePolicy("cpu", torch.bfloat16).autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
 def test_mode(monkeypatch):
@@ -48,27 +57,41 @@ def test_mode(monkeypatch):
         monkeypatch.setenv("LIGHTBRAIN_MODE", mode)
         assert get_mode() == mode.strip().lower()
     monkeypatch.setenv("LIGHTBRAIN_MODE", "turbo")
-    with pytest.raises(ValueError, match="not a mode"): get_mode()
+    with pytest.raises(ValueError, match="not a mode"):
+        get_mode()
 
 
 def test_device(monkeypatch):
     monkeypatch.setenv("LIGHTBRAIN_DEVICE", "cpu")
     assert get_device() == torch.device("cpu")
     monkeypatch.setenv("LIGHTBRAIN_DEVICE", "gpu")
-    with pytest.raises(ValueError, match="not a device"): get_device()
+    with pytest.raises(ValueError, match="not a device"):
+        get_device()
     monkeypatch.delenv("LIGHTBRAIN_DEVICE")
-    for cuda, mps, device in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):  # unset: the best one there
+    for cuda, mps, device in (
+        (True, True, "cuda"),
+        (False, True, "mps"),
+        (False, False, "cpu"),
+    ):  # unset: the best one there
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
         assert get_device() == torch.device(device)
 
 
 def test_seed_repeats_all_generators():
-    import random, numpy as np
-    def draw(): return random.random(), float(np.random.rand()), torch.randn(5)
-    seed_everything(123); a = draw()
-    seed_everything(123); b = draw()
-    seed_everything(124); c = draw()
+    import random
+
+    import numpy as np
+
+    def draw():
+        return random.random(), float(np.random.rand()), torch.randn(5)
+
+    seed_everything(123)
+    a = draw()
+    seed_everything(123)
+    b = draw()
+    seed_everything(124)
+    c = draw()
     assert a[:2] == b[:2] and torch.equal(a[2], b[2])
     assert a[:2] != c[:2] and not torch.equal(a[2], c[2])
 

@@ -1,15 +1,24 @@
 "The course's structure: notebooks, exports, Colab, the site and the docs index."
-import json, os, re, shutil, subprocess, sys, tomllib
-from pathlib import Path
-from importlib.metadata import entry_points
 
-import pytest, yaml
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+import tomllib
+import yaml
+
 from conftest import ROOT
 
-NBS = ROOT/"nbs"
+NBS = ROOT / "nbs"
 NOTEBOOKS = sorted(NBS.glob("*.ipynb"))
 CHAPTERS = [p for p in NOTEBOOKS if p.name != "index.ipynb"]
-REPO_URL = tomllib.loads((ROOT/"pyproject.toml").read_text())["project"]["urls"]["Repository"]
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 PACKAGES = ("lightbrain", "leximind")
 
 
@@ -18,7 +27,8 @@ def cells(nb_path):
 
 
 def test_no_stray_files_at_root():
-    for name in ("__init__.py", "_modidx.py", "settings.ini", "setup.py"): assert not (ROOT/name).exists(), name
+    for name in ("__init__.py", "_modidx.py", "settings.ini", "setup.py"):
+        assert not (ROOT / name).exists(), name
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
@@ -33,8 +43,10 @@ def test_colab_badge_and_install_cell(nb):
 
 
 def _sidebar_sections():
-    contents = yaml.safe_load((NBS/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]
-    return {s["section"]: s["contents"] for s in contents if isinstance(s, dict)}, [s for s in contents if isinstance(s, str)]
+    contents = yaml.safe_load((NBS / "sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    return {s["section"]: s["contents"] for s in contents if isinstance(s, dict)}, [
+        s for s in contents if isinstance(s, str)
+    ]
 
 
 def test_sidebar_lists_every_chapter_in_reading_order():
@@ -47,14 +59,16 @@ def test_sidebar_lists_every_chapter_in_reading_order():
 
 
 def test_readme_links_every_chapter():
-    readme = (ROOT/"README.md").read_text()
-    for nb in CHAPTERS: assert f"](nbs/{nb.name})" in readme, nb.name
+    readme = (ROOT / "README.md").read_text()
+    for nb in CHAPTERS:
+        assert f"](nbs/{nb.name})" in readme, nb.name
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_clean(nb):
     "Notebooks are committed as nbdev-clean leaves them (outputs kept, metadata stripped)."
     from nbdev.clean import _nbdev_clean
+
     stored = json.loads(nb.read_text())
     cleaned = json.loads(nb.read_text())
     _nbdev_clean(cleaned, path=None)
@@ -63,17 +77,21 @@ def test_notebook_is_clean(nb):
 
 def test_workflows_are_valid():
     "GitHub rejects a workflow that is not valid YAML or breaks its schema (deploy.yaml once had an unquoted ': ' in a step name)."
-    files = sorted(str(p) for p in (ROOT/".github"/"workflows").glob("*.y*ml"))
-    lint = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
-                          capture_output=True, text=True)
+    files = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    lint = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    deploy = yaml.safe_load((ROOT/".github"/"workflows"/"deploy.yaml").read_text())
+    deploy = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yaml").read_text())
     assert deploy["jobs"]["deploy"]["needs"] == "test"  # the site is published only after the tests pass
 
 
 def test_both_packages_have_doc_indexes():
     "show_doc and doc links find both packages through their nbdev entry points."
     from nbdev.doclinks import NbdevLookup
+
     names = {ep.name for ep in entry_points(group="nbdev")}
     assert set(PACKAGES) <= names
     lookup = NbdevLookup()
@@ -89,10 +107,14 @@ def test_both_packages_have_doc_indexes():
 def test_prerender_builds_every_page():
     "The site's pre-render step (what `nbdev-docs` runs before Quarto) processes every notebook."
     from nbdev.serve import proc_nbs
+
     cache = proc_nbs(str(NBS), n_workers=0, force=True)
-    for nb in NOTEBOOKS: assert (cache/nb.name).exists(), nb.name
-    rendered = json.loads((cache/"00_core.ipynb").read_text())
-    shown = [c for c in rendered["cells"] if c["cell_type"] == "code" and "show_doc(get_device)" in "".join(c["source"])]
+    for nb in NOTEBOOKS:
+        assert (cache / nb.name).exists(), nb.name
+    rendered = json.loads((cache / "00_core.ipynb").read_text())
+    shown = [
+        c for c in rendered["cells"] if c["cell_type"] == "code" and "show_doc(get_device)" in "".join(c["source"])
+    ]
     assert shown and "get_device" in json.dumps(shown[0]["outputs"]), "show_doc did not document get_device"
 
 
@@ -101,30 +123,34 @@ def test_export_check_catches_an_unexported_edit(tmp_path):
     _copy_repo(tmp_path)
     check = [sys.executable, "tools/export.py", "--check"]
     assert subprocess.run(check, cwd=tmp_path, capture_output=True).returncode == 0
-    nb = tmp_path/"nbs"/"00_core.ipynb"
+    nb = tmp_path / "nbs" / "00_core.ipynb"
     text = nb.read_text()
     assert "if torch.backends.mps.is_available()" in text
-    nb.write_text(text.replace("if torch.backends.mps.is_available()", "if False and torch.backends.mps.is_available()"))
+    nb.write_text(
+        text.replace("if torch.backends.mps.is_available()", "if False and torch.backends.mps.is_available()")
+    )
     res = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 1 and "lightbrain/core.py" in res.stdout, res.stdout + res.stderr
 
 
 def _copy_repo(dest):
     for item in ("pyproject.toml", "README.md", "nbs", "tools", *PACKAGES):
-        src = ROOT/item
-        if src.is_dir(): shutil.copytree(src, dest/item, ignore=shutil.ignore_patterns("runs", "data", "__pycache__"))
-        else: shutil.copy(src, dest/item)
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("runs", "data", "__pycache__"))
+        else:
+            shutil.copy(src, dest / item)
 
 
 def _package_files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for pkg in PACKAGES for p in (root/pkg).rglob("*.py")}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for pkg in PACKAGES for p in (root / pkg).rglob("*.py")}
 
 
 def test_failed_export_changes_nothing(tmp_path):
     "A notebook that cannot be exported leaves both packages as they were (the old export deleted them first)."
     _copy_repo(tmp_path)
     before = _package_files(tmp_path)
-    (tmp_path/"nbs"/"05_gpt.ipynb").write_text("{ not a notebook")
+    (tmp_path / "nbs" / "05_gpt.ipynb").write_text("{ not a notebook")
     res = subprocess.run([sys.executable, "tools/export.py"], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode != 0
     assert _package_files(tmp_path) == before
@@ -136,27 +162,35 @@ def test_stock_nbdev_export_refuses(tmp_path):
     _copy_repo(tmp_path)
     before = _package_files(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}  # nbdev-export does nothing at all under IN_TEST
-    res = subprocess.run([str(Path(sys.executable).parent/"nbdev-export")], cwd=tmp_path, capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "nbdev-export")], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
     assert res.returncode == 1 and "python tools/export.py" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert _package_files(tmp_path) == before
 
 
 def test_one_version_for_both_packages():
-    import leximind, lightbrain
+    import leximind
+    import lightbrain
+
     assert leximind.__version__ == lightbrain.__version__
-    assert "__version__ =" not in (ROOT/"leximind"/"__init__.py").read_text()  # imported, not a second copy
+    assert "__version__ =" not in (ROOT / "leximind" / "__init__.py").read_text()  # imported, not a second copy
 
 
 def test_nbval_compares_checked_outputs(tmp_path):
     "A cell marked NBVAL_CHECK_OUTPUT whose stored output is wrong fails the nbval run."
-    nb = json.loads((NBS/"00_core.ipynb").read_text())
+    nb = json.loads((NBS / "00_core.ipynb").read_text())
     checked = [c for c in nb["cells"] if c["cell_type"] == "code" and "# NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
     assert checked, "chapter 00 should guard at least one output"
     checked[0]["outputs"][0]["text"] = ["cpu  None    -> bf16, loss scaling: False\n"]
-    (tmp_path/"00_core.ipynb").write_text(json.dumps(nb))
-    shutil.copy(ROOT/"conftest.py", tmp_path/"conftest.py")
-    res = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "00_core.ipynb"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    (tmp_path / "00_core.ipynb").write_text(json.dumps(nb))
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "00_core.ipynb"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 1 and "1 failed" in res.stdout, res.stdout[-2000:]
 
 
@@ -164,8 +198,9 @@ def test_nbval_compares_checked_outputs(tmp_path):
 def test_imports_stay_in_import_cells(nb):
     "The site's pre-render runs every cell that imports something, without the cells before it: keep imports apart."
     for cell in cells(nb):
-        if '"google.colab" in sys.modules' in "".join(cell["source"]): continue  # the install cell stands alone by design
-        lines = [l for l in "".join(cell["source"]).splitlines() if l.strip() and not l.strip().startswith("#")]
-        imports = [l for l in lines if re.match(r"\s*(import|from)\s", l)]
+        if '"google.colab" in sys.modules' in "".join(cell["source"]):
+            continue  # the install cell stands alone by design
+        lines = [s for s in "".join(cell["source"]).splitlines() if s.strip() and not s.strip().startswith("#")]
+        imports = [s for s in lines if re.match(r"\s*(import|from)\s", s)]
         if cell["cell_type"] == "code" and imports and "#| export" not in "".join(cell["source"]):
             assert len(imports) == len(lines), f"{nb.name}: move {imports} to an import cell"

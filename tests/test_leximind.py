@@ -1,21 +1,36 @@
 """LexiMind end to end: multi-task training improves every task, a from-scratch model beats the majority baseline on
 the real emotion test split, batches of mixed lengths, ROUGE and classification metrics on hand-checked cases, the
 evaluation report, the app and the three command lines, and bad input."""
-import csv, json, math, os, shutil, subprocess, sys, warnings
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest, torch
-from conftest import shared
+import pytest
+import torch
 
+from leximind.evaluate import classification_metrics, classify, rouge
+from leximind.model import T5, T5Config
+from leximind.multitask import (
+    PREFIXES,
+    MultiTaskBatches,
+    MultiTaskT5,
+    count_tokens,
+    load_tasks,
+    multitask_loss,
+    quick_setup,
+    task_metrics,
+    task_probabilities,
+)
+from leximind.pipeline import LexiMind
+from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
 from lightbrain.data import course_data, load_emotion
 from lightbrain.train import TrainConfig, train
-from leximind.evaluate import classification_metrics, classify, rouge
-from leximind.model import T5, T5Config
-from leximind.multitask import (PREFIXES, MultiTaskBatches, MultiTaskT5, count_tokens, load_tasks, multitask_loss, quick_setup,
-                                task_metrics, task_probabilities)
-from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
-from leximind.pipeline import LexiMind
 
 QUIET = dict(tensorboard=False, progress=False)
 
@@ -31,31 +46,57 @@ def quick():
 def test_training_improves_every_task(quick):
     tasks, tokenizer, data, model = quick
     before = task_metrics(model, data)
-    train(model, data, multitask_loss, TrainConfig(batch_size=16, max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=50, **QUIET),
-          "cpu", count_tokens=count_tokens)
+    train(
+        model,
+        data,
+        multitask_loss,
+        TrainConfig(batch_size=16, max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=50, **QUIET),
+        "cpu",
+        count_tokens=count_tokens,
+    )
     after = task_metrics(model, data)
     # on the real slices, 300 steps from scratch (measured: summary loss 28.2 -> 15.5, emotion 0.205 -> 0.370, topic 0.175 -> 0.615)
     assert after["summary_loss"] < 0.7 * before["summary_loss"]
-    assert after["emotion_accuracy"] > before["emotion_accuracy"] + 0.1 and after["topic_accuracy"] > before["topic_accuracy"] + 0.3
+    assert (
+        after["emotion_accuracy"] > before["emotion_accuracy"] + 0.1
+        and after["topic_accuracy"] > before["topic_accuracy"] + 0.3
+    )
 
 
 def test_real_emotion_from_scratch_beats_majority():
     emotion = load_emotion("builtin")  # the course's slice: the real tweets
     seed_everything(0)
-    tokenizer = SentencePieceTokenizer(train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 2000))
+    tokenizer = SentencePieceTokenizer(
+        train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 2000)
+    )
     model = MultiTaskT5(T5(T5Config.tiny(vocab_size=tokenizer.vocab_size, max_length=64)))
     data = MultiTaskBatches({"emotion": emotion}, tokenizer, 32, 64)
-    train(model, data, multitask_loss, TrainConfig(batch_size=32, max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=50, **QUIET),
-          "cpu", count_tokens=count_tokens)
+    train(
+        model,
+        data,
+        multitask_loss,
+        TrainConfig(batch_size=32, max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=50, **QUIET),
+        "cpu",
+        count_tokens=count_tokens,
+    )
     labels = list(emotion["test"]["label"])
     majority = max(labels.count(k) for k in set(labels)) / len(labels)
-    accuracy = (classify(model, tokenizer, "emotion", list(emotion["test"]["text"])).argmax(-1) == torch.tensor(labels)).float().mean().item()
+    accuracy = (
+        (classify(model, tokenizer, "emotion", list(emotion["test"]["text"])).argmax(-1) == torch.tensor(labels))
+        .float()
+        .mean()
+        .item()
+    )
     assert accuracy > majority + 0.1, (accuracy, majority)
 
 
 def test_mixed_lengths_in_a_batch(quick):
     tasks, tokenizer, data, model = quick
-    texts = ["i feel so relaxed", "Oil prices rise sharply Reuters - Oil prices rose sharply on Monday, officials said. " * 3, "x"]
+    texts = [
+        "i feel so relaxed",
+        "Oil prices rise sharply Reuters - Oil prices rose sharply on Monday, officials said. " * 3,
+        "x",
+    ]
     together = classify(model, tokenizer, "topic", texts)
     alone = torch.cat([classify(model, tokenizer, "topic", [t]) for t in texts])
     assert torch.allclose(together, alone, atol=1e-5)
@@ -67,14 +108,16 @@ def test_task_probabilities():
     p = task_probabilities({"a": 100, "b": 25}, temperature=2.0)
     assert math.isclose(p["a"], 10 / 15) and math.isclose(p["b"], 5 / 15)
     assert task_probabilities({"a": 100, "b": 25}, 1.0)["a"] == 0.8
-    with pytest.raises(ValueError): task_probabilities({"a": 1}, 0)
+    with pytest.raises(ValueError):
+        task_probabilities({"a": 1}, 0)
 
 
 def test_rouge_and_classification_metrics_by_hand():
     r = rouge(["the cat sat"], ["the cat sat on the mat"])  # unigram precision 3/3, recall 3/6
     assert math.isclose(r["rouge1"], 100 * 2 * 0.5 / 1.5) and math.isclose(r["rouge2"], 100 * 2 * 1 * 0.4 / 1.4)
     assert rouge(["One. Two!"], ["One.\nTwo!"])["rougeLsum"] == 100.0  # sentences are split for ROUGE-Lsum
-    with pytest.raises(ValueError): rouge([], [])
+    with pytest.raises(ValueError):
+        rouge([], [])
     m = classification_metrics([0, 0, 1, 2], [0, 1, 1, 1], ["a", "b", "c"])
     assert m["accuracy"] == 0.5 and m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
     assert math.isclose(m["macro_f1"], (2 / 3 + 0.5 + 0) / 3) and m["per_class"]["b"]["support"] == 1
@@ -84,10 +127,15 @@ def test_app_bad_input_and_truncation(quick):
     tasks, tokenizer, data, model = quick
     app = LexiMind(model, tokenizer, "cpu", max_new_tokens=8)
     for bad in ("", "   ", [], ["ok", ""]):
-        with pytest.raises(ValueError, match="analyze"): app.analyze(bad)
-    with pytest.warns(UserWarning, match="reads only the first 256"): result = app.analyze("word " * 1000)
-    assert set(result) == {"summary", "emotion", "topic"} and math.isclose(sum(result["topic"]["probabilities"].values()), 1, abs_tol=1e-3)
-    with pytest.raises(FileNotFoundError): LexiMind.load("no/such/checkpoint")
+        with pytest.raises(ValueError, match="analyze"):
+            app.analyze(bad)
+    with pytest.warns(UserWarning, match="reads only the first 256"):
+        result = app.analyze("word " * 1000)
+    assert set(result) == {"summary", "emotion", "topic"} and math.isclose(
+        sum(result["topic"]["probabilities"].values()), 1, abs_tol=1e-3
+    )
+    with pytest.raises(FileNotFoundError):
+        LexiMind.load("no/such/checkpoint")
 
 
 def test_save_load(quick, tmp_path):
@@ -96,38 +144,83 @@ def test_save_load(quick, tmp_path):
     loaded = MultiTaskT5.load(tmp_path)
     batch = data.collate("emotion", [tokenizer.encode("emotion: i feel happy")], [1])
     model.eval()
-    assert torch.equal(loaded.classify("emotion", batch["input_ids"], batch["attention_mask"]), model.classify("emotion", batch["input_ids"], batch["attention_mask"]))
+    assert torch.equal(
+        loaded.classify("emotion", batch["input_ids"], batch["attention_mask"]),
+        model.classify("emotion", batch["input_ids"], batch["attention_mask"]),
+    )
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-c", "import sys; from {} import {} as f; f(sys.argv[1:])".format(*args[:2]), *args[2:]],
-                          capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from {} import {} as f; f(sys.argv[1:])".format(*args[:2]), *args[2:]],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
 
 
 def test_command_lines(tmp_path):
-    out = tmp_path/"run"
-    trained = run("leximind.cli", "train_command", "--quick", "--out", str(out), "--max-steps", "20", "--eval-interval", "20",
-                  "--tensorboard", "false", "--progress", "false", cwd=tmp_path)
+    out = tmp_path / "run"
+    trained = run(
+        "leximind.cli",
+        "train_command",
+        "--quick",
+        "--out",
+        str(out),
+        "--max-steps",
+        "20",
+        "--eval-interval",
+        "20",
+        "--tensorboard",
+        "false",
+        "--progress",
+        "false",
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out/"best").iterdir()}
-    report_file = tmp_path/"report.json"
-    evaluated = run("leximind.cli", "evaluate_command", "--checkpoint", str(out/"best"), "--json", str(report_file), "--limit", "20",
-                    "--baselines", cwd=tmp_path)
+    assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out / "best").iterdir()}
+    report_file = tmp_path / "report.json"
+    evaluated = run(
+        "leximind.cli",
+        "evaluate_command",
+        "--checkpoint",
+        str(out / "best"),
+        "--json",
+        str(report_file),
+        "--limit",
+        "20",
+        "--baselines",
+        cwd=tmp_path,
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     report = json.loads(report_file.read_text())
-    assert report["split"] == "test" and report["emotion"]["n"] == report["topic"]["n"] == 20 and report["summarize"]["n"] == 19  # 19 test articles
+    assert (
+        report["split"] == "test"
+        and report["emotion"]["n"] == report["topic"]["n"] == 20
+        and report["summarize"]["n"] == 19
+    )  # 19 test articles
     assert {"rouge1", "rouge2", "rougeL", "rougeLsum"} <= set(report["summarize"])
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(report["emotion"])
-    assert set(report["baselines"]["topic"]) == {"majority class", "TF-IDF + logistic regression"} and "lead-3" in report["baselines"]["summarize"]
-    (tmp_path/"article.txt").write_text("Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday.")
-    for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path/"article.txt")]):
-        answered = run("leximind.cli", "analyze_command", "--checkpoint", str(out/"best"), "--json", *source, cwd=tmp_path)
+    assert (
+        set(report["baselines"]["topic"]) == {"majority class", "TF-IDF + logistic regression"}
+        and "lead-3" in report["baselines"]["summarize"]
+    )
+    (tmp_path / "article.txt").write_text(
+        "Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday."
+    )
+    for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path / "article.txt")]):
+        answered = run(
+            "leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "--json", *source, cwd=tmp_path
+        )
         assert answered.returncode == 0, answered.stderr[-2000:]
         assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
-    text = run("leximind.cli", "analyze_command", "--checkpoint", str(out/"best"), "hello there", cwd=tmp_path)
+    text = run("leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "hello there", cwd=tmp_path)
     assert text.stdout.startswith("summary:") and "emotion:" in text.stdout and "topic:" in text.stdout
-    for bad, message in [(["--checkpoint", str(out/"best"), ""], "non-empty text"), (["--checkpoint", str(tmp_path/"none"), "hi"], "no such checkpoint"),
-                         (["--checkpoint", str(out/"best"), "--file", str(tmp_path/"missing.txt")], "No such file")]:
+    for bad, message in [
+        (["--checkpoint", str(out / "best"), ""], "non-empty text"),
+        (["--checkpoint", str(tmp_path / "none"), "hi"], "no such checkpoint"),
+        (["--checkpoint", str(out / "best"), "--file", str(tmp_path / "missing.txt")], "No such file"),
+    ]:
         failed = run("leximind.cli", "analyze_command", *bad, cwd=tmp_path)
         assert failed.returncode == 2 and message in failed.stderr and failed.stderr.count("\n") == 1, failed.stderr
 
@@ -135,24 +228,55 @@ def test_command_lines(tmp_path):
 def test_train_on_a_single_ag_news_csv(tmp_path):
     "AG News's original test.csv, the only file many users have, is split three ways and trains (it used to end in KeyError: 'train')."
     ag = course_data("ag_news")["train"]  # all 7,600 items of the original test.csv
-    with open(tmp_path/"test.csv", "w", newline="", encoding="utf-8") as f:
+    with open(tmp_path / "test.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([[ex["label"] + 1, *ex["text"].split(" ", 1)] for ex in ag])
-    out = tmp_path/"run"
-    trained = run("leximind.cli", "train_command", "--quick", "--ag-news", str(tmp_path/"test.csv"), "--out", str(out), "--max-steps", "10",
-                  "--eval-interval", "10", "--tensorboard", "false", "--progress", "false", cwd=tmp_path)
+    out = tmp_path / "run"
+    trained = run(
+        "leximind.cli",
+        "train_command",
+        "--quick",
+        "--ag-news",
+        str(tmp_path / "test.csv"),
+        "--out",
+        str(out),
+        "--max-steps",
+        "10",
+        "--eval-interval",
+        "10",
+        "--tensorboard",
+        "false",
+        "--progress",
+        "false",
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert "one split (test, 7,600 documents) divided by a hash" in trained.stdout and (out/"best"/"model.safetensors").is_file()
-
+    assert (
+        "one split (test, 7,600 documents) divided by a hash" in trained.stdout
+        and (out / "best" / "model.safetensors").is_file()
+    )
 
 
 def test_ddp_trains_the_multitask_model(tmp_path):
     "Two processes (gloo): each step holds one task per rank, so some parameters get no gradient; training must run and the replicas stay equal."
-    worker = Path(__file__).parent/"ddp_multitask_worker.py"
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)], capture_output=True, text=True,
-                         timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    worker = Path(__file__).parent / "ddp_multitask_worker.py"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(worker),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    ranks = [torch.load(tmp_path/f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    init = torch.load(tmp_path/"init.pt", weights_only=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    init = torch.load(tmp_path / "init.pt", weights_only=True)
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0]), "the two replicas drifted apart"
     assert all(torch.isfinite(v).all() for v in ranks[0].values())
     assert not torch.equal(ranks[0]["t5.shared.weight"], init["t5.shared.weight"])  # it did train
@@ -161,9 +285,11 @@ def test_ddp_trains_the_multitask_model(tmp_path):
 def test_full_setup_needs_flan_t5_outside_a_rehearsal(monkeypatch):
     "Catches full mode silently training a random stand-in when FLAN-T5 cannot be had: only a rehearsal may do that."
     from leximind.multitask import full_setup
+
     monkeypatch.delenv("LIGHTBRAIN_REHEARSAL_STEPS", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConnectionError, match="unreachable"): full_setup({}, "google/flan-t5-base")
+    with pytest.raises(ConnectionError, match="unreachable"):
+        full_setup({}, "google/flan-t5-base")
 
 
 def test_batches_cut_inputs_as_they_read(quick):
@@ -171,26 +297,36 @@ def test_batches_cut_inputs_as_they_read(quick):
     tasks, tokenizer, data, model = quick  # max_source 256, max_target 48
     sources, targets = data.examples["summarize", "train"]
     whole = tokenizer.encode(PREFIXES["summarize"] + tasks["summarize"]["train"][0]["article"])
-    assert len(whole) > 256 and sources[0].tolist() == whole[:255] + [tokenizer.eos_id] and sources[0].dtype == torch.int32
+    assert (
+        len(whole) > 256 and sources[0].tolist() == whole[:255] + [tokenizer.eos_id] and sources[0].dtype == torch.int32
+    )
     assert max(map(len, sources)) == 256 and max(map(len, targets)) == 48
     batch = data.collate("summarize", [[5, 6, 7], [8]], [[9], [10, 11]])
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, tokenizer.pad_id, tokenizer.pad_id]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and batch["labels"].tolist() == [[9, -100], [10, 11]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and batch["labels"].tolist() == [
+        [9, -100],
+        [10, 11],
+    ]
 
 
 def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
     "Catches chapters 14-15 retraining a model chapter 13 saved, not training one that is missing, or copying instead of linking."
     import leximind.multitask as mt
-    monkeypatch.setitem(mt.RUN_DIRS, "quick", str(tmp_path/"runs"/"leximind-quick"))
+
+    monkeypatch.setitem(mt.RUN_DIRS, "quick", str(tmp_path / "runs" / "leximind-quick"))
     calls = []
+
     def fake_train(out, quick, *args):  # stands in for two minutes of training: writes what train_leximind writes last
         calls.append(quick)
-        best = Path(out)/"best"; best.mkdir(parents=True)
-        (best/"model.safetensors").write_bytes(b"weights"); (best/"run.json").write_text("{}")
+        best = Path(out) / "best"
+        best.mkdir(parents=True)
+        (best / "model.safetensors").write_bytes(b"weights")
+        (best / "run.json").write_text("{}")
+
     monkeypatch.setattr(mt, "train_leximind", fake_train)
-    first = mt.trained_checkpoint(tmp_path/"ch14"/"best", quick=True)
-    assert calls == [True] and (first/"run.json").is_file()
-    second = mt.trained_checkpoint(tmp_path/"ch15"/"best", quick=True)
+    first = mt.trained_checkpoint(tmp_path / "ch14" / "best", quick=True)
+    assert calls == [True] and (first / "run.json").is_file()
+    second = mt.trained_checkpoint(tmp_path / "ch15" / "best", quick=True)
     assert calls == [True]  # found, not retrained
-    saved = tmp_path/"runs"/"leximind-quick"/"best"/"model.safetensors"
-    assert (second/"model.safetensors").stat().st_ino == saved.stat().st_ino  # a hard link, not a copy
+    saved = tmp_path / "runs" / "leximind-quick" / "best" / "model.safetensors"
+    assert (second / "model.safetensors").stat().st_ino == saved.stat().st_ino  # a hard link, not a copy

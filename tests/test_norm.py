@@ -1,15 +1,18 @@
 """lightbrain.norm against torch.nn.LayerNorm / torch.nn.RMSNorm (outputs and gradients), T5's own RMSNorm from
 transformers, and the CS336 (2024) reference fixture; and its behaviour in fp16."""
-import pytest, torch
-from torch import nn
-from conftest import shared
 
+import pytest
+import torch
+from torch import nn
+
+from conftest import shared
 from lightbrain.norm import LayerNorm, RMSNorm
 
 
 def _randomize(module):
     with torch.no_grad():
-        for p in module.parameters(): p.normal_()
+        for p in module.parameters():
+            p.normal_()
     return module
 
 
@@ -23,7 +26,8 @@ def test_layernorm_matches_pytorch(shape, bias):
     x2 = x.detach().clone().requires_grad_()
     out, expected = ours(x), ref(x2)
     assert (out - expected).abs().max() <= 1e-6
-    out.pow(2).sum().backward(); expected.pow(2).sum().backward()
+    out.pow(2).sum().backward()
+    expected.pow(2).sum().backward()
     assert torch.allclose(x.grad, x2.grad, atol=1e-5) and torch.allclose(ours.weight.grad, ref.weight.grad, atol=1e-4)
 
 
@@ -38,6 +42,7 @@ def test_rmsnorm_matches_pytorch(eps):
 
 def test_rmsnorm_matches_t5():
     from transformers.models.t5.modeling_t5 import T5LayerNorm
+
     ours, ref = _randomize(RMSNorm(32)), T5LayerNorm(32, eps=1e-6)
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(2, 5, 32) * 10
@@ -47,8 +52,11 @@ def test_rmsnorm_matches_t5():
 def test_cs336_reference_fixture():
     d = shared("cs336_2024", "fixtures")
     norm = RMSNorm(64, eps=1e-5)
-    norm.load_state_dict(torch.load(d/"rmsnorm_weights.pt", weights_only=True))
-    x, expected = torch.load(d/"in_features.pt", weights_only=True), torch.load(d/"rmsnorm_expected_output.pt", weights_only=True)
+    norm.load_state_dict(torch.load(d / "rmsnorm_weights.pt", weights_only=True))
+    x, expected = (
+        torch.load(d / "in_features.pt", weights_only=True),
+        torch.load(d / "rmsnorm_expected_output.pt", weights_only=True),
+    )
     assert (norm(x) - expected).abs().max() <= 1e-6
 
 
@@ -64,4 +72,5 @@ def test_fp16_large_values(norm):
 
 def test_bf16_keeps_dtype():
     x = torch.randn(2, 16, dtype=torch.bfloat16)
-    for norm in (LayerNorm(16), RMSNorm(16)): assert norm(x).dtype == torch.bfloat16
+    for norm in (LayerNorm(16), RMSNorm(16)):
+        assert norm(x).dtype == torch.bfloat16

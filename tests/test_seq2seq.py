@@ -1,27 +1,54 @@
 """leximind.generate against Hugging Face's generate, token for token, on padded batches: greedy and beam search with
 length penalty, early stopping, min_new_tokens and no_repeat_ngram_size; cache on and off; batched against single; bad input."""
-import pytest, torch
-from transformers import T5Config as HFT5Config, T5ForConditionalGeneration, logging as hf_logging
+
+import pytest
+import torch
+from transformers import T5Config as HFT5Config
+from transformers import T5ForConditionalGeneration
+from transformers import logging as hf_logging
 
 from leximind.generate import generate
 from leximind.model import T5, T5Config
 
 hf_logging.set_verbosity_error()
-SETTINGS = [dict(), dict(num_beams=4), dict(num_beams=4, length_penalty=0.6, no_repeat_ngram_size=3), dict(min_new_tokens=10, no_repeat_ngram_size=2),
-            dict(num_beams=4, early_stopping=True, min_new_tokens=5), dict(num_beams=3, length_penalty=2.0), dict(num_beams=2, no_repeat_ngram_size=1)]
+SETTINGS = [
+    dict(),
+    dict(num_beams=4),
+    dict(num_beams=4, length_penalty=0.6, no_repeat_ngram_size=3),
+    dict(min_new_tokens=10, no_repeat_ngram_size=2),
+    dict(num_beams=4, early_stopping=True, min_new_tokens=5),
+    dict(num_beams=3, length_penalty=2.0),
+    dict(num_beams=2, no_repeat_ngram_size=1),
+]
 
 
 def pair(seed):
     "A tiny random T5 with spread-out predictions (shrunk embedding) that often ends early (strengthened eos row)."
     torch.manual_seed(seed)
-    hf = T5ForConditionalGeneration(HFT5Config(vocab_size=300, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
-                                               feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0)).eval()
+    hf = T5ForConditionalGeneration(
+        HFT5Config(
+            vocab_size=300,
+            d_model=64,
+            d_kv=16,
+            d_ff=128,
+            num_layers=2,
+            num_heads=4,
+            feed_forward_proj="gated-gelu",
+            tie_word_embeddings=False,
+            decoder_start_token_id=0,
+        )
+    ).eval()
     with torch.no_grad():
-        hf.shared.weight.mul_(0.1); hf.shared.weight[1] *= 3
-        hf.lm_head.weight.copy_(hf.shared.weight)  # the head transformers 5 ties to the embedding, in transformers 4 too
+        hf.shared.weight.mul_(0.1)
+        hf.shared.weight[1] *= 3
+        hf.lm_head.weight.copy_(
+            hf.shared.weight
+        )  # the head transformers 5 ties to the embedding, in transformers 4 too
     g = torch.Generator().manual_seed(seed + 100)
     inputs = torch.randint(3, 300, (3, 12), generator=g)
-    mask = torch.ones_like(inputs); mask[1, 8:] = 0; mask[2, 4:] = 0
+    mask = torch.ones_like(inputs)
+    mask[1, 8:] = 0
+    mask[2, 4:] = 0
     return T5.from_hf(hf), hf, inputs, mask
 
 
@@ -47,8 +74,8 @@ def test_batched_equals_single():
     for kw in (dict(), dict(num_beams=4)):
         batch = generate(model, inputs, mask, max_new_tokens=30, **kw)
         for row in range(3):
-            alone = generate(model, inputs[row:row + 1, :int(mask[row].sum())], max_new_tokens=30, **kw)[0]
-            assert torch.equal(batch[row, :len(alone)], alone)
+            alone = generate(model, inputs[row : row + 1, : int(mask[row].sum())], max_new_tokens=30, **kw)[0]
+            assert torch.equal(batch[row, : len(alone)], alone)
 
 
 def test_min_new_tokens_and_no_repeat():
@@ -58,16 +85,20 @@ def test_min_new_tokens_and_no_repeat():
         body = row[1:]
         assert 1 not in body[:15]
         ends = body.index(1) if 1 in body else len(body)
-        grams = [tuple(body[i:i + 2]) for i in range(ends - 1)]
+        grams = [tuple(body[i : i + 2]) for i in range(ends - 1)]
         assert len(grams) == len(set(grams))
 
 
 def test_bad_input():
     model = T5(T5Config.tiny(max_length=16))
-    with pytest.raises(ValueError, match="empty"): generate(model, torch.ones(2, 4, dtype=torch.long), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]))
-    with pytest.raises(ValueError, match="empty"): generate(model, torch.zeros(1, 0, dtype=torch.long))
-    with pytest.raises(ValueError, match="num_beams"): generate(model, torch.ones(1, 4, dtype=torch.long), num_beams=0)
+    with pytest.raises(ValueError, match="empty"):
+        generate(model, torch.ones(2, 4, dtype=torch.long), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="empty"):
+        generate(model, torch.zeros(1, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="num_beams"):
+        generate(model, torch.ones(1, 4, dtype=torch.long), num_beams=0)
     seen = []  # what the encoder reads: 16 tokens, not 40 (catches a warning without the cut)
     model.encoder[0].register_forward_hook(lambda block, args, out: seen.append(args[0].shape[1]))
-    with pytest.warns(UserWarning, match="truncated"): out = generate(model, torch.ones(1, 40, dtype=torch.long), max_new_tokens=3)
+    with pytest.warns(UserWarning, match="truncated"):
+        out = generate(model, torch.ones(1, 40, dtype=torch.long), max_new_tokens=3)
     assert out.shape[0] == 1 and seen == [16]

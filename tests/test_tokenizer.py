@@ -1,17 +1,23 @@
 """lightbrain.tokenizer against independent references: tiktoken's GPT-2, the CS336 reference BPE trainer,
 a naive BPE trainer written here, and Hypothesis-generated text."""
+
 import json
 from collections import Counter
 
-import pytest, regex, tiktoken
-from hypothesis import given, settings, strategies as st
-from conftest import shared
+import pytest
+import regex
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from conftest import shared
 from lightbrain.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, get_gpt2_tokenizer
 
 SETTINGS = settings(max_examples=150, deadline=None)
-TEXT = ("The tokenizer reads text as bytes. It merges frequent pairs, again and again: th, he, the, ' the'.\n"
-        "Numbers 12345 and 3.14, code `x = f(y)`, accents café naïve, and 日本語 and emoji 👋🏽.\n") * 30
+TEXT = (
+    "The tokenizer reads text as bytes. It merges frequent pairs, again and again: th, he, the, ' the'.\n"
+    "Numbers 12345 and 3.14, code `x = f(y)`, accents café naïve, and 日本語 and emoji 👋🏽.\n"
+) * 30
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +28,15 @@ def tok():
 @pytest.fixture(scope="module")
 def gpt2_pair():
     "Our GPT-2 tokenizer and tiktoken's, or skip when GPT-2's files cannot be loaded (no network, no cache)."
-    try: reference = get_gpt2_tokenizer()
-    except RuntimeError as e: pytest.skip(str(e))
+    try:
+        reference = get_gpt2_tokenizer()
+    except RuntimeError as e:
+        pytest.skip(str(e))
     return BPETokenizer.from_gpt2_files(), reference
 
 
 # --- training ----------------------------------------------------------------------------------------------
+
 
 def _gpt2_unicode_to_bytes():
     printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
@@ -40,10 +49,13 @@ def test_training_matches_cs336_reference():
     fixtures = shared("cs336_2025", "fixtures")
     to_byte = _gpt2_unicode_to_bytes()
     dec = lambda t: bytes(to_byte[c] for c in t)
-    ref_merges = [tuple(dec(t) for t in line.rstrip("\n").split(" "))
-                  for line in (fixtures/"train-bpe-reference-merges.txt").read_text(encoding="utf-8").splitlines() if line]
-    ref_vocab = {dec(t) for t in json.loads((fixtures/"train-bpe-reference-vocab.json").read_text(encoding="utf-8"))}
-    tok = BPETokenizer.train((fixtures/"corpus.en").read_text(encoding="utf-8"), 500, [ENDOFTEXT])
+    ref_merges = [
+        tuple(dec(t) for t in line.rstrip("\n").split(" "))
+        for line in (fixtures / "train-bpe-reference-merges.txt").read_text(encoding="utf-8").splitlines()
+        if line
+    ]
+    ref_vocab = {dec(t) for t in json.loads((fixtures / "train-bpe-reference-vocab.json").read_text(encoding="utf-8"))}
+    tok = BPETokenizer.train((fixtures / "corpus.en").read_text(encoding="utf-8"), 500, [ENDOFTEXT])
     assert tok.merges == ref_merges
     assert {tok.decode_single_token_bytes(i) for i in range(tok.vocab_size)} == ref_vocab
 
@@ -55,16 +67,24 @@ def naive_merges(text: str, n_merges: int) -> list[tuple[bytes, bytes]]:
     while len(merges) < n_merges:
         pairs = Counter()
         for w, c in words.items():
-            for p in zip(w, w[1:]): pairs[p] += c
-        if not pairs: break
+            for p in zip(w, w[1:]):
+                pairs[p] += c
+        if not pairs:
+            break
         best = max(pairs, key=lambda p: (pairs[p], p))
-        if best[0] + best[1] not in tokens: merges.append(best); tokens.add(best[0] + best[1])
+        if best[0] + best[1] not in tokens:
+            merges.append(best)
+            tokens.add(best[0] + best[1])
         merged = Counter()
         for w, c in words.items():
             out, i = [], 0
             while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best: out.append(w[i] + w[i + 1]); i += 2
-                else: out.append(w[i]); i += 1
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
             merged[tuple(out)] += c
         words = merged
     return merges
@@ -87,6 +107,7 @@ def test_training_is_deterministic_and_accepts_iterables():
 
 
 # --- round trips and consistency ------------------------------------------------------------------------------
+
 
 @SETTINGS
 @given(st.text())
@@ -121,24 +142,40 @@ def test_special_tokens(tok):
     assert eot == tok.vocab_size - 1
     assert tok.encode("a<|endoftext|>b", allowed_special={ENDOFTEXT}) == tok.encode("a") + [eot] + tok.encode("b")
     assert eot not in tok.encode("a<|endoftext|>b", allowed_special="none")
-    with pytest.raises(ValueError, match="special token"): tok.encode("a<|endoftext|>b")
-    with pytest.raises(ValueError, match="not special tokens"): tok.encode("a", allowed_special={"<|fim|>"})
-    with pytest.raises(ValueError, match="allowed_special must be"): tok.encode("a", allowed_special="some")
+    with pytest.raises(ValueError, match="special token"):
+        tok.encode("a<|endoftext|>b")
+    with pytest.raises(ValueError, match="not special tokens"):
+        tok.encode("a", allowed_special={"<|fim|>"})
+    with pytest.raises(ValueError, match="allowed_special must be"):
+        tok.encode("a", allowed_special="some")
 
 
 def test_save_load(tok, tmp_path):
-    loaded = BPETokenizer.load(tok.save(tmp_path/"sub"/"tok.json"))
+    loaded = BPETokenizer.load(tok.save(tmp_path / "sub" / "tok.json"))
     assert (loaded.merges, loaded.special_tokens, loaded.pattern) == (tok.merges, tok.special_tokens, tok.pattern)
     assert loaded.encode(TEXT) == tok.encode(TEXT)
-    assert [p.name for p in (tmp_path/"sub").iterdir()] == ["tok.json"]  # no temporary file left behind
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["tok.json"]  # no temporary file left behind
 
 
 # --- GPT-2 parity ---------------------------------------------------------------------------------------------
 
-PARITY = ["Hello world", " leading space", "I'll say it's they've we'd you're THEY'LL I'M", "a  b   c    d\n\n\ne \t\tf  \n ",
-          "1234567890 3.14159 1,000 -42 2024-11-22", "def f(x):\n    return x ** 2  # square\n",
-          "naïve café Ångström", "👋 👋🏽 👨‍👩‍👧 🇫🇷 ❤️", "日本語のテキスト 中文 한국어 русский العربية हिन्दी",
-          "doc one<|endoftext|>doc two", "   ", "\n", "", "'s's's", "x" * 2000]
+PARITY = [
+    "Hello world",
+    " leading space",
+    "I'll say it's they've we'd you're THEY'LL I'M",
+    "a  b   c    d\n\n\ne \t\tf  \n ",
+    "1234567890 3.14159 1,000 -42 2024-11-22",
+    "def f(x):\n    return x ** 2  # square\n",
+    "naïve café Ångström",
+    "👋 👋🏽 👨‍👩‍👧 🇫🇷 ❤️",
+    "日本語のテキスト 中文 한국어 русский العربية हिन्दी",
+    "doc one<|endoftext|>doc two",
+    "   ",
+    "\n",
+    "",
+    "'s's's",
+    "x" * 2000,
+]
 
 
 @pytest.mark.parametrize("text", PARITY)
@@ -159,7 +196,8 @@ def test_gpt2_parity_tinyshakespeare(gpt2_pair):
     ours, reference = gpt2_pair
     text = shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
     assert ours.encode(text) == reference.encode(text)
-    with open(shared("tinyshakespeare", "input.txt"), encoding="utf-8") as f: assert list(ours.encode_iterable(f)) == reference.encode(text)
+    with open(shared("tinyshakespeare", "input.txt"), encoding="utf-8") as f:
+        assert list(ours.encode_iterable(f)) == reference.encode(text)
 
 
 @SETTINGS
@@ -172,7 +210,7 @@ def test_gpt2_parity_any_text(gpt2_pair, s):
 def test_gpt2_from_hf_files_and_tiktoken_export(gpt2_pair):
     ours, reference = gpt2_pair
     fixtures = shared("cs336_2025", "fixtures")
-    hf = BPETokenizer.from_hf_files(fixtures/"gpt2_vocab.json", fixtures/"gpt2_merges.txt")
+    hf = BPETokenizer.from_hf_files(fixtures / "gpt2_vocab.json", fixtures / "gpt2_merges.txt")
     assert hf.vocab_size == reference.n_vocab == 50257 and hf.special_tokens == {ENDOFTEXT: 50256}
     assert hf.ranks == ours.ranks == reference._mergeable_ranks  # tiktoken's own rank table, byte for byte
     text = "The quick brown fox 🦊 jumps<|endoftext|>"
@@ -181,36 +219,44 @@ def test_gpt2_from_hf_files_and_tiktoken_export(gpt2_pair):
 
 def test_gpt2_save_load_keeps_byte_order(gpt2_pair, tmp_path):
     ours, reference = gpt2_pair
-    loaded = BPETokenizer.load(ours.save(tmp_path/"gpt2.json"))
+    loaded = BPETokenizer.load(ours.save(tmp_path / "gpt2.json"))
     assert loaded.ranks == ours.ranks and loaded.special_tokens == ours.special_tokens
 
 
 def test_gpt2_unavailable_error(monkeypatch):
-    def offline(name): raise ConnectionError("no network")
+    def offline(name):
+        raise ConnectionError("no network")
+
     monkeypatch.setattr(tiktoken, "get_encoding", offline)
-    with pytest.raises(RuntimeError, match="TIKTOKEN_CACHE_DIR"): get_gpt2_tokenizer()
+    with pytest.raises(RuntimeError, match="TIKTOKEN_CACHE_DIR"):
+        get_gpt2_tokenizer()
 
 
 # --- bad input --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["", [], ["", ""]])
 def test_empty_training_text(text):
-    with pytest.raises(ValueError, match="empty"): BPETokenizer.train(text, 300)
+    with pytest.raises(ValueError, match="empty"):
+        BPETokenizer.train(text, 300)
 
 
 def test_vocab_too_small():
-    with pytest.raises(ValueError, match="too small"): BPETokenizer.train("abc", 256, special_tokens=[ENDOFTEXT])
+    with pytest.raises(ValueError, match="too small"):
+        BPETokenizer.train("abc", 256, special_tokens=[ENDOFTEXT])
 
 
 def test_decode_unknown_id(tok):
-    with pytest.raises(ValueError, match="not in the vocabulary"): tok.decode([1, tok.vocab_size])
-    with pytest.raises(ValueError, match="not in the vocabulary"): tok.decode([-1])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([1, tok.vocab_size])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([-1])
 
 
 def _write(tmp_path, vocab, merges):
-    (tmp_path/"vocab.json").write_text(vocab if isinstance(vocab, str) else json.dumps(vocab), encoding="utf-8")
-    (tmp_path/"merges.txt").write_text(merges, encoding="utf-8")
-    return tmp_path/"vocab.json", tmp_path/"merges.txt"
+    (tmp_path / "vocab.json").write_text(vocab if isinstance(vocab, str) else json.dumps(vocab), encoding="utf-8")
+    (tmp_path / "merges.txt").write_text(merges, encoding="utf-8")
+    return tmp_path / "vocab.json", tmp_path / "merges.txt"
 
 
 def _tiny_gpt2_files():
@@ -224,30 +270,39 @@ def test_hf_files_valid_and_malformed(tmp_path):
     vocab, merges = _tiny_gpt2_files()
     tok = BPETokenizer.from_hf_files(*_write(tmp_path, vocab, merges))
     assert tok.encode(" t") == [256] and tok.special_tokens == {ENDOFTEXT: 257}
-    bad = [("{not json", merges, "not valid JSON"),
-           ({k: v for k, v in vocab.items() if k != "a"}, merges, "single-byte tokens"),
-           (vocab, "#version: 0.2\nĠ t x\n", "expected two tokens"),
-           (vocab, "Ġ \u4e00\n", "outside GPT-2's byte alphabet"),
-           (vocab | {"Ġt": 300}, merges, "disagree"),
-           ([1, 2], merges, "must map tokens to ids")]
+    bad = [
+        ("{not json", merges, "not valid JSON"),
+        ({k: v for k, v in vocab.items() if k != "a"}, merges, "single-byte tokens"),
+        (vocab, "#version: 0.2\nĠ t x\n", "expected two tokens"),
+        (vocab, "Ġ \u4e00\n", "outside GPT-2's byte alphabet"),
+        (vocab | {"Ġt": 300}, merges, "disagree"),
+        ([1, 2], merges, "must map tokens to ids"),
+    ]
     for v, m, message in bad:
-        with pytest.raises(ValueError, match=message): BPETokenizer.from_hf_files(*_write(tmp_path, v, m))
-    with pytest.raises(FileNotFoundError, match="no such file"): BPETokenizer.from_gpt2_files(tmp_path/"nope.json", tmp_path/"merges.txt")
+        with pytest.raises(ValueError, match=message):
+            BPETokenizer.from_hf_files(*_write(tmp_path, v, m))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        BPETokenizer.from_gpt2_files(tmp_path / "nope.json", tmp_path / "merges.txt")
 
 
 def test_load_rejects_other_files(tmp_path):
-    (tmp_path/"x.json").write_text('{"hello": 1}')
-    with pytest.raises(ValueError, match="not a tokenizer file"): BPETokenizer.load(tmp_path/"x.json")
-    (tmp_path/"y.json").write_text('{"format": "lightbrain-bpe", "merges": [')
-    with pytest.raises(ValueError, match="invalid JSON"): BPETokenizer.load(tmp_path/"y.json")
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    with pytest.raises(ValueError, match="not a tokenizer file"):
+        BPETokenizer.load(tmp_path / "x.json")
+    (tmp_path / "y.json").write_text('{"format": "lightbrain-bpe", "merges": [')
+    with pytest.raises(ValueError, match="invalid JSON"):
+        BPETokenizer.load(tmp_path / "y.json")
 
 
 def test_save_and_load_tokenizer_either_kind(tok, gpt2_pair, tmp_path):
     from lightbrain.tokenizer import load_tokenizer, save_tokenizer
-    assert load_tokenizer(save_tokenizer(tok, tmp_path/"ours.json")).encode(TEXT) == tok.encode(TEXT)
+
+    assert load_tokenizer(save_tokenizer(tok, tmp_path / "ours.json")).encode(TEXT) == tok.encode(TEXT)
     _, reference = gpt2_pair
-    path = save_tokenizer(reference, tmp_path/"gpt2.json")
+    path = save_tokenizer(reference, tmp_path / "gpt2.json")
     assert json.loads(path.read_text()) == {"format": "tiktoken", "name": "gpt2"}
     assert load_tokenizer(path).encode("hello world") == [31373, 995]  # tiktoken's documented example
-    with pytest.raises(FileNotFoundError, match="neither 'gpt2' nor"): load_tokenizer(tmp_path/"missing.json")
-    with pytest.raises(TypeError, match="cannot save"): save_tokenizer(object(), tmp_path/"x.json")
+    with pytest.raises(FileNotFoundError, match="neither 'gpt2' nor"):
+        load_tokenizer(tmp_path / "missing.json")
+    with pytest.raises(TypeError, match="cannot save"):
+        save_tokenizer(object(), tmp_path / "x.json")

@@ -1,17 +1,22 @@
 """lightbrain.train: exact resume, the schedule and decay groups against their definitions, accumulation, DDP against
 one process, fp16 on CUDA, a real-data smoke run against a unigram baseline, and every bad input (the command lines: test_cli.py)."""
-import json, math, os, subprocess, sys
+
+import json
+import math
+import os
+import subprocess
+import sys
 from collections import Counter
-from pathlib import Path
 
-import numpy as np, pytest, torch
-from datasets import Dataset, DatasetDict
+import numpy as np
+import pytest
+import torch
+
 from conftest import ROOT, shared
-
 from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
+from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer
-from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
 from lightbrain.train import TrainConfig, evaluate, lr_at, param_groups, precision, step_seed, train
 
 QUIET = dict(tensorboard=False, progress=False)
@@ -32,26 +37,47 @@ def tiny(dropout=0.1, seed=0):
 
 
 def run(data_dir, steps, ckpt=None, resume=False, **kw):
-    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=steps, eval_interval=10, log_interval=1,
-                            ckpt_dir=str(ckpt) if ckpt else None, **QUIET, **kw)
+    cfg = TrainConfig.quick(
+        batch_size=4,
+        block_size=32,
+        max_steps=steps,
+        eval_interval=10,
+        log_interval=1,
+        ckpt_dir=str(ckpt) if ckpt else None,
+        **QUIET,
+        **kw,
+    )
     torch.manual_seed(999)  # whatever the global state before a run, the run must not depend on it
     return train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), lm_loss, cfg, device="cpu", resume=resume)
 
 
 def test_resume_is_exact(data_dir, tmp_path):
-    straight = [r["loss"] for r in run(data_dir, 30, tmp_path/"a")]
-    first = [r["loss"] for r in run(data_dir, 10, tmp_path/"b")]
-    rest = [r["loss"] for r in run(data_dir, 30, tmp_path/"b", resume=True)]
+    straight = [r["loss"] for r in run(data_dir, 30, tmp_path / "a")]
+    first = [r["loss"] for r in run(data_dir, 10, tmp_path / "b")]
+    rest = [r["loss"] for r in run(data_dir, 30, tmp_path / "b", resume=True)]
     assert first + rest == straight  # bit for bit, dropout included
-    assert (tmp_path/"b"/"last"/"trainer.pt").exists() and (tmp_path/"b"/"best"/"model.safetensors").exists()
+    assert (tmp_path / "b" / "last" / "trainer.pt").exists() and (
+        tmp_path / "b" / "best" / "model.safetensors"
+    ).exists()
 
 
 def test_schedule_at_key_steps():
     c = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
-    expected = {0: 0.1, 4: 0.5, 9: 1.0, 10: 1.0, 60: 0.1 + 0.9 * 0.5, 110: 0.1, 500: 0.1,
-                35: 0.1 + 0.45 * (1 + math.cos(math.pi * 0.25))}
-    for step, lr in expected.items(): assert math.isclose(lr_at(step, c), lr, rel_tol=1e-12), step
-    assert math.isclose(lr_at(60, TrainConfig(lr=1.0, min_lr=0.0, warmup_steps=10, max_steps=1000, decay_steps=110)), 0.5)
+    expected = {
+        0: 0.1,
+        4: 0.5,
+        9: 1.0,
+        10: 1.0,
+        60: 0.1 + 0.9 * 0.5,
+        110: 0.1,
+        500: 0.1,
+        35: 0.1 + 0.45 * (1 + math.cos(math.pi * 0.25)),
+    }
+    for step, lr in expected.items():
+        assert math.isclose(lr_at(step, c), lr, rel_tol=1e-12), step
+    assert math.isclose(
+        lr_at(60, TrainConfig(lr=1.0, min_lr=0.0, warmup_steps=10, max_steps=1000, decay_steps=110)), 0.5
+    )
 
 
 def test_decay_groups():
@@ -60,7 +86,9 @@ def test_decay_groups():
     named = dict(model.named_parameters())
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
     assert {id(p) for p in decay["params"] + no_decay["params"]} == {id(p) for p in named.values()}
-    assert any(p is model.wte.weight for p in decay["params"]) and not any(p is model.ln_f.weight for p in decay["params"])
+    assert any(p is model.wte.weight for p in decay["params"]) and not any(
+        p is model.ln_f.weight for p in decay["params"]
+    )
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
 
 
@@ -69,29 +97,62 @@ def test_accumulation_equals_one_big_batch(data_dir):
     results = []
     for batch_size, accum in [(8, 1), (4, 2)]:
         model = tiny(dropout=0.0)
-        cfg = TrainConfig.quick(batch_size=batch_size, block_size=32, grad_accum=accum, max_steps=3, warmup_steps=1, **QUIET)
+        cfg = TrainConfig.quick(
+            batch_size=batch_size, block_size=32, grad_accum=accum, max_steps=3, warmup_steps=1, **QUIET
+        )
         rows = train(model, lm_batches(data_dir, batch_size, 32, "cpu"), lm_loss, cfg, device="cpu")
         results.append((rows[-1]["loss"], model.wte.weight.detach().clone()))
-    assert math.isclose(results[0][0], results[1][0], rel_tol=1e-5) and torch.allclose(results[0][1], results[1][1], atol=1e-6)
+    assert math.isclose(results[0][0], results[1][0], rel_tol=1e-5) and torch.allclose(
+        results[0][1], results[1][1], atol=1e-6
+    )
 
 
 def test_ddp_matches_one_process(data_dir, tmp_path):
-    out = tmp_path/"ddp.json"
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT/"tests"/"ddp_worker.py"), str(out), str(data_dir)],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = tmp_path / "ddp.json"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "tests" / "ddp_worker.py"),
+            str(out),
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     ddp = json.loads(out.read_text())
     # One process on the same global batch: rank 0's and rank 1's micro-batches together, for every micro-step.
     base, seed, twins = lm_batches(data_dir, 4, 32, "cpu"), 0, {}
+
     def both_ranks(split, generator):
-        if split != "train": return base(split, generator)
-        key = generator.initial_seed()  # step_seed(seed, 0, step): recover the step, make rank 1's generator for it once
-        if key not in twins: twins[key] = torch.Generator().manual_seed(step_seed(seed, 1, key - step_seed(seed, 0, 0)))
+        if split != "train":
+            return base(split, generator)
+        key = (
+            generator.initial_seed()
+        )  # step_seed(seed, 0, step): recover the step, make rank 1's generator for it once
+        if key not in twins:
+            twins[key] = torch.Generator().manual_seed(step_seed(seed, 1, key - step_seed(seed, 0, 0)))
         (x0, y0), (x1, y1) = base(split, generator), base(split, twins[key])
         return torch.cat([x0, x1]), torch.cat([y0, y1])
+
     torch.manual_seed(0)
     model = GPT(GPTConfig.tiny(vocab_size=300, block_size=32))
-    cfg = TrainConfig.quick(batch_size=8, block_size=32, grad_accum=2, max_steps=6, warmup_steps=2, eval_interval=100, log_interval=1, **QUIET)
+    cfg = TrainConfig.quick(
+        batch_size=8,
+        block_size=32,
+        grad_accum=2,
+        max_steps=6,
+        warmup_steps=2,
+        eval_interval=100,
+        log_interval=1,
+        **QUIET,
+    )
     single = [r["loss"] for r in train(model, both_ranks, lm_loss, cfg, device="cpu")]
     assert np.allclose(ddp, single, rtol=1e-5, atol=1e-6), (ddp, single)
 
@@ -107,7 +168,8 @@ def test_fp16_gradscaler_on_cuda(data_dir):
 
 
 def test_fp16_refused_on_cpu():
-    with pytest.raises(ValueError, match="needs a CUDA GPU"): precision("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        precision("fp16", torch.device("cpu"))
 
 
 def test_real_pubmedqa_beats_a_unigram_model(tmp_path):
@@ -121,36 +183,54 @@ def test_real_pubmedqa_beats_a_unigram_model(tmp_path):
     unigram = -np.mean([math.log(p[t]) for t in val_tokens.tolist()])
     torch.manual_seed(0)
     model = GPT(GPTConfig.tiny(vocab_size=tok.n_vocab, block_size=128))
-    rows = train(model, lm_batches(tmp_path, 16, 128, "cpu"), lm_loss, TrainConfig.quick(max_steps=200, **QUIET), device="cpu")
+    rows = train(
+        model, lm_batches(tmp_path, 16, 128, "cpu"), lm_loss, TrainConfig.quick(max_steps=200, **QUIET), device="cpu"
+    )
     assert rows[-1]["val_loss"] < unigram, (rows[-1]["val_loss"], unigram)
 
 
 def test_nan_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path):
     run(data_dir, 10, tmp_path)
-    saved = (tmp_path/"last"/"model.safetensors").read_bytes()
-    def bad(model, batch): return lm_loss(model, batch) * float("nan")
+    saved = (tmp_path / "last" / "model.safetensors").read_bytes()
+
+    def bad(model, batch):
+        return lm_loss(model, batch) * float("nan")
+
     cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=20, ckpt_dir=str(tmp_path), **QUIET)
     with pytest.raises(FloatingPointError, match="at step 11.*last good checkpoint"):
         train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), bad, cfg, device="cpu", resume=True)
-    assert (tmp_path/"last"/"model.safetensors").read_bytes() == saved
+    assert (tmp_path / "last" / "model.safetensors").read_bytes() == saved
 
 
 def test_bad_setups_fail_before_any_step(data_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="lightbrain-prepare"): check_lm_setup(GPTConfig.tiny(), tmp_path/"none", TrainConfig())
-    with pytest.raises(ValueError, match="vocabulary"): check_lm_setup(GPTConfig.tiny(vocab_size=100), data_dir, TrainConfig(block_size=32))
-    with pytest.raises(ValueError, match="longer than the model's context"): check_lm_setup(GPTConfig.tiny(vocab_size=300), data_dir, TrainConfig(block_size=128))
-    run(data_dir, 10, tmp_path/"ckpt")
+    with pytest.raises(FileNotFoundError, match="lightbrain-prepare"):
+        check_lm_setup(GPTConfig.tiny(), tmp_path / "none", TrainConfig())
+    with pytest.raises(ValueError, match="vocabulary"):
+        check_lm_setup(GPTConfig.tiny(vocab_size=100), data_dir, TrainConfig(block_size=32))
+    with pytest.raises(ValueError, match="longer than the model's context"):
+        check_lm_setup(GPTConfig.tiny(vocab_size=300), data_dir, TrainConfig(block_size=128))
+    run(data_dir, 10, tmp_path / "ckpt")
     other = GPT(GPTConfig.tiny(vocab_size=300, block_size=32, n_embd=32))
-    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=20, ckpt_dir=str(tmp_path/"ckpt"), **QUIET)
-    with pytest.raises(ValueError, match="implies"): train(other, lm_batches(data_dir, 4, 32, "cpu"), lm_loss, cfg, device="cpu", resume=True)
-    assert not (tmp_path/"ckpt"/"log.csv").read_text().count("\n11,")  # no step 11 was logged
+    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=20, ckpt_dir=str(tmp_path / "ckpt"), **QUIET)
+    with pytest.raises(ValueError, match="implies"):
+        train(other, lm_batches(data_dir, 4, 32, "cpu"), lm_loss, cfg, device="cpu", resume=True)
+    assert not (tmp_path / "ckpt" / "log.csv").read_text().count("\n11,")  # no step 11 was logged
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), lm_loss, TrainConfig.quick(ckpt_dir=str(tmp_path/"empty"), **QUIET), device="cpu", resume=True)
-    with pytest.raises(ValueError, match="dtype"): TrainConfig(dtype="fp8")
+        train(
+            tiny(),
+            lm_batches(data_dir, 4, 32, "cpu"),
+            lm_loss,
+            TrainConfig.quick(ckpt_dir=str(tmp_path / "empty"), **QUIET),
+            device="cpu",
+            resume=True,
+        )
+    with pytest.raises(ValueError, match="dtype"):
+        TrainConfig(dtype="fp8")
 
 
 def test_evaluate_is_repeatable_and_leaves_training_mode(data_dir):
-    model = tiny(); model.train()
+    model = tiny()
+    model.train()
     batches = lm_batches(data_dir, 4, 32, "cpu")
     assert evaluate(model, batches, lm_loss, 3, seed=5) == evaluate(model, batches, lm_loss, 3, seed=5)
     assert model.training

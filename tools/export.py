@@ -62,7 +62,9 @@ def start_modules(nb: Path, tree: Path):
     for name in exp.modules.keys() - {"#"}:
         path = tree / (name.replace(".", "/") + ".py")
         if not path.exists():
-            path.write_text(f"{GENERATED} File to edit: {os.path.relpath(nb, path.parent)}.\n\n# %% auto #0\n__all__ = []\n")
+            path.write_text(
+                f"{GENERATED} File to edit: {os.path.relpath(nb, path.parent)}.\n\n# %% auto #0\n__all__ = []\n"
+            )
 
 
 def export_to(tree: Path):
@@ -86,6 +88,9 @@ def swap_in(tree: Path):
         for rel in old.keys() - new.keys():
             old[rel].unlink()
         for rel, path in new.items():
+            text = path.read_text(encoding="utf-8")
+            if not text.endswith("\n"):  # nbdev appends cells to a module without a final newline
+                path.write_text(text + "\n", encoding="utf-8")
             (ROOT / pkg / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, ROOT / pkg / rel)
 
@@ -118,7 +123,10 @@ def main(check: bool = False) -> int:
         print("error: the packages or README were out of date with the notebooks:", *changed, sep="\n  ")
         print("They have now been re-exported: review and commit them.")
         return 1
-    print(f"exported {', '.join(PACKAGES)} and README.md" + (f" ({len(changed)} files changed)" if changed else " (no changes)"))
+    print(
+        f"exported {', '.join(PACKAGES)} and README.md"
+        + (f" ({len(changed)} files changed)" if changed else " (no changes)")
+    )
     return 0
 
 
