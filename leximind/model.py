@@ -227,10 +227,8 @@ class T5(nn.Module):
         self.dec_bias = RelativePositionBias(config.n_heads, False, config.num_buckets, config.max_distance)
         self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layers))
         self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_decoder_layers))
-        self.enc_norm, self.dec_norm = (
-            RMSNorm(config.d_model, config.norm_eps),
-            RMSNorm(config.d_model, config.norm_eps),
-        )
+        self.enc_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.dec_norm = RMSNorm(config.d_model, config.norm_eps)
         self.drop = nn.Dropout(config.dropout)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -257,71 +255,86 @@ class T5(nn.Module):
                         nn.init.normal_(getattr(m, name).weight, std=c.d_model**-0.5)
                 nn.init.normal_(m.wo.weight, std=c.d_ff**-0.5)
 
-# %% ../nbs/11_encoder_decoder.ipynb #9fd97594
-def _encode(
-    self: T5,
-    input_ids: torch.Tensor,  # (B, S) token ids
-    attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
-) -> torch.Tensor:
-    "The encoder's output (B, S, d_model)."
-    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
-    mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()  # (B, 1, 1, S)
-    x = self.drop(self.shared(input_ids))
-    bias = self.enc_bias(input_ids.shape[1], input_ids.shape[1])  # (1, H, S, S)
-    for block in self.encoder:
-        x = block(x, mask, bias)
-    return self.drop(self.enc_norm(x))
+    def encode(
+        self,
+        input_ids: torch.Tensor,  # (B, S) token ids
+        attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
+    ) -> torch.Tensor:
+        "The encoder's output (B, S, d_model)."
+        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+            raise ValueError(
+                f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}"
+            )
+        mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()  # (B, 1, 1, S)
+        x = self.drop(self.shared(input_ids))
+        bias = self.enc_bias(input_ids.shape[1], input_ids.shape[1])  # (1, H, S, S)
+        for block in self.encoder:
+            x = block(x, mask, bias)
+        return self.drop(self.enc_norm(x))
 
+    def decode(
+        self,
+        decoder_input_ids: torch.Tensor,  # (B, T) the decoder's input (the new tokens only, if a cache is given)
+        encoder_out: torch.Tensor,  # (B, S, d_model) from `encode`
+        attention_mask: torch.Tensor | None = None,  # (B, S) the encoder input's mask
+        cache: Seq2SeqCache | None = None,  # extended in place
+    ) -> torch.Tensor:
+        "Logits (B, T, vocab_size) for each decoder position."
+        past = len(cache) if cache is not None else 0
+        T = decoder_input_ids.shape[1]
+        mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+        x = self.drop(self.shared(decoder_input_ids))
+        bias = self.dec_bias(T, past + T, offset=past)  # (1, H, T, past + T)
+        selves, crosses = [], []
+        for i, block in enumerate(self.decoder):
+            past_self = cache.self_kv[i] if cache is not None and cache.self_kv else None
+            past_cross = cache.cross_kv[i] if cache is not None and cache.cross_kv else None
+            x, self_kv, cross_kv = block(x, encoder_out, mask, bias, past_self, past_cross)
+            selves.append(self_kv)
+            crosses.append(cross_kv)
+        if cache is not None:
+            cache.self_kv, cache.cross_kv = selves, crosses
+        x = self.drop(self.dec_norm(x))
+        if self.config.tie_embeddings:
+            x = x * self.config.d_model**-0.5  # the original T5 rescales before its tied head
+        return self.lm_head(x)
 
-def _decode(
-    self: T5,
-    decoder_input_ids: torch.Tensor,  # (B, T) the decoder's input (the new tokens only, if a cache is given)
-    encoder_out: torch.Tensor,  # (B, S, d_model) from `encode`
-    attention_mask: torch.Tensor | None = None,  # (B, S) the encoder input's mask
-    cache: Seq2SeqCache | None = None,  # extended in place
-) -> torch.Tensor:
-    "Logits (B, T, vocab_size) for each decoder position."
-    past = len(cache) if cache is not None else 0
-    T = decoder_input_ids.shape[1]
-    mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
-    x = self.drop(self.shared(decoder_input_ids))
-    bias = self.dec_bias(T, past + T, offset=past)  # (1, H, T, past + T)
-    selves, crosses = [], []
-    for i, block in enumerate(self.decoder):
-        past_self = cache.self_kv[i] if cache is not None and cache.self_kv else None
-        past_cross = cache.cross_kv[i] if cache is not None and cache.cross_kv else None
-        x, self_kv, cross_kv = block(x, encoder_out, mask, bias, past_self, past_cross)
-        selves.append(self_kv)
-        crosses.append(cross_kv)
-    if cache is not None:
-        cache.self_kv, cache.cross_kv = selves, crosses
-    x = self.drop(self.dec_norm(x))
-    if self.config.tie_embeddings:
-        x = x * self.config.d_model**-0.5  # the original T5 rescales before its tied head
-    return self.lm_head(x)
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, S) encoder input
+        decoder_input_ids: torch.Tensor | None = None,  # (B, T); None: `labels` shifted right
+        attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
+        labels: torch.Tensor | None = None,  # (B, T) target ids; -100 is ignored by the loss
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        "Logits (B, T, vocab_size) and, with `labels`, the mean cross-entropy loss."
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("pass decoder_input_ids, or labels to derive them from")
+            decoder_input_ids = shift_right(labels, self.config.pad_id)
+        logits = self.decode(decoder_input_ids, self.encode(input_ids, attention_mask), attention_mask)
+        loss = (
+            None
+            if labels is None
+            else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+        )
+        return logits, loss
 
+    @classmethod
+    def from_hf(cls, model_or_path) -> "T5":
+        "Our T5 with the weights of a Hugging Face `T5ForConditionalGeneration`, or of a local folder it saved (below)."
+        return _t5_from_hf(cls, model_or_path)
 
-def _t5_forward(
-    self: T5,
-    input_ids: torch.Tensor,  # (B, S) encoder input
-    decoder_input_ids: torch.Tensor | None = None,  # (B, T); None: `labels` shifted right
-    attention_mask: torch.Tensor | None = None,  # (B, S): 1 for tokens, 0 for padding
-    labels: torch.Tensor | None = None,  # (B, T) target ids; -100 is ignored by the loss
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    "Logits (B, T, vocab_size) and, with `labels`, the mean cross-entropy loss."
-    if decoder_input_ids is None:
-        if labels is None:
-            raise ValueError("pass decoder_input_ids, or labels to derive them from")
-        decoder_input_ids = shift_right(labels, self.config.pad_id)
-    logits = self.decode(decoder_input_ids, self.encode(input_ids, attention_mask), attention_mask)
-    loss = (
-        None if labels is None else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
-    )
-    return logits, loss
+    @classmethod
+    def from_pretrained(cls, name: str = "google/flan-t5-base") -> "T5":
+        "Download a T5 / FLAN-T5 from the Hugging Face hub (needs a network) and load it."
+        return _t5_from_pretrained(cls, name)
 
+    save_pretrained = save_model  # config.json and model.safetensors (chapter 05's lightbrain.checkpoint)
 
-T5.encode, T5.decode, T5.forward = _encode, _decode, _t5_forward
+    @classmethod
+    def load(cls, path: str | Path) -> "T5":
+        "A model saved by `save_pretrained`."
+        return load_model(cls, path)
 
 # %% ../nbs/11_encoder_decoder.ipynb #0c83408d
 def _rename_hf(name: str) -> str | None:
@@ -421,9 +434,3 @@ def _t5_from_pretrained(cls, name: str = "google/flan-t5-base") -> T5:
     from huggingface_hub import snapshot_download
 
     return cls.from_hf(snapshot_download(name, allow_patterns=["config.json", "*.safetensors"]))
-
-
-T5.from_hf, T5.from_pretrained = classmethod(_t5_from_hf), classmethod(_t5_from_pretrained)
-
-# %% ../nbs/11_encoder_decoder.ipynb #f84a3851
-T5.save_pretrained, T5.load = save_model, classmethod(load_model)

@@ -52,8 +52,8 @@ class SentencePieceTokenizer:
     def __init__(
         self,
         model: bytes | str | Path,  # a SentencePiece model: its bytes, or the path of a .model file
-        extra_ids: int = 100,
-    ):  # sentinels <extra_id_0> (the last id) ... <extra_id_{extra_ids - 1}>
+        extra_ids: int = 100,  # sentinels <extra_id_0> (the last id) ... <extra_id_{extra_ids - 1}>
+    ):
         if isinstance(model, (str, Path)):
             if not Path(model).is_file():
                 raise FileNotFoundError(f"{model}: no such SentencePiece model file")
@@ -86,87 +86,75 @@ class SentencePieceTokenizer:
     def __repr__(self):
         return f"SentencePieceTokenizer(vocab_size={self.vocab_size}, extra_ids={self.extra_ids})"
 
-# %% ../nbs/10_sentencepiece.ipynb #10b278d4
-from fastcore.basics import patch
+    def encode(self, text: str, add_eos: bool = True) -> list[int]:
+        "Token ids of `text` (special tokens written in it become their ids), followed by end-of-sequence."
+        ids = []
+        for i, part in enumerate(self._split.split(text)):  # odd parts are special tokens
+            if i % 2:
+                ids.append(self.specials[part])
+            elif part:
+                ids.extend(self.sp.encode(part))
+        return ids + [self.eos_id] if add_eos else ids
 
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        "Text of `ids` (a list or 1-D tensor); special tokens are dropped unless `skip_special_tokens=False`."
+        pieces = []
+        for i in ids.tolist() if torch.is_tensor(ids) else ids:
+            if not 0 <= i < self.vocab_size:
+                raise ValueError(f"token id {i} is not in the vocabulary (0 to {self.vocab_size - 1})")
+            if i in self._names:
+                if not skip_special_tokens:
+                    pieces.append(self._names[i])
+            else:
+                pieces.append(self.sp.id_to_piece(i))
+        text = "".join(pieces).replace("▁", " ")
+        return text[1:] if text.startswith(" ") else text
 
-@patch
-def encode(self: SentencePieceTokenizer, text: str, add_eos: bool = True) -> list[int]:
-    "Token ids of `text` (special tokens written in it become their ids), followed by end-of-sequence."
-    ids = []
-    for i, part in enumerate(self._split.split(text)):  # odd parts are special tokens
-        if i % 2:
-            ids.append(self.specials[part])
-        elif part:
-            ids.extend(self.sp.encode(part))
-    return ids + [self.eos_id] if add_eos else ids
+    def batch_decode(self, batch, skip_special_tokens: bool = True) -> list[str]:
+        "`decode` for each row of a batch."
+        return [self.decode(ids, skip_special_tokens) for ids in batch]
 
+    def __call__(
+        self,
+        texts: str | list[str],  # one text or a batch
+        max_length: int | None = 512,  # longest sequence kept (eos included); None: no limit
+        pad_to: int | None = None,  # pad to this length instead of the longest in the batch
+    ) -> dict[str, torch.Tensor]:
+        "A padded batch: `input_ids` and `attention_mask` (1 = token, 0 = padding), each (batch, length); long texts are truncated with a warning."
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("no texts to tokenize")
+        rows = [self.encode(t) for t in texts]
+        if max_length is not None and (long := [r for r in rows if len(r) > max_length]):
+            warnings.warn(
+                f"{len(long)} of {len(rows)} texts had more than {max_length} tokens and were truncated to their first {max_length - 1} (plus end-of-sequence)"
+            )
+            rows = [r[: max_length - 1] + [self.eos_id] if len(r) > max_length else r for r in rows]
+        width = max(pad_to or 0, max(map(len, rows)))
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
+        return {"input_ids": ids, "attention_mask": mask}
 
-@patch
-def decode(self: SentencePieceTokenizer, ids, skip_special_tokens: bool = True) -> str:
-    "Text of `ids` (a list or 1-D tensor); special tokens are dropped unless `skip_special_tokens=False`."
-    pieces = []
-    for i in ids.tolist() if torch.is_tensor(ids) else ids:
-        if not 0 <= i < self.vocab_size:
-            raise ValueError(f"token id {i} is not in the vocabulary (0 to {self.vocab_size - 1})")
-        if i in self._names:
-            if not skip_special_tokens:
-                pieces.append(self._names[i])
-        else:
-            pieces.append(self.sp.id_to_piece(i))
-    text = "".join(pieces).replace("▁", " ")
-    return text[1:] if text.startswith(" ") else text
+    def save(self, folder: str | Path) -> Path:
+        "Write the model to folder/spiece.model (atomically)."
+        return write_atomic(Path(folder) / "spiece.model", lambda tmp: tmp.write_bytes(self.model_bytes))
 
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path = "google/flan-t5-base", extra_ids: int = 100
+    ) -> "SentencePieceTokenizer":
+        "Load `spiece.model` from a local folder (or a .model file), or, online, from a Hugging Face hub model such as google/flan-t5-base."
+        path = Path(name_or_path)
+        if path.is_dir():
+            return cls(path / "spiece.model", extra_ids)
+        if path.is_file():
+            return cls(path, extra_ids)
+        if not hub_online():
+            raise ConnectionError(
+                f"{name_or_path} is not a local folder or file, and the Hugging Face hub is unreachable"
+            )
+        from huggingface_hub import hf_hub_download
 
-@patch
-def batch_decode(self: SentencePieceTokenizer, batch, skip_special_tokens: bool = True) -> list[str]:
-    "`decode` for each row of a batch."
-    return [self.decode(ids, skip_special_tokens) for ids in batch]
-
-
-@patch
-def __call__(
-    self: SentencePieceTokenizer,
-    texts: str | list[str],  # one text or a batch
-    max_length: int | None = 512,  # longest sequence kept (eos included); None: no limit
-    pad_to: int | None = None,  # pad to this length instead of the longest in the batch
-) -> dict[str, torch.Tensor]:
-    "A padded batch: `input_ids` and `attention_mask` (1 = token, 0 = padding), each (batch, length); long texts are truncated with a warning."
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts:
-        raise ValueError("no texts to tokenize")
-    rows = [self.encode(t) for t in texts]
-    if max_length is not None and (long := [r for r in rows if len(r) > max_length]):
-        warnings.warn(
-            f"{len(long)} of {len(rows)} texts had more than {max_length} tokens and were truncated to their first {max_length - 1} (plus end-of-sequence)"
-        )
-        rows = [r[: max_length - 1] + [self.eos_id] if len(r) > max_length else r for r in rows]
-    width = max(pad_to or 0, max(map(len, rows)))
-    ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-# %% ../nbs/10_sentencepiece.ipynb #38069558
-@patch
-def save(self: SentencePieceTokenizer, folder: str | Path) -> Path:
-    "Write the model to folder/spiece.model (atomically)."
-    return write_atomic(Path(folder) / "spiece.model", lambda tmp: tmp.write_bytes(self.model_bytes))
-
-
-@patch(cls_method=True)
-def from_pretrained(
-    cls: SentencePieceTokenizer, name_or_path: str | Path = "google/flan-t5-base", extra_ids: int = 100
-) -> SentencePieceTokenizer:
-    "Load `spiece.model` from a local folder (or a .model file), or, online, from a Hugging Face hub model such as google/flan-t5-base."
-    path = Path(name_or_path)
-    if path.is_dir():
-        return cls(path / "spiece.model", extra_ids)
-    if path.is_file():
-        return cls(path, extra_ids)
-    if not hub_online():
-        raise ConnectionError(f"{name_or_path} is not a local folder or file, and the Hugging Face hub is unreachable")
-    from huggingface_hub import hf_hub_download
-
-    return cls(hf_hub_download(str(name_or_path), "spiece.model"), extra_ids)
+        return cls(hf_hub_download(str(name_or_path), "spiece.model"), extra_ids)

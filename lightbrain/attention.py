@@ -50,41 +50,6 @@ def scaled_dot_product_attention(
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v
 
-# %% ../nbs/03_attention.ipynb #f0cdc682
-class MultiHeadAttention(nn.Module):
-    "Multi-head self- or cross-attention with optional bias, scale, additive position bias and a KV cache."
-
-    def __init__(
-        self,
-        d_model: int,  # width of the input and output
-        n_heads: int,
-        head_dim: int | None = None,  # width of each head; None: d_model // n_heads
-        bias: bool = True,  # biases on the four projections
-        dropout: float = 0.0,  # dropout on the attention weights, in training
-        scale: float | None = None,  # multiplies the scores; None: 1/sqrt(head_dim)
-        kv_dim: int | None = None,  # width of the context for cross-attention; None: d_model
-        use_sdpa: bool = True,
-    ):  # True: PyTorch's fused kernel; False: our hand-written function
-        super().__init__()
-        if head_dim is None:
-            if d_model % n_heads:
-                raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: pass head_dim")
-            head_dim = d_model // n_heads
-        self.n_heads, self.head_dim, self.dropout, self.scale, self.use_sdpa = (
-            n_heads,
-            head_dim,
-            dropout,
-            scale,
-            use_sdpa,
-        )
-        inner, kv_dim = n_heads * head_dim, kv_dim or d_model
-        self.q_proj, self.k_proj = nn.Linear(d_model, inner, bias=bias), nn.Linear(kv_dim, inner, bias=bias)
-        self.v_proj, self.out_proj = nn.Linear(kv_dim, inner, bias=bias), nn.Linear(inner, d_model, bias=bias)
-
-    def _heads(self, t: torch.Tensor) -> torch.Tensor:
-        "(B, T, n_heads * head_dim) -> (B, n_heads, T, head_dim)"
-        return t.view(t.shape[0], t.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
-
 # %% ../nbs/03_attention.ipynb #c35fb12f
 def _merge_masks(mask, position_bias, is_causal: bool, L: int, S: int, device) -> tuple[torch.Tensor | None, bool]:
     "One mask for the attention call, and whether `is_causal` can still be passed on (only when nothing else is needed)."
@@ -108,32 +73,59 @@ def _merge_masks(mask, position_bias, is_causal: bool, L: int, S: int, device) -
             mask = position_bias + mask
     return mask, is_causal
 
+# %% ../nbs/03_attention.ipynb #f0cdc682
+class MultiHeadAttention(nn.Module):
+    "Multi-head self- or cross-attention with optional bias, scale, additive position bias and a KV cache."
 
-def _mha_forward(
-    self: MultiHeadAttention,
-    x: torch.Tensor,  # (B, L, d_model): the queries' positions
-    context: torch.Tensor | None = None,  # (B, S, kv_dim): keys and values for cross-attention; None: self
-    mask: torch.Tensor | None = None,  # boolean (True = may attend) or additive, broadcastable to (B, n_heads, L, S)
-    is_causal: bool = False,  # causal self-attention (aligned to the end when there is a cache)
-    position_bias: torch.Tensor | None = None,  # additive (B or 1, n_heads, L, S), e.g. T5's relative bias
-    past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cached (k, v), each (B, n_heads, S_past, head_dim)
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    "Attend; return the output (B, L, d_model) and the (k, v) used, to pass back as `past_kv` next time."
-    q = self._heads(self.q_proj(x))  # (B, H, L, Dh)
-    if context is not None and past_kv is not None:
-        k, v = past_kv  # cross-attention: the context does not change
-    else:
-        source = x if context is None else context
-        k, v = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))  # (B, H, S_new, Dh)
-        if past_kv is not None:
-            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
-    mask, is_causal = _merge_masks(mask, position_bias, is_causal, q.shape[2], k.shape[2], x.device)
-    dropout = self.dropout if self.training else 0.0
-    attend = F.scaled_dot_product_attention if self.use_sdpa else scaled_dot_product_attention
-    kwargs = {"attn_mask": mask} if self.use_sdpa else {"mask": mask}
-    out = attend(q, k, v, is_causal=is_causal, scale=self.scale, dropout_p=dropout, **kwargs)  # (B, H, L, Dh)
-    out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)  # (B, L, H * Dh)
-    return self.out_proj(out), (k, v)
+    def __init__(
+        self,
+        d_model: int,  # width of the input and output
+        n_heads: int,
+        head_dim: int | None = None,  # width of each head; None: d_model // n_heads
+        bias: bool = True,  # biases on the four projections
+        dropout: float = 0.0,  # dropout on the attention weights, in training
+        scale: float | None = None,  # multiplies the scores; None: 1/sqrt(head_dim)
+        kv_dim: int | None = None,  # width of the context for cross-attention; None: d_model
+        use_sdpa: bool = True,  # True: PyTorch's fused kernel; False: our hand-written function
+    ):
+        super().__init__()
+        if head_dim is None:
+            if d_model % n_heads:
+                raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: pass head_dim")
+            head_dim = d_model // n_heads
+        self.n_heads, self.head_dim = n_heads, head_dim
+        self.dropout, self.scale, self.use_sdpa = dropout, scale, use_sdpa
+        inner, kv_dim = n_heads * head_dim, kv_dim or d_model
+        self.q_proj, self.k_proj = nn.Linear(d_model, inner, bias=bias), nn.Linear(kv_dim, inner, bias=bias)
+        self.v_proj, self.out_proj = nn.Linear(kv_dim, inner, bias=bias), nn.Linear(inner, d_model, bias=bias)
 
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        "(B, T, n_heads * head_dim) -> (B, n_heads, T, head_dim)"
+        return t.view(t.shape[0], t.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
 
-MultiHeadAttention.forward = _mha_forward
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, L, d_model): the queries' positions
+        context: torch.Tensor | None = None,  # (B, S, kv_dim): keys and values for cross-attention; None: self
+        mask: torch.Tensor
+        | None = None,  # boolean (True = may attend) or additive, broadcastable to (B, n_heads, L, S)
+        is_causal: bool = False,  # causal self-attention (aligned to the end when there is a cache)
+        position_bias: torch.Tensor | None = None,  # additive (B or 1, n_heads, L, S), e.g. T5's relative bias
+        past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cached (k, v), each (B, n_heads, S_past, head_dim)
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        "Attend; return the output (B, L, d_model) and the (k, v) used, to pass back as `past_kv` next time."
+        q = self._heads(self.q_proj(x))  # (B, H, L, Dh)
+        if context is not None and past_kv is not None:
+            k, v = past_kv  # cross-attention: the context does not change
+        else:
+            source = x if context is None else context
+            k, v = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))  # (B, H, S_new, Dh)
+            if past_kv is not None:
+                k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
+        mask, is_causal = _merge_masks(mask, position_bias, is_causal, q.shape[2], k.shape[2], x.device)
+        dropout = self.dropout if self.training else 0.0
+        attend = F.scaled_dot_product_attention if self.use_sdpa else scaled_dot_product_attention
+        kwargs = {"attn_mask": mask} if self.use_sdpa else {"mask": mask}
+        out = attend(q, k, v, is_causal=is_causal, scale=self.scale, dropout_p=dropout, **kwargs)  # (B, H, L, Dh)
+        out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)  # (B, L, H * Dh)
+        return self.out_proj(out), (k, v)

@@ -139,44 +139,59 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-# %% ../nbs/05_gpt.ipynb #2c0b39a1
-def _gpt_forward(
-    self: GPT,
-    idx: torch.Tensor,  # (B, T) token ids
-    targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
-    cache: KVCache | None = None,  # extended in place; positions continue after the cached ones
-    last_only: bool = False,  # logits for the last position only (B, 1, vocab_size): all that generation needs
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    "Logits (B, T, vocab_size) for every position, and the mean cross-entropy loss if `targets` is given."
-    if idx.dim() != 2 or idx.dtype != torch.long:
-        raise ValueError(f"idx must be a (batch, time) tensor of token ids (int64), got {tuple(idx.shape)} {idx.dtype}")
-    start = len(cache) if cache is not None else 0
-    T = idx.shape[1]
-    if last_only and targets is not None:
-        raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over targets")
-    if start + T > self.config.block_size:
-        raise ValueError(
-            f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input to its last {self.config.block_size - start} tokens"
-        )
-    positions = torch.arange(start, start + T, device=idx.device)
-    x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
-    past = cache.layers if cache is not None and cache.layers else [None] * len(self.blocks)
-    new = []
-    for block, past_kv in zip(self.blocks, past):
-        x, kv = block(x, past_kv)
-        new.append(kv)
-    if cache is not None:
-        cache.layers = new
-    if last_only:
-        x = x[:, -1:]  # skip the output layer's work for the rest
-    logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
-    loss = None
-    if targets is not None:
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-    return logits, loss
+    def forward(
+        self,
+        idx: torch.Tensor,  # (B, T) token ids
+        targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
+        cache: KVCache | None = None,  # extended in place; positions continue after the cached ones
+        last_only: bool = False,  # logits for the last position only (B, 1, vocab_size): all that generation needs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        "Logits (B, T, vocab_size) for every position, and the mean cross-entropy loss if `targets` is given."
+        if idx.dim() != 2 or idx.dtype != torch.long:
+            raise ValueError(
+                f"idx must be a (batch, time) tensor of token ids (int64), got {tuple(idx.shape)} {idx.dtype}"
+            )
+        start = len(cache) if cache is not None else 0
+        T = idx.shape[1]
+        if last_only and targets is not None:
+            raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over targets")
+        if start + T > self.config.block_size:
+            raise ValueError(
+                f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input to its last {self.config.block_size - start} tokens"
+            )
+        positions = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
+        past = cache.layers if cache is not None and cache.layers else [None] * len(self.blocks)
+        new = []
+        for block, past_kv in zip(self.blocks, past):
+            x, kv = block(x, past_kv)
+            new.append(kv)
+        if cache is not None:
+            cache.layers = new
+        if last_only:
+            x = x[:, -1:]  # skip the output layer's work for the rest
+        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        return logits, loss
 
+    @classmethod
+    def from_hf(cls, model_or_path) -> "GPT":
+        "Our GPT with the weights of a Hugging Face `GPT2LMHeadModel`, or of a local folder it saved (below)."
+        return _gpt_from_hf(cls, model_or_path)
 
-GPT.forward = _gpt_forward
+    @classmethod
+    def from_pretrained(cls, name: str = "gpt2") -> "GPT":
+        "Download GPT-2 ('gpt2', 'gpt2-medium', ...) from the Hugging Face hub and load it (needs a network)."
+        return _gpt_from_pretrained(cls, name)
+
+    save_pretrained = save_model  # config.json and model.safetensors (below: lightbrain.checkpoint)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GPT":
+        "A model saved by `save_pretrained` (or by chapter 06's training)."
+        return load_model(cls, path)
 
 # %% ../nbs/05_gpt.ipynb #2314d79b
 def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = True) -> int:
@@ -256,9 +271,3 @@ def _gpt_from_pretrained(cls, name: str = "gpt2") -> GPT:
             f"cannot download {name!r}: the Hugging Face hub is unreachable (GPT.from_hf loads a local folder)"
         )
     return cls.from_hf(GPT2LMHeadModel.from_pretrained(name))
-
-
-GPT.from_hf, GPT.from_pretrained = classmethod(_gpt_from_hf), classmethod(_gpt_from_pretrained)
-
-# %% ../nbs/05_gpt.ipynb #80c774d7
-GPT.save_pretrained, GPT.load = save_model, classmethod(load_model)  # model.save_pretrained(path), GPT.load(path)

@@ -19,8 +19,8 @@ class LayerNorm(nn.Module):
         self,
         dim: int,  # size of the last dimension
         eps: float = 1e-5,  # added to the variance
-        bias: bool = True,
-    ):  # learn a shift as well as a gain
+        bias: bool = True,  # learn a shift as well as a gain
+    ):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
@@ -43,8 +43,8 @@ class RMSNorm(nn.Module):
     def __init__(
         self,
         dim: int,  # size of the last dimension
-        eps: float = 1e-6,
-    ):  # added to the mean square (T5 uses 1e-6)
+        eps: float = 1e-6,  # added to the mean square (T5 uses 1e-6)
+    ):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))

@@ -165,8 +165,8 @@ class BPETokenizer:
         merges: list[tuple[bytes, bytes]],  # the learned merges, in order; merge k creates token id 256 + k
         special_tokens: dict[str, int] | None = None,  # e.g. {"<|endoftext|>": 50256}
         pattern: str = GPT2_PATTERN,  # the pre-split regular expression
-        byte_order: list[int] | None = None,
-    ):  # which byte gets id 0, 1, ...; None: byte b gets id b
+        byte_order: list[int] | None = None,  # which byte gets id 0, 1, ...; None: byte b gets id b
+    ):
         byte_order = list(range(256)) if byte_order is None else list(byte_order)
         if sorted(byte_order) != list(range(256)):
             raise ValueError("byte_order must list each of the 256 byte values once")
@@ -204,132 +204,182 @@ class BPETokenizer:
     def __repr__(self):
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
 
-# %% ../nbs/01_tokenization.ipynb #675a2e9a
-from fastcore.basics import patch
-
-# %% ../nbs/01_tokenization.ipynb #98efe656
-@patch(cls_method=True)
-def train(
-    cls: BPETokenizer,
-    text: str | Iterable[str],  # the training text, or an iterable of texts (each pre-split on its own)
-    vocab_size: int,  # final vocabulary size: 256 bytes + merges + special tokens
-    special_tokens: list[str] | None = None,  # e.g. ["<|endoftext|>"]; cut out of the text, given the last ids
-    pattern: str = GPT2_PATTERN,  # the pre-split regular expression
-) -> BPETokenizer:
-    "Train a byte-level BPE tokenizer on `text`: deterministic, ties broken towards the greatest pair of byte strings."
-    special_tokens = list(special_tokens or [])
-    if vocab_size < 256 + len(special_tokens):
-        raise ValueError(
-            f"vocab_size={vocab_size} is too small: it must hold the 256 bytes and {len(special_tokens)} special tokens"
-        )
-    counts = _count_pretokens([text] if isinstance(text, str) else text, pattern, special_tokens)
-    if not counts:
-        raise ValueError("the training text is empty: pass a non-empty string or an iterable of strings")
-    n_merges = vocab_size - 256 - len(special_tokens)
-    merges = _train_bpe(counts, n_merges)
-    if len(merges) < n_merges:
-        print(
-            f"note: the text only supports {len(merges)} merges, so the vocabulary has {256 + len(merges) + len(special_tokens)} tokens"
-        )
-    first = 256 + len(merges)
-    return cls(merges, {s: first + i for i, s in enumerate(special_tokens)}, pattern)
-
-# %% ../nbs/01_tokenization.ipynb #433a6ed7
-@patch
-def _bpe(self: BPETokenizer, piece: bytes) -> list[int]:
-    "Token ids of one pre-token: repeatedly merge the adjacent pair whose concatenation has the lowest rank."
-    parts = [piece[i : i + 1] for i in range(len(piece))]
-    while len(parts) > 1:
-        best, at = None, -1
-        for i in range(len(parts) - 1):
-            rank = self.ranks.get(parts[i] + parts[i + 1])
-            if rank is not None and (best is None or rank < best):
-                best, at = rank, i
-        if best is None:
-            break
-        parts[at : at + 2] = [parts[at] + parts[at + 1]]
-    return [self.ranks[p] for p in parts]
-
-
-@patch
-def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
-    "Encode `text` treating special-token strings as ordinary text."
-    ids = []
-    for piece in self._pretok.findall(text):
-        cached = self._cache.get(piece)
-        if cached is None:
-            if len(self._cache) >= 100_000:
-                self._cache.clear()  # bound the cache's memory
-            cached = self._cache[piece] = self._bpe(piece.encode("utf-8"))
-        ids.extend(cached)
-    return ids
-
-# %% ../nbs/01_tokenization.ipynb #6cbdc704
-@patch
-def _allowed_specials(self: BPETokenizer, text: str, allowed_special) -> set[str]:
-    "The special tokens to encode as such; raise if `text` contains one that is not allowed."
-    if allowed_special == "all":
-        return set(self.special_tokens)
-    if allowed_special == "none":
-        return set()
-    if allowed_special == "none_raise":
-        allowed = set()
-    elif isinstance(allowed_special, (set, frozenset, list, tuple)):
-        allowed = set(allowed_special)
-        if unknown := allowed - set(self.special_tokens):
-            raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer")
-    else:
-        raise ValueError(
-            f"allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, not {allowed_special!r}"
-        )
-    for s in self.special_tokens:
-        if s not in allowed and s in text:
+    @classmethod
+    def train(
+        cls,
+        text: str | Iterable[str],  # the training text, or an iterable of texts (each pre-split on its own)
+        vocab_size: int,  # final vocabulary size: 256 bytes + merges + special tokens
+        special_tokens: list[str] | None = None,  # e.g. ["<|endoftext|>"]; cut out of the text, given the last ids
+        pattern: str = GPT2_PATTERN,  # the pre-split regular expression
+    ) -> "BPETokenizer":
+        "Train a byte-level BPE tokenizer on `text`: deterministic, ties broken towards the greatest pair of byte strings."
+        special_tokens = list(special_tokens or [])
+        if vocab_size < 256 + len(special_tokens):
             raise ValueError(
-                f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} (or 'all') to encode it "
-                "as a special token, or allowed_special='none' to encode it as ordinary text"
+                f"vocab_size={vocab_size} is too small: it must hold the 256 bytes and {len(special_tokens)} special tokens"
             )
-    return allowed
+        counts = _count_pretokens([text] if isinstance(text, str) else text, pattern, special_tokens)
+        if not counts:
+            raise ValueError("the training text is empty: pass a non-empty string or an iterable of strings")
+        n_merges = vocab_size - 256 - len(special_tokens)
+        merges = _train_bpe(counts, n_merges)
+        if len(merges) < n_merges:
+            print(
+                f"note: the text only supports {len(merges)} merges, so the vocabulary has {256 + len(merges) + len(special_tokens)} tokens"
+            )
+        first = 256 + len(merges)
+        return cls(merges, {s: first + i for i, s in enumerate(special_tokens)}, pattern)
 
+    def _bpe(self, piece: bytes) -> list[int]:
+        "Token ids of one pre-token: repeatedly merge the adjacent pair whose concatenation has the lowest rank."
+        parts = [piece[i : i + 1] for i in range(len(piece))]
+        while len(parts) > 1:
+            best, at = None, -1
+            for i in range(len(parts) - 1):
+                rank = self.ranks.get(parts[i] + parts[i + 1])
+                if rank is not None and (best is None or rank < best):
+                    best, at = rank, i
+            if best is None:
+                break
+            parts[at : at + 2] = [parts[at] + parts[at + 1]]
+        return [self.ranks[p] for p in parts]
 
-@patch
-def encode(
-    self: BPETokenizer,
-    text: str,  # the text to encode
-    allowed_special: str | set[str] = "none_raise",  # "none_raise" (refuse specials), "none", "all" or a set
-) -> list[int]:
-    "Encode `text` to token ids, GPT-2 style."
-    allowed = self._allowed_specials(text, allowed_special)
-    if not allowed:
-        return self.encode_ordinary(text)
-    ids = []
-    for i, part in enumerate(_special_splitter(allowed).split(text)):  # even parts: text; odd parts: special tokens
-        ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
-    return ids
+    def encode_ordinary(self, text: str) -> list[int]:
+        "Encode `text` treating special-token strings as ordinary text."
+        ids = []
+        for piece in self._pretok.findall(text):
+            cached = self._cache.get(piece)
+            if cached is None:
+                if len(self._cache) >= 100_000:
+                    self._cache.clear()  # bound the cache's memory
+                cached = self._cache[piece] = self._bpe(piece.encode("utf-8"))
+            ids.extend(cached)
+        return ids
 
-# %% ../nbs/01_tokenization.ipynb #3dc30689
-@patch
-def decode_bytes(self: BPETokenizer, ids: Iterable[int]) -> bytes:
-    "The bytes that `ids` stand for."
-    ids = list(ids)
-    try:
-        return b"".join(self._decoder[i] for i in ids)
-    except (KeyError, TypeError):
-        bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
-        raise ValueError(
-            f"token id {bad!r} is not in the vocabulary (ids run from 0 to {self.vocab_size - 1})"
-        ) from None
+    def _allowed_specials(self, text: str, allowed_special) -> set[str]:
+        "The special tokens to encode as such; raise if `text` contains one that is not allowed."
+        if allowed_special == "all":
+            return set(self.special_tokens)
+        if allowed_special == "none":
+            return set()
+        if allowed_special == "none_raise":
+            allowed = set()
+        elif isinstance(allowed_special, (set, frozenset, list, tuple)):
+            allowed = set(allowed_special)
+            if unknown := allowed - set(self.special_tokens):
+                raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer")
+        else:
+            raise ValueError(
+                f"allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, not {allowed_special!r}"
+            )
+        for s in self.special_tokens:
+            if s not in allowed and s in text:
+                raise ValueError(
+                    f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} (or 'all') to encode it "
+                    "as a special token, or allowed_special='none' to encode it as ordinary text"
+                )
+        return allowed
 
+    def encode(
+        self,
+        text: str,  # the text to encode
+        allowed_special: str | set[str] = "none_raise",  # "none_raise" (refuse specials), "none", "all" or a set
+    ) -> list[int]:
+        "Encode `text` to token ids, GPT-2 style."
+        allowed = self._allowed_specials(text, allowed_special)
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids = []
+        for i, part in enumerate(_special_splitter(allowed).split(text)):  # even parts: text; odd parts: special tokens
+            ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
+        return ids
 
-@patch
-def decode(self: BPETokenizer, ids: Iterable[int]) -> str:
-    "Decode token ids to text; byte sequences that are not valid UTF-8 become U+FFFD (�)."
-    return self.decode_bytes(ids).decode("utf-8", errors="replace")
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        "The bytes that `ids` stand for."
+        ids = list(ids)
+        try:
+            return b"".join(self._decoder[i] for i in ids)
+        except (KeyError, TypeError):
+            bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
+            raise ValueError(
+                f"token id {bad!r} is not in the vocabulary (ids run from 0 to {self.vocab_size - 1})"
+            ) from None
 
+    def decode(self, ids: Iterable[int]) -> str:
+        "Decode token ids to text; byte sequences that are not valid UTF-8 become U+FFFD (�)."
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-@patch
-def decode_single_token_bytes(self: BPETokenizer, id: int) -> bytes:
-    "The bytes of one token (the same method as on a `tiktoken.Encoding`)."
-    return self.decode_bytes([id])
+    def decode_single_token_bytes(self, id: int) -> bytes:
+        "The bytes of one token (the same method as on a `tiktoken.Encoding`)."
+        return self.decode_bytes([id])
+
+    def encode_iterable(
+        self,
+        lines: Iterable[str],  # e.g. an open text file
+        allowed_special: str | set[str] = "none_raise",
+    ) -> Iterator[int]:
+        "Lazily encode `lines`, yielding exactly the ids that `encode` would give for their concatenation."
+        chunk = []
+        for line in lines:
+            if chunk and _safe_cut(chunk[-1], line):
+                yield from self.encode("".join(chunk), allowed_special)
+                chunk = []
+            chunk.append(line)
+        if chunk:
+            yield from self.encode("".join(chunk), allowed_special)
+
+    def save(self, path: str | Path) -> Path:
+        "Write the tokenizer to a readable JSON file (atomically: a temporary file, then a rename)."
+        path = Path(path)
+        byte_order = None if self.byte_order == list(range(256)) else self.byte_order  # None: byte b has id b
+        data = {
+            "format": "lightbrain-bpe",
+            "pattern": self.pattern,
+            "special_tokens": self.special_tokens,
+            "byte_order": byte_order,
+            "merges": [f"{_unicode(a)} {_unicode(b)}" for a, b in self.merges],
+        }
+        return write_atomic(
+            path, lambda tmp: tmp.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BPETokenizer":
+        "Load a tokenizer written by `save`."
+        try:
+            data = json.loads(_read(path))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not a tokenizer file (invalid JSON: {e})") from None
+        keys = {"format", "pattern", "special_tokens", "byte_order", "merges"}
+        if not isinstance(data, dict) or data.get("format") != "lightbrain-bpe" or not keys <= data.keys():
+            raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save")
+        return cls(
+            _parse_merges(data["merges"], str(path)), data["special_tokens"], data["pattern"], data["byte_order"]
+        )
+
+    @classmethod
+    def from_gpt2_files(
+        cls,
+        encoder_json: str | Path = GPT2_URLS["encoder_json"],  # path or URL of GPT-2's encoder.json
+        vocab_bpe: str | Path = GPT2_URLS["vocab_bpe"],  # path or URL of GPT-2's vocab.bpe
+    ) -> "BPETokenizer":
+        "GPT-2's tokenizer from OpenAI's `encoder.json` + `vocab.bpe` (by default downloaded, or read from tiktoken's cache)."
+        return _from_gpt2_format(cls, _read(encoder_json), _read(vocab_bpe), f"{encoder_json} + {vocab_bpe}")
+
+    @classmethod
+    def from_hf_files(
+        cls,
+        vocab_json: str | Path,  # Hugging Face's vocab.json
+        merges_txt: str | Path,  # Hugging Face's merges.txt
+    ) -> "BPETokenizer":
+        "GPT-2's tokenizer from Hugging Face's `vocab.json` + `merges.txt` (the same formats as OpenAI's files)."
+        return _from_gpt2_format(cls, _read(vocab_json), _read(merges_txt), f"{vocab_json} + {merges_txt}")
+
+    def to_tiktoken(self, name: str = "lightbrain-bpe") -> tiktoken.Encoding:
+        "A `tiktoken.Encoding` with the same ranks, pre-split pattern and special tokens: the same ids, much faster."
+        return tiktoken.Encoding(
+            name, pat_str=self.pattern, mergeable_ranks=self.ranks, special_tokens=self.special_tokens
+        )
 
 # %% ../nbs/01_tokenization.ipynb #8cf105ba
 _SPACE = regex.compile(r"\s")
@@ -345,44 +395,10 @@ def _safe_cut(before: str, after: str) -> bool:
         and not _SPACE.match(after[0])
     )
 
-
-@patch
-def encode_iterable(
-    self: BPETokenizer,
-    lines: Iterable[str],  # e.g. an open text file
-    allowed_special: str | set[str] = "none_raise",
-) -> Iterator[int]:
-    "Lazily encode `lines`, yielding exactly the ids that `encode` would give for their concatenation."
-    chunk = []
-    for line in lines:
-        if chunk and _safe_cut(chunk[-1], line):
-            yield from self.encode("".join(chunk), allowed_special)
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        yield from self.encode("".join(chunk), allowed_special)
-
 # %% ../nbs/01_tokenization.ipynb #fe07211d
 def _unicode(token: bytes) -> str:
     "A token spelled in GPT-2's printable byte alphabet (a space is `Ġ`)."
     return "".join(_BYTE_CHAR[b] for b in token)
-
-
-@patch
-def save(self: BPETokenizer, path: str | Path) -> Path:
-    "Write the tokenizer to a readable JSON file (atomically: a temporary file, then a rename)."
-    path = Path(path)
-    byte_order = None if self.byte_order == list(range(256)) else self.byte_order  # None: byte b has id b
-    data = {
-        "format": "lightbrain-bpe",
-        "pattern": self.pattern,
-        "special_tokens": self.special_tokens,
-        "byte_order": byte_order,
-        "merges": [f"{_unicode(a)} {_unicode(b)}" for a, b in self.merges],
-    }
-    return write_atomic(
-        path, lambda tmp: tmp.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
-    )
 
 
 def _parse_merges(lines: Iterable[str], source: str) -> list[tuple[bytes, bytes]]:
@@ -396,19 +412,6 @@ def _parse_merges(lines: Iterable[str], source: str) -> list[tuple[bytes, bytes]
             raise ValueError(f"{source}, merge {n}: expected two tokens separated by a space, got {line!r}")
         merges.append((_to_bytes(parts[0], source), _to_bytes(parts[1], source)))
     return merges
-
-
-@patch(cls_method=True)
-def load(cls: BPETokenizer, path: str | Path) -> BPETokenizer:
-    "Load a tokenizer written by `save`."
-    try:
-        data = json.loads(_read(path))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not a tokenizer file (invalid JSON: {e})") from None
-    keys = {"format", "pattern", "special_tokens", "byte_order", "merges"}
-    if not isinstance(data, dict) or data.get("format") != "lightbrain-bpe" or not keys <= data.keys():
-        raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save")
-    return cls(_parse_merges(data["merges"], str(path)), data["special_tokens"], data["pattern"], data["byte_order"])
 
 # %% ../nbs/01_tokenization.ipynb #65ed29fa
 def _from_gpt2_format(cls, encoder_text: str, merges_text: str, source: str) -> BPETokenizer:
@@ -432,33 +435,7 @@ def _from_gpt2_format(cls, encoder_text: str, merges_text: str, source: str) -> 
         )
     return tok
 
-
-@patch(cls_method=True)
-def from_gpt2_files(
-    cls: BPETokenizer,
-    encoder_json: str | Path = GPT2_URLS["encoder_json"],  # path or URL of GPT-2's encoder.json
-    vocab_bpe: str | Path = GPT2_URLS["vocab_bpe"],  # path or URL of GPT-2's vocab.bpe
-) -> BPETokenizer:
-    "GPT-2's tokenizer from OpenAI's `encoder.json` + `vocab.bpe` (by default downloaded, or read from tiktoken's cache)."
-    return _from_gpt2_format(cls, _read(encoder_json), _read(vocab_bpe), f"{encoder_json} + {vocab_bpe}")
-
-
-@patch(cls_method=True)
-def from_hf_files(
-    cls: BPETokenizer,
-    vocab_json: str | Path,  # Hugging Face's vocab.json
-    merges_txt: str | Path,  # Hugging Face's merges.txt
-) -> BPETokenizer:
-    "GPT-2's tokenizer from Hugging Face's `vocab.json` + `merges.txt` (the same formats as OpenAI's files)."
-    return _from_gpt2_format(cls, _read(vocab_json), _read(merges_txt), f"{vocab_json} + {merges_txt}")
-
 # %% ../nbs/01_tokenization.ipynb #c922b038
-@patch
-def to_tiktoken(self: BPETokenizer, name: str = "lightbrain-bpe") -> tiktoken.Encoding:
-    "A `tiktoken.Encoding` with the same ranks, pre-split pattern and special tokens: the same ids, much faster."
-    return tiktoken.Encoding(name, pat_str=self.pattern, mergeable_ranks=self.ranks, special_tokens=self.special_tokens)
-
-
 def get_gpt2_tokenizer() -> tiktoken.Encoding:
     "tiktoken's GPT-2 encoding; a clear error if its files can be neither downloaded nor found in the cache."
     try:

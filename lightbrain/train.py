@@ -256,9 +256,8 @@ def train(
     if ckpt and main:
         ckpt.mkdir(parents=True, exist_ok=True)
     net = torch.compile(model) if config.compile else model
-    if (
-        world > 1
-    ):  # a model whose steps leave some parameters without a gradient says so (e.g. chapter 13's multi-task T5)
+    # a model whose steps leave some parameters without a gradient says so (e.g. chapter 13's multi-task T5)
+    if world > 1:
         net = nn.parallel.DistributedDataParallel(
             net,
             device_ids=[device.index] if device.type == "cuda" else None,
