@@ -39,7 +39,8 @@ ARTICLE = (
 
 
 def latency(emotion) -> list:
-    "Time analyze() on one article and on batches, for LexiMind with FLAN-T5-small's layers, an 8,100-piece vocabulary, random weights."
+    """Time analyze() on one article and on batches, for LexiMind with FLAN-T5-small's layers, an 8,100-piece
+    vocabulary, random weights."""
     tokenizer = SentencePieceTokenizer(train_sentencepiece(list(emotion["train"]["text"]) + [ARTICLE], 8000))
     torch.manual_seed(0)
     config = T5Config.flan_t5_small(
@@ -54,7 +55,8 @@ def latency(emotion) -> list:
         dt = time.perf_counter() - start
         rows.append(
             [
-                f"analyze(), {n} article{'s' if n > 1 else ''} of {len(tokenizer.encode(ARTICLE))} tokens, 4 beams, 48 new tokens",
+                f"analyze(), {n} article{'s' if n > 1 else ''} of {len(tokenizer.encode(ARTICLE))} tokens, 4 "
+                "beams, 48 new tokens",
                 f"{dt:.2f} s",
                 f"{n / dt:.2f}",
             ]
@@ -63,7 +65,8 @@ def latency(emotion) -> list:
 
 
 def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, float]:
-    "Test accuracy of LexiMind trained from scratch on emotion alone (within `minutes`), and of TF-IDF + logistic regression."
+    """Test accuracy of LexiMind trained from scratch on emotion alone (within `minutes`), and of TF-IDF + logistic
+    regression."""
     start = time.perf_counter()
     baseline = tfidf_classifier(list(emotion["train"]["text"]), list(emotion["train"]["label"]))
     baseline_acc = (baseline.predict(list(emotion["test"]["text"])) == emotion["test"]["label"]).mean()

@@ -90,7 +90,8 @@ def main():
     ours_loss = lambda m, x, y: m(x, targets=y)[1]
     hf_loss = lambda m, x, y: m(x, labels=y).loss
     print(
-        f"config: {args.config} ({sum(p.numel() for p in ours.parameters()):,} parameters), batch {args.batch} x {T} tokens, "
+        f"config: {args.config} ({sum(p.numel() for p in ours.parameters()):,} parameters), batch {args.batch}"
+        f" x {T} tokens, "
         f"device {device}\nhardware: {hardware()}\n"
     )
 
@@ -140,7 +141,8 @@ def main():
         )
     )
     print(
-        "Both spend most of their time in the output layer (vocab x width), which neither can avoid; what keeps ours level:\n"
+        "Both spend most of their time in the output layer (vocab x width), which neither can avoid; what "
+        "keeps ours level:\n"
         "SDPA attention, no mask for the single newest query, and (on a GPU) fused AdamW and --compile."
     )
 

@@ -1,4 +1,5 @@
-"""Our T5 vs Hugging Face's T5ForConditionalGeneration (SDPA attention), FLAN-T5-small shape, random weights, one process.
+"""Our T5 vs Hugging Face's T5ForConditionalGeneration (SDPA attention), FLAN-T5-small shape, random weights, one
+process.
 
     python bench/seq2seq.py [--batch 8] [--src 256] [--new-tokens 48]
 
@@ -66,7 +67,8 @@ def main():
     mask = torch.ones_like(src)
     n = args.new_tokens
     print(
-        f"FLAN-T5-small shape ({sum(p.numel() for p in ours.parameters()):,} parameters), random weights, batch {args.batch}, "
+        f"FLAN-T5-small shape ({sum(p.numel() for p in ours.parameters()):,} parameters), random weights, "
+        f"batch {args.batch}, "
         f"{args.src} input tokens, device {device}\nhardware: {hardware()}\n"
     )
     rows = []

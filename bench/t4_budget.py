@@ -2,7 +2,8 @@
 
 Measured here, on a CPU: the tokens each step really holds (batches drawn from the real data with full mode's settings:
 padding included, inputs cut to 512 tokens) and the floating-point operations of a forward and backward pass at those
-shapes, counted by PyTorch's FlopCounterMode on the course's own models (LightBrain-Tiny; FLAN-T5-base's shape). Assumed:
+shapes, counted by PyTorch's FlopCounterMode on the course's own models (LightBrain-Tiny; FLAN-T5-base's shape).
+Assumed:
 the throughput a T4 sustains in fp16 mixed precision, THROUGHPUT below (a quarter of its 65 TFLOP/s tensor-core peak);
 replace it with a figure timed on a T4 when one exists. Beam search is counted by its FLOPs only; decoding a token at a
 time is limited by memory and Python, not arithmetic, so its real time is longer.
@@ -77,7 +78,8 @@ def lightbrain_tiny() -> dict:
 
 
 def flan_t5_batches(data_dir: Path) -> tuple[dict, MultiTaskT5, dict]:
-    "Each task's full-mode batches (512/128 tokens, batch 8) from the real data in the mirror, FLAN-T5-base's shape, reading times."
+    """Each task's full-mode batches (512/128 tokens, batch 8) from the real data in the mirror, FLAN-T5-base's
+    shape, reading times."""
     rows = [
         json.loads(line)
         for line in (data_dir / "cnndm_xsum_frank" / "frank_articles_references.jsonl").open(encoding="utf-8")
@@ -132,7 +134,8 @@ def leximind_full(batches: dict, model: MultiTaskT5) -> tuple[dict, dict, float,
 
 
 def beam_search_flops(model: MultiTaskT5, articles: int, source: int = 512, beams: int = 4, length: int = 64) -> float:
-    """Chapter 14's summaries, by FLOPs only: per article one encoder pass and the cross-attention keys and values of its
+    """Chapter 14's summaries, by FLOPs only: per article one encoder pass and the cross-attention keys and values
+    of its
     source (once, as the KV cache keeps them), then `beams` x `length` decoder tokens, each attending to the source."""
     c, ids = model.t5.config, torch.zeros(1, source, dtype=torch.long)
     with torch.no_grad():
@@ -185,11 +188,14 @@ def main():
     print(hardware())
     reading = (287_113 + 13_368) * seconds["articles"] + (16_000 + 2_000 + 120_000) * seconds["short texts"]
     print(
-        f"MultiTaskBatches reads {1 / seconds['articles']:,.0f} articles and {1 / seconds['short texts']:,.0f} short texts a second "
-        f"on this CPU (measured); full mode's training and validation sets would take {reading / 60:.1f} minutes here, before step 1"
+        f"MultiTaskBatches reads {1 / seconds['articles']:,.0f} articles and {1 / seconds['short texts']:,.0f}"
+        " short texts a second "
+        f"on this CPU (measured); full mode's training and validation sets would take {reading / 60:.1f} "
+        "minutes here, before step 1"
     )
     print(
-        f"assumed T4 throughput: {THROUGHPUT / 1e12:.2f} TFLOP/s (fp16 mixed precision); every time below is an estimate\n"
+        f"assumed T4 throughput: {THROUGHPUT / 1e12:.2f} TFLOP/s (fp16 mixed precision); every time below is "
+        "an estimate\n"
     )
     print(
         table(

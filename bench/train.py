@@ -76,7 +76,8 @@ def main():
     policy = precision("auto", device)
     peak = matmul_peak(device, policy.dtype or torch.float32)
     print(
-        f"device {device}, precision {policy.name}\nhardware: {hardware()}\nmeasured matmul peak: {peak / 1e12:.3f} TFLOP/s\n"
+        f"device {device}, precision {policy.name}\nhardware: {hardware()}\nmeasured matmul peak: {peak / 1e12:.3f}"
+        " TFLOP/s\n"
     )
     docs = [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"]]
     bpe = BPETokenizer.train(docs, vocab_size=1024, special_tokens=["<|endoftext|>"])

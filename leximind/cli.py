@@ -4,6 +4,7 @@
 __all__ = ['DATA_OPTIONS', 'train_command', 'evaluate_command', 'analyze_command']
 
 # %% ../nbs/15_leximind_app.ipynb #e88c530a
+# leximind.cli: LexiMind's command lines, built with chapter 08's `command` and `command_parser`.
 import json
 import sys
 import warnings
@@ -89,11 +90,13 @@ def evaluate_command(argv: list[str] | None = None):
         write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     s = report["summarize"]
     print(
-        f"summarize ({s['n']}): ROUGE-1 {s['rouge1']:.2f}, ROUGE-2 {s['rouge2']:.2f}, ROUGE-L {s['rougeL']:.2f}, ROUGE-Lsum {s['rougeLsum']:.2f}"
+        f"summarize ({s['n']}): ROUGE-1 {s['rouge1']:.2f}, ROUGE-2 {s['rouge2']:.2f}, ROUGE-L "
+        f"{s['rougeL']:.2f}, ROUGE-Lsum {s['rougeLsum']:.2f}"
     )
     for task in ("emotion", "topic"):
         print(
-            f"{task} ({report[task]['n']}): accuracy {report[task]['accuracy']:.4f}, macro-F1 {report[task]['macro_f1']:.4f}"
+            f"{task} ({report[task]['n']}): accuracy {report[task]['accuracy']:.4f}, macro-F1 "
+            f"{report[task]['macro_f1']:.4f}"
         )
     for task, scores in report.get("baselines", {}).items():
         for name, m in scores.items():

@@ -40,7 +40,8 @@ def summarize(
     max_source: int | None = None,
     **generation,
 ) -> list[str]:
-    "Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, 64 new tokens, unless `generation` says otherwise)."
+    """Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, 64 new tokens, unless
+    `generation` says otherwise)."""
     options = {"num_beams": 4, "no_repeat_ngram_size": 3, "max_new_tokens": 64} | generation
     device, out = model_device(model), []
     for batch in _batches(articles, batch_size):
@@ -87,7 +88,8 @@ def rouge(predictions: list[str], references: list[str]) -> dict:
 
 # %% ../nbs/14_evaluation.ipynb #6bbee966
 def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[str]) -> dict:
-    "Accuracy, macro-F1 (over the classes that occur), a per-class report (precision, recall, F1, support) and the confusion matrix."
+    """Accuracy, macro-F1 (over the classes that occur), a per-class report (precision, recall, F1, support) and the
+    confusion matrix."""
     ids = list(range(len(labels)))
     report = classification_report(y_true, y_pred, labels=ids, target_names=labels, output_dict=True, zero_division=0)
     return {
@@ -122,7 +124,8 @@ def _note_truncation(tokenizer: SentencePieceTokenizer, task: str, texts: list[s
     long = sum(len(tokenizer.encode(PREFIXES[task] + t)) > limit for t in texts)
     if long:
         print(
-            f"note: {long:,} of {len(texts):,} {task} inputs are longer than {limit} tokens; the model reads their first {limit}"
+            f"note: {long:,} of {len(texts):,} {task} inputs are longer than {limit} tokens; the model reads "
+            f"their first {limit}"
         )
 
 
@@ -134,7 +137,8 @@ def evaluate(
     limit: int | None = None,
     **generation,
 ) -> dict:
-    "The three tasks on `split` (test by default): ROUGE for generated summaries, accuracy/macro-F1/per-class/confusion for labels."
+    """The three tasks on `split` (test by default): ROUGE for generated summaries,
+    accuracy/macro-F1/per-class/confusion for labels."""
     if split == "validation":
         warnings.warn("evaluating on the validation split, which chose the checkpoint: report test-split results")
     report = {"split": split}
@@ -175,7 +179,8 @@ def tfidf_classifier(texts: list[str], labels: list[int]):
 
 
 def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dict:
-    "Simple baselines on `split`, fitted on train: lead-3 ROUGE for summaries; majority class and TF-IDF + logistic regression for labels."
+    """Simple baselines on `split`, fitted on train: lead-3 ROUGE for summaries; majority class and TF-IDF +
+    logistic regression for labels."""
     out = {}
     for task, dsd in tasks.items():
         test = dsd[split] if limit is None else dsd[split].select(range(min(limit, len(dsd[split]))))
@@ -195,7 +200,8 @@ def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dic
 def checkpoint_report(
     checkpoint: str | Path, limit: int | None = None, num_beams: int = 4, with_baselines: bool = False, **sources
 ) -> dict:
-    "The test report of a checkpoint folder, on the data in its run.json unless `sources` (e.g. `emotion=path`) say otherwise."
+    """The test report of a checkpoint folder, on the data in its run.json unless `sources` (e.g. `emotion=path`)
+    say otherwise."""
     ckpt = Path(checkpoint)
     model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.from_pretrained(ckpt)
     run = (

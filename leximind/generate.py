@@ -178,7 +178,8 @@ def generate(
     no_repeat_ngram_size: int = 0,  # forbid repeating any n-gram of this size (0: off)
     use_cache: bool = True,  # False recomputes the whole decoder at every step (for checking the cache)
 ) -> torch.Tensor:
-    "Output ids (B, 1 + new tokens), starting with the decoder's start token: greedy if `num_beams == 1`, else beam search."
+    """Output ids (B, 1 + new tokens), starting with the decoder's start token: greedy if `num_beams == 1`, else
+    beam search."""
     if max_new_tokens < 1 or min_new_tokens < 0 or num_beams < 1 or no_repeat_ngram_size < 0:
         raise ValueError("need max_new_tokens >= 1, min_new_tokens >= 0, num_beams >= 1 and no_repeat_ngram_size >= 0")
     with evaluating(model):

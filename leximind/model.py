@@ -27,7 +27,8 @@ from lightbrain.norm import RMSNorm
 # %% ../nbs/11_encoder_decoder.ipynb #09806121
 @dataclass
 class T5Config:
-    "The shape of a T5. Presets: `T5Config.tiny()`, `.flan_t5_small()`, `.flan_t5_base()` (the default), `.flan_t5_large()`."
+    """The shape of a T5. Presets: `T5Config.tiny()`, `.flan_t5_small()`, `.flan_t5_base()` (the default),
+    `.flan_t5_large()`."""
 
     vocab_size: int = 32128  # FLAN-T5's embedding rows (32,100 ids, padded to a multiple of 128)
     d_model: int = 768  # model width
@@ -175,7 +176,8 @@ class EncoderBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    "Causal self-attention, cross-attention to the encoder output, then feed-forward; returns the keys and values it used."
+    """Causal self-attention, cross-attention to the encoder output, then feed-forward; returns the keys and values
+    it used."""
 
     def __init__(self, config: T5Config):
         super().__init__()
@@ -202,13 +204,15 @@ class Seq2SeqCache:
         return self.self_kv[0][0].shape[2] if self.self_kv else 0
 
     def reorder_beams(self, rows: torch.Tensor):
-        "Follow the beams that survived a beam-search step: row i's cache becomes row rows[i]'s (rows stay within their input's beams)."
+        """Follow the beams that survived a beam-search step: row i's cache becomes row rows[i]'s (rows stay within
+        their input's beams)."""
         self.self_kv = [(k[rows], v[rows]) for k, v in self.self_kv]
         # the cross-attention cache needs no reordering: all beams of an input share the same encoder output
 
 
 def shift_right(labels: torch.Tensor, start_id: int = 0) -> torch.Tensor:
-    "The decoder's input for `labels`: the start token, then the labels without the last one (-100 becomes the pad id 0)."
+    """The decoder's input for `labels`: the start token, then the labels without the last one (-100 becomes the pad
+    id 0)."""
     shifted = torch.full_like(labels, start_id)
     shifted[:, 1:] = labels[:, :-1]
     return shifted.masked_fill(shifted == -100, 0)
@@ -236,7 +240,8 @@ class T5(nn.Module):
         self._init_weights()
 
     def _init_weights(self):
-        "T5's initialisation (Mesh TensorFlow): each weight's std is 1/sqrt(its fan-in); queries also absorb 1/sqrt(d_kv)."
+        """T5's initialisation (Mesh TensorFlow): each weight's std is 1/sqrt(its fan-in); queries also absorb
+        1/sqrt(d_kv)."""
         c = self.config
         nn.init.normal_(self.shared.weight, std=1.0)
         if not c.tie_embeddings:

@@ -37,7 +37,8 @@ PREFIXES = {"summarize": "summarize: ", "emotion": "emotion: ", "topic": "topic:
 def load_tasks(
     emotion: str | None = None, ag_news: str | None = None, cnn_dailymail: str | None = None, builtin: bool = False
 ) -> dict:
-    "The three datasets by task, each a DatasetDict (train/validation/test) from the hub, a local path, or (builtin=True, or offline) the course's slice."
+    """The three datasets by task, each a DatasetDict (train/validation/test) from the hub, a local path, or
+    (builtin=True, or offline) the course's slice."""
     source = lambda path: "builtin" if builtin and path is None else path
     return {
         "summarize": load_cnn_dailymail(source(cnn_dailymail)),
@@ -226,7 +227,8 @@ RUN_DIRS = {
 
 
 def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
-    "A SentencePiece tokenizer of about `vocab_size` pieces trained on the (prefixed) training texts of the three tasks."
+    """A SentencePiece tokenizer of about `vocab_size` pieces trained on the (prefixed) training texts of the three
+    tasks."""
     texts = [
         PREFIXES[task] + t
         for task, column in (("emotion", "text"), ("topic", "text"), ("summarize", "article"))
@@ -236,14 +238,17 @@ def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
 
 
 def quick_setup(tasks: dict) -> tuple[SentencePieceTokenizer, T5Config]:
-    "Quick mode: a 2,000-piece SentencePiece tokenizer trained on the (prefixed) training texts, and a tiny T5's config for it."
+    """Quick mode: a 2,000-piece SentencePiece tokenizer trained on the (prefixed) training texts, and a tiny T5's
+    config for it."""
     tokenizer = _tokenizer_for(tasks, 2000)
     return tokenizer, T5Config.tiny(vocab_size=tokenizer.vocab_size, max_length=SOURCE_LENGTHS["quick"][0])
 
 
 def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[SentencePieceTokenizer, T5]:
-    """Full mode: FLAN-T5's tokenizer and weights, from a local folder or the hub. A rehearsal (chapter 00) without the hub
-    gets a stand-in, said in the output: FLAN-T5-base's architecture with random weights, a tokenizer trained on the tasks."""
+    """Full mode: FLAN-T5's tokenizer and weights, from a local folder or the hub. A rehearsal (chapter 00) without
+    the hub
+    gets a stand-in, said in the output: FLAN-T5-base's architecture with random weights, a tokenizer trained on the
+    tasks."""
     if Path(base).is_dir():
         return SentencePieceTokenizer.from_pretrained(base), T5.from_hf(base)
     if hub_online() or not rehearsing():
@@ -259,7 +264,8 @@ def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[Sentence
 
 # %% ../nbs/13_multitask.ipynb #5470446d
 def run_files(tokenizer: SentencePieceTokenizer, quick: bool, sources: dict, config: TrainConfig):
-    "`train`'s `on_save`: each checkpoint folder also gets the tokenizer (spiece.model) and run.json, naming the mode and data."
+    """`train`'s `on_save`: each checkpoint folder also gets the tokenizer (spiece.model) and run.json, naming the
+    mode and data."""
 
     def on_save(folder: Path):
         tokenizer.save(folder)
@@ -273,7 +279,8 @@ def run_files(tokenizer: SentencePieceTokenizer, quick: bool, sources: dict, con
 def task_metrics(
     model: MultiTaskT5, data: MultiTaskBatches, split: str = "val", limit: int = 200, batch_size: int = 32
 ) -> dict:
-    "Per task, on the first `limit` examples of `split`: the summary loss per target token and each classifier's accuracy."
+    """Per task, on the first `limit` examples of `split`: the summary loss per target token and each classifier's
+    accuracy."""
     out = {}
     with evaluating(model):
         for task in data.probabilities:
@@ -307,8 +314,10 @@ def train_leximind(
     max_source: int | None = None,
     max_target: int | None = None,
 ) -> dict:
-    """Train LexiMind with this chapter's settings for the mode (`TrainConfig` fields in `config_values` override them) and
-    checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the best checkpoint's
+    """Train LexiMind with this chapter's settings for the mode (`TrainConfig` fields in `config_values` override
+    them) and
+    checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the best
+    checkpoint's
     validation metrics (`task_metrics`)."""
     mode, values, sources = "quick" if quick else "full", config_values or {}, sources or {}
     tasks = load_tasks(**sources, builtin=quick)
@@ -350,7 +359,8 @@ def _link(source: str, target: str):
 
 
 def trained_checkpoint(folder: str | Path, quick: bool) -> Path:
-    "This chapter's model (`RUN_DIRS`' best checkpoint), trained by `train_leximind` only if it is missing, linked into `folder`."
+    """This chapter's model (`RUN_DIRS`' best checkpoint), trained by `train_leximind` only if it is missing, linked
+    into `folder`."""
     run_dir = Path(RUN_DIRS["quick" if quick else "full"])
     with FileLock(f"{run_dir}.lock"):
         if not (run_dir / "best" / "run.json").is_file():

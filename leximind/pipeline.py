@@ -71,7 +71,8 @@ def _bars(result: dict) -> str:
     for label, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         colour = "#4c72b0" if label == result["label"] else "#c9d3e6"
         rows.append(
-            f'<div style="display:flex;align-items:center;margin:1px 0"><span style="width:80px">{html.escape(label)}</span>'
+            '<div style="display:flex;align-items:center;margin:1px 0"><span '
+            f'style="width:80px">{html.escape(label)}</span>'
             f'<span style="background:{colour};width:{max(1, int(240 * p))}px;height:12px;display:inline-block"></span>'
             f'<span style="margin-left:6px">{p:.1%}</span></div>'
         )

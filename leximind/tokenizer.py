@@ -20,7 +20,8 @@ from lightbrain.core import hub_online, write_atomic
 
 # %% ../nbs/10_sentencepiece.ipynb #2d646561
 def train_sentencepiece(texts, vocab_size: int = 8000, character_coverage: float = 1.0) -> bytes:
-    "Train a unigram SentencePiece model with T5's special ids (pad 0, eos 1, unk 2, no bos); returns the model file's bytes."
+    """Train a unigram SentencePiece model with T5's special ids (pad 0, eos 1, unk 2, no bos); returns the model
+    file's bytes."""
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         raise ValueError("the training texts are empty")
@@ -45,7 +46,8 @@ def train_sentencepiece(texts, vocab_size: int = 8000, character_coverage: float
 
 # %% ../nbs/10_sentencepiece.ipynb #4494066c
 class SentencePieceTokenizer:
-    "T5's tokenizer: a SentencePiece unigram model with pad 0, eos 1, unk 2, and `extra_ids` sentinels at the top of the vocabulary."
+    """T5's tokenizer: a SentencePiece unigram model with pad 0, eos 1, unk 2, and `extra_ids` sentinels at the top
+    of the vocabulary."""
 
     pad_id, eos_id, unk_id = 0, 1, 2
 
@@ -120,14 +122,16 @@ class SentencePieceTokenizer:
         max_length: int | None = 512,  # longest sequence kept (eos included); None: no limit
         pad_to: int | None = None,  # pad to this length instead of the longest in the batch
     ) -> dict[str, torch.Tensor]:
-        "A padded batch: `input_ids` and `attention_mask` (1 = token, 0 = padding), each (batch, length); long texts are truncated with a warning."
+        """A padded batch: `input_ids` and `attention_mask` (1 = token, 0 = padding), each (batch, length); long
+        texts are truncated with a warning."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             raise ValueError("no texts to tokenize")
         rows = [self.encode(t) for t in texts]
         if max_length is not None and (long := [r for r in rows if len(r) > max_length]):
             warnings.warn(
-                f"{len(long)} of {len(rows)} texts had more than {max_length} tokens and were truncated to their first {max_length - 1} (plus end-of-sequence)"
+                f"{len(long)} of {len(rows)} texts had more than {max_length} tokens and were truncated to "
+                f"their first {max_length - 1} (plus end-of-sequence)"
             )
             rows = [r[: max_length - 1] + [self.eos_id] if len(r) > max_length else r for r in rows]
         width = max(pad_to or 0, max(map(len, rows)))
@@ -145,7 +149,8 @@ class SentencePieceTokenizer:
     def from_pretrained(
         cls, name_or_path: str | Path = "google/flan-t5-base", extra_ids: int = 100
     ) -> "SentencePieceTokenizer":
-        "Load `spiece.model` from a local folder (or a .model file), or, online, from a Hugging Face hub model such as google/flan-t5-base."
+        """Load `spiece.model` from a local folder (or a .model file), or, online, from a Hugging Face hub model
+        such as google/flan-t5-base."""
         path = Path(name_or_path)
         if path.is_dir():
             return cls(path / "spiece.model", extra_ids)

@@ -52,7 +52,8 @@ def scaled_dot_product_attention(
 
 # %% ../nbs/03_attention.ipynb #c35fb12f
 def _merge_masks(mask, position_bias, is_causal: bool, L: int, S: int, device) -> tuple[torch.Tensor | None, bool]:
-    "One mask for the attention call, and whether `is_causal` can still be passed on (only when nothing else is needed)."
+    """One mask for the attention call, and whether `is_causal` can still be passed on (only when nothing else is
+    needed)."""
     if is_causal and L == 1:
         is_causal = False  # a single newest query may see every key: nothing to hide
     if is_causal and (L != S or mask is not None or position_bias is not None):

@@ -4,6 +4,8 @@
 __all__ = ['config_dict', 'save_model', 'read_config', 'check_fields', 'build_config', 'load_weights', 'load_model', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/05_gpt.ipynb #c58c37df
+# lightbrain.checkpoint: any model saved as config.json + model.safetensors and loaded back (chapter 05), and a
+# training run's state (chapter 06).
 import json
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
@@ -31,7 +33,8 @@ def config_dict(model: nn.Module) -> dict:
 
 
 def save_model(model: nn.Module, path: str | Path) -> Path:
-    "Write the model's config (and `model_type`) to path/config.json and its weights (tied ones once) to path/model.safetensors."
+    """Write the model's config (and `model_type`) to path/config.json and its weights (tied ones once) to
+    path/model.safetensors."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     full = model.state_dict()
@@ -88,7 +91,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def load_model(cls, path: str | Path) -> nn.Module:
-    "A `cls` model (in eval mode) from a folder written by `save_model`; `cls` names its `model_type` and `config_class`."
+    """A `cls` model (in eval mode) from a folder written by `save_model`; `cls` names its `model_type` and
+    `config_class`."""
     config = build_config(cls.config_class, read_config(path, cls.model_type), Path(path) / "config.json")
     return load_weights(cls(config), path).eval()
 
@@ -109,7 +113,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer, scaler, step: int, best: float, on_save: Callable | None = None
 ):
-    "Write a checkpoint folder atomically: model files, trainer.pt (optimizer, scaler, step, best), and `on_save`'s files."
+    """Write a checkpoint folder atomically: model files, trainer.pt (optimizer, scaler, step, best), and
+    `on_save`'s files."""
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)

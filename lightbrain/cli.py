@@ -82,7 +82,8 @@ def _field_type(kind):
 
 
 def command_parser(prog: str, description: str, presets: dict | None = None) -> argparse.ArgumentParser:
-    """A parser with --version and, for each config class in `presets` ({class: {preset name: instance}}), --config and an
+    """A parser with --version and, for each config class in `presets` ({class: {preset name: instance}}), --config
+    and an
     option per field (`--max-steps` sets `max_steps`) whose help gives its value in every preset."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--version", action="version", version=f"%(prog)s {lightbrain.__version__}")
@@ -166,7 +167,8 @@ PRESETS = {
 
 
 def default_data(out: Path, quick: bool) -> Path:
-    "PubMedQA prepared in out/data (this chapter's data): the course's slice with a 1,024-token BPE (quick), or GPT-2's tokens."
+    """PubMedQA prepared in out/data (this chapter's data): the course's slice with a 1,024-token BPE (quick), or
+    GPT-2's tokens."""
     data = out / "data"
     if (data / "meta.json").exists():
         return data
@@ -183,7 +185,8 @@ def default_data(out: Path, quick: bool) -> Path:
 
 @command("lightbrain-train")
 def train_command(argv: list[str] | None = None):
-    "Train a LightBrain GPT: presets, a --config YAML file or an option per config field; checkpoints in OUT/best and OUT/last."
+    """Train a LightBrain GPT: presets, a --config YAML file or an option per config field; checkpoints in OUT/best
+    and OUT/last."""
     p = command_parser("lightbrain-train", "Train a LightBrain GPT.", PRESETS)
     p.add_argument("--quick", action="store_true", help="the quick preset (the default without a CUDA GPU)")
     p.add_argument(
@@ -220,7 +223,8 @@ def train_command(argv: list[str] | None = None):
         )
 
     print(
-        f"training {sum(p.numel() for p in model.parameters()):,} parameters on {data} ({meta['splits']['train']['tokens']:,} tokens) on {device}"
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters on {data} "
+        f"({meta['splits']['train']['tokens']:,} tokens) on {device}"
     )
     rows = train(
         model,
@@ -234,7 +238,8 @@ def train_command(argv: list[str] | None = None):
     if rank == 0 and rows:
         last = next(r for r in reversed(rows) if "val_loss" in r)
         print(
-            f"validation loss {last['val_loss']:.3f}, perplexity {last['val_ppl']:.2f}; checkpoints in {out}/best and {out}/last"
+            f"validation loss {last['val_loss']:.3f}, perplexity {last['val_ppl']:.2f}; checkpoints in "
+            f"{out}/best and {out}/last"
         )
         best, prompt = GPT.load(out / "best").to(device), "Question: Does aspirin reduce"
         sample = generate_text(

@@ -49,7 +49,8 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @contextmanager
 def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    "Eval mode (no dropout) and no gradients inside the `with` block; afterwards, the mode the model had, even after an error."
+    """Eval mode (no dropout) and no gradients inside the `with` block; afterwards, the mode the model had, even
+    after an error."""
     was_training = model.training
     model.eval()
     try:
@@ -85,7 +86,8 @@ def dtype_policy(
     device: torch.device | str,  # where the model trains
     capability: tuple[int, int] | None = None,  # CUDA compute capability; None: ask the GPU
 ) -> DtypePolicy:
-    "bf16 autocast on GPUs with bf16 (compute capability 8.0+), fp16 autocast with loss scaling on older GPUs, fp32 elsewhere."
+    """bf16 autocast on GPUs with bf16 (compute capability 8.0+), fp16 autocast with loss scaling on older GPUs,
+    fp32 elsewhere."""
     device = torch.device(device)
     if device.type != "cuda":
         return DtypePolicy(device.type)
@@ -125,7 +127,8 @@ def rehearsing() -> bool:
 
 
 def rehearsal_cap(n: int) -> int:
-    "`n`, or at most `$LIGHTBRAIN_REHEARSAL_STEPS` when that is set (a rehearsal of full mode on a CPU caps steps, batches and examples)."
+    """`n`, or at most `$LIGHTBRAIN_REHEARSAL_STEPS` when that is set (a rehearsal of full mode on a CPU caps steps,
+    batches and examples)."""
     if not rehearsing():
         return n
     cap = os.environ[CAP_ENV].strip()

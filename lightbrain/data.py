@@ -54,7 +54,8 @@ def _looks_like_path(source: str) -> bool:
 
 
 def local_copy(name: str) -> Path | None:
-    "The copy of dataset `name` in `$LIGHTBRAIN_DATA` (a folder `name`, or a file `name.json`, `.jsonl`, `.csv` or `.parquet`), if any: used instead of the hub."
+    """The copy of dataset `name` in `$LIGHTBRAIN_DATA` (a folder `name`, or a file `name.json`, `.jsonl`, `.csv` or
+    `.parquet`), if any: used instead of the hub."""
     folder = os.environ.get(DATA_ENV, "").strip()
     candidates = (
         [Path(folder, name + suffix) for suffix in ("", ".json", ".jsonl", ".csv", ".parquet")] if folder else []
@@ -63,7 +64,8 @@ def local_copy(name: str) -> Path | None:
 
 
 def course_data(name: str) -> DatasetDict:
-    "The course's slice of dataset `name` (pubmedqa, emotion, ag_news, cnn_dailymail), grouped by its `split` field if it has one."
+    """The course's slice of dataset `name` (pubmedqa, emotion, ag_news, cnn_dailymail), grouped by its `split`
+    field if it has one."""
     path = COURSE_DATA / f"{name}.jsonl.gz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall the course package")
@@ -83,7 +85,8 @@ def _load(
     hub_id: str,
     config: str | None = None,
 ) -> DatasetDict:
-    "Load dataset `name` from the course's slice, a local path or the hub, printing which one it used (splits as they come)."
+    """Load dataset `name` from the course's slice, a local path or the hub, printing which one it used (splits as
+    they come)."""
     if source is None and (copy := local_copy(course)):
         source = str(copy)
     if source == "builtin" or (source is None and not hub_online()):
@@ -196,7 +199,8 @@ def _texts(ds: Dataset, key: str | Callable[[dict], str]) -> list[str]:
 
 
 def split_by_text(ds: Dataset, key: str | Callable[[dict], str], shares: dict[str, float]) -> DatasetDict:
-    "Divide `ds` into the splits of `shares` ({name: share}, adding up to 1), each example placed by a hash of its text."
+    """Divide `ds` into the splits of `shares` ({name: share}, adding up to 1), each example placed by a hash of its
+    text."""
     edges = np.cumsum(list(shares.values()))
     if not np.isclose(edges[-1], 1) or min(shares.values()) <= 0:
         raise ValueError(f"shares must be positive and add up to 1, got {shares}")
@@ -210,7 +214,8 @@ def standard_splits(
     name: str = "data",
     shares: tuple[float, float, float] = (0.8, 0.1, 0.1),
 ) -> DatasetDict:
-    "train, validation and test sharing no document: one split is divided by text hash, missing ones carved out of train, repeats dropped."
+    """train, validation and test sharing no document: one split is divided by text hash, missing ones carved out of
+    train, repeats dropped."""
     if len(dsd) == 1:
         ((only, ds),) = dsd.items()
         out = dict(split_by_text(ds, key, dict(zip(SPLITS, shares))))
@@ -226,7 +231,8 @@ def standard_splits(
             if split not in out:
                 out |= split_by_text(out["train"], key, {"train": 1 - share, split: share})
                 print(
-                    f"{name}: no {split} split, so {len(out[split]):,} training documents (chosen by a hash of their text) became one"
+                    f"{name}: no {split} split, so {len(out[split]):,} training documents (chosen by a hash of"
+                    " their text) became one"
                 )
     seen = set()
     for split in reversed(SPLITS):  # test keeps everything; earlier splits lose what a later one holds
@@ -238,13 +244,15 @@ def standard_splits(
         seen.update(texts)
     if empty := [s for s in SPLITS if len(out[s]) == 0]:
         raise ValueError(
-            f"{name}: the {empty[0]} split is empty ({', '.join(f'{s} {len(out[s]):,}' for s in SPLITS)}): give more documents"
+            f"{name}: the {empty[0]} split is empty ({', '.join(f'{s} {len(out[s]):,}' for s in SPLITS)}): "
+            "give more documents"
         )
     return DatasetDict({s: out[s] for s in SPLITS})
 
 # %% ../nbs/02_data.ipynb #a0d6996e
 def _pubmedqa_original(path: Path) -> DatasetDict | None:
-    "The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns, or None."
+    """The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns,
+    or None."""
     if path.suffix != ".json" or path.is_dir():
         return None
     _check_text_file(path)
@@ -280,19 +288,23 @@ def load_pubmedqa(
     source: str | None = None,  # None (hub, else the course's slice), "builtin", a local path, or a hub id
     config: str = "pqa_labeled",  # pqa_labeled, pqa_unlabeled or pqa_artificial (hub only)
 ) -> DatasetDict:
-    "PubMedQA with the hub's columns (pubid, question, context, long_answer, final_decision), split into train/validation/test."
+    """PubMedQA with the hub's columns (pubid, question, context, long_answer, final_decision), split into
+    train/validation/test."""
     return standard_splits(_pubmedqa_as_it_comes(source, config), "question", "PubMedQA")
 
 
 def pubmedqa_text(example: dict) -> str:
-    "The training document for one PubMedQA item: 'Question: ...', 'Context: ...' (its passages), then 'Answer: ' with the decision (if any) and the long answer."
+    """The training document for one PubMedQA item: 'Question: ...', 'Context: ...' (its passages), then 'Answer: '
+    with the decision (if any) and the long answer."""
     contexts = " ".join(example["context"]["contexts"])
     decision = example.get("final_decision") or ""
-    return f"Question: {example['question']}\nContext: {contexts}\nAnswer: {decision + '. ' if decision else ''}{example['long_answer']}"
+    answer = (decision + ". " if decision else "") + example["long_answer"]
+    return f"Question: {example['question']}\nContext: {contexts}\nAnswer: {answer}"
 
 
 def pubmedqa_corpus(full: bool) -> DatasetDict:
-    "PubMedQA for a language model. Full mode with the hub: train on pqa_artificial + pqa_unlabeled, validate and test on the expert-labelled items; otherwise the course's slice (or `$LIGHTBRAIN_DATA`'s copy)."
+    """PubMedQA for a language model. Full mode with the hub: train on pqa_artificial + pqa_unlabeled, validate and
+    test on the expert-labelled items; otherwise the course's slice (or `$LIGHTBRAIN_DATA`'s copy)."""
     if full and local_copy("pubmedqa"):
         print("PubMedQA: full mode from local files, so only the items they hold, split three ways")
         return load_pubmedqa(None)
@@ -317,7 +329,8 @@ AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order:
 
 
 def load_emotion(source: str | None = None) -> DatasetDict:
-    "dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the course's slice."
+    """dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the
+    course's slice."""
     dsd = _load("emotion", source, "emotion", _read_local, HUB_IDS["emotion"], "split")
     return standard_splits(_with_labels(dsd, EMOTION_LABELS, source or "emotion"), "text", "emotion")
 
@@ -334,7 +347,8 @@ def _ag_news_original(path: Path) -> bool:
 
 
 def load_ag_news(source: str | None = None) -> DatasetDict:
-    "AG News: `text` and `label` (World, Sports, Business, Sci/Tech) from the hub, hub-format or original CSV files, or the course's slice."
+    """AG News: `text` and `label` (World, Sports, Business, Sci/Tech) from the hub, hub-format or original CSV
+    files, or the course's slice."""
 
     def local(path):
         if not _ag_news_original(path):
@@ -395,13 +409,15 @@ def _token_dtype(vocab_size: int, dtype: str | None) -> np.dtype:
     dtype = np.dtype(dtype or (np.uint16 if vocab_size <= 2**16 else np.uint32))
     if vocab_size - 1 > np.iinfo(dtype).max:
         raise ValueError(
-            f"a vocabulary of {vocab_size:,} tokens does not fit in {dtype} (at most {np.iinfo(dtype).max + 1:,} ids): use uint32"
+            f"a vocabulary of {vocab_size:,} tokens does not fit in {dtype} (at most {np.iinfo(dtype).max + 1:,}"
+            " ids): use uint32"
         )
     return dtype
 
 # %% ../nbs/02_data.ipynb #17d26fde
 def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str) -> Dataset:
-    "Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on large inputs."
+    """Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on
+    large inputs."""
     eot = tokenizer.eot_token
 
     def encode(example):
@@ -440,7 +456,8 @@ def text_column(example: dict) -> str:
 
 # %% ../nbs/02_data.ipynb #0f4689d8
 def prepare(
-    dataset: DatasetDict,  # needs a "train" split; "validation" is used if present, else carved out of train by text hash
+    # needs a "train" split; "validation" is used if present, else carved out of train by text hash
+    dataset: DatasetDict,
     tokenizer,  # a BPETokenizer or a tiktoken.Encoding with an <|endoftext|> token
     out_dir: str | Path,  # where train.bin, val.bin and meta.json go
     text_fn: Callable[[dict], str] = text_column,  # an example -> its document text (e.g. `pubmedqa_text`)
@@ -448,7 +465,8 @@ def prepare(
     dtype: str | None = None,  # None: uint16 if the vocabulary fits, else uint32
     source: str = "",  # where the data came from, recorded in meta.json
 ) -> dict:
-    "Tokenize `dataset` into `out_dir`: train.bin and val.bin (flat token arrays, end-of-text after each document), tokenizer.json, meta.json."
+    """Tokenize `dataset` into `out_dir`: train.bin and val.bin (flat token arrays, end-of-text after each
+    document), tokenizer.json, meta.json."""
     out_dir = Path(out_dir)
     info = tokenizer_info(tokenizer)
     meta_path = out_dir / "meta.json"
@@ -521,7 +539,8 @@ def get_batch(
     device: str | torch.device = "cpu",
     generator: torch.Generator | None = None,  # source of the random positions (for reproducible sampling)
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Random windows `x` of `block_size` tokens and their next-token targets `y` (x shifted by one), both (batch_size, block_size)."
+    """Random windows `x` of `block_size` tokens and their next-token targets `y` (x shifted by one), both
+    (batch_size, block_size)."""
     if len(data) <= block_size:
         raise ValueError(f"the data has {len(data)} tokens, too few for windows of {block_size} + 1")
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).tolist()

@@ -29,7 +29,8 @@ def _check_sampling(temperature: float, top_k: int | None, top_p: float | None, 
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
-    "Make the tokens in `seen` (B, T) less likely: divide their positive logits by `penalty`, multiply their negative ones."
+    """Make the tokens in `seen` (B, T) less likely: divide their positive logits by `penalty`, multiply their
+    negative ones."""
     if penalty == 1.0:
         return logits
     scores = logits.gather(1, seen)
@@ -75,7 +76,8 @@ def stream(
     seed: int | None = None,  # for reproducible sampling
     use_cache: bool = True,
 ) -> Iterator[torch.Tensor]:
-    "Yield the next token of every row (a (B,) tensor), one step at a time, until `max_new_tokens` or every row has stopped."
+    """Yield the next token of every row (a (B,) tensor), one step at a time, until `max_new_tokens` or every row
+    has stopped."""
     _check_sampling(temperature, top_k, top_p, repetition_penalty)
     if idx.dim() != 2 or idx.shape[1] == 0:
         raise ValueError(
@@ -125,7 +127,8 @@ def generate(
 def generate_text(
     model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, stop_at_eot: bool = True, **options
 ) -> str:
-    "Continue `prompt` (an empty prompt starts from end-of-text) and return only the new text; options as for `generate`."
+    """Continue `prompt` (an empty prompt starts from end-of-text) and return only the new text; options as for
+    `generate`."""
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
     idx = torch.tensor([ids], device=model_device(model))
     stops = [tokenizer.eot_token] if stop_at_eot else None
@@ -149,7 +152,8 @@ def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, *
 
 # %% ../nbs/07_generation.ipynb #2712a743
 def playground(model: GPT, tokenizer, prompt: str = ""):
-    "An ipywidgets box: prompt, temperature / top-k / top-p / length sliders, a Generate button and the streamed output."
+    """An ipywidgets box: prompt, temperature / top-k / top-p / length sliders, a Generate button and the streamed
+    output."""
     import ipywidgets as w
 
     text = w.Textarea(value=prompt, placeholder="prompt", layout=w.Layout(width="100%"))

@@ -4,6 +4,7 @@
 __all__ = ['lm_batches', 'lm_loss', 'check_lm_setup', 'evaluate_lm']
 
 # %% ../nbs/06_training.ipynb #55fe54a6
+# lightbrain.lm: a GPT trained and evaluated on chapter 02's token files (batches, loss, checks, perplexity).
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
@@ -35,7 +36,8 @@ def check_lm_setup(model_config: GPTConfig, data_dir: str | Path, config: TrainC
     vocab = meta["tokenizer"]["vocab_size"]
     if vocab > model_config.vocab_size:
         raise ValueError(
-            f"{data_dir} was prepared with a {vocab:,}-token vocabulary ({meta['tokenizer']['name']}) but the model has "
+            f"{data_dir} was prepared with a {vocab:,}-token vocabulary ({meta['tokenizer']['name']}) but the "
+            "model has "
             f"only {model_config.vocab_size:,} token embeddings: set vocab_size >= {vocab}"
         )
     if config.block_size > model_config.block_size:
@@ -45,14 +47,16 @@ def check_lm_setup(model_config: GPTConfig, data_dir: str | Path, config: TrainC
     for split in ("train", "val"):
         if meta["splits"][split]["tokens"] <= config.block_size:
             raise ValueError(
-                f"the {split} split of {data_dir} has {meta['splits'][split]['tokens']} tokens, too few for blocks of {config.block_size}"
+                f"the {split} split of {data_dir} has {meta['splits'][split]['tokens']} tokens, too few for "
+                f"blocks of {config.block_size}"
             )
 
 # %% ../nbs/06_training.ipynb #feb9d782
 def evaluate_lm(
     model: GPT, data_dir: str | Path, split: str = "val", batch_size: int = 16, device=None
 ) -> tuple[float, int]:
-    "Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of tokens scored."
+    """Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of
+    tokens scored."""
     device = device or model_device(model)
     tokens, total, n = load_tokens(data_dir, split), 0.0, 0
     with evaluating(model):

@@ -55,7 +55,8 @@ class GPTConfig:
 
     @classmethod
     def lightbrain_tiny(cls, **kw):
-        "LightBrain-Tiny: 6 layers, 6 heads, width 384, 128-token context, GPT-2's vocabulary, dropout 0.1, tied embeddings."
+        """LightBrain-Tiny: 6 layers, 6 heads, width 384, 128-token context, GPT-2's vocabulary, dropout 0.1, tied
+        embeddings."""
         return cls(
             **{"vocab_size": 50257, "block_size": 128, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.1, **kw}
         )
@@ -157,7 +158,8 @@ class GPT(nn.Module):
             raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over targets")
         if start + T > self.config.block_size:
             raise ValueError(
-                f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input to its last {self.config.block_size - start} tokens"
+                f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input"
+                f" to its last {self.config.block_size - start} tokens"
             )
         positions = torch.arange(start, start + T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
@@ -195,7 +197,8 @@ class GPT(nn.Module):
 
 # %% ../nbs/05_gpt.ipynb #2314d79b
 def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = True) -> int:
-    "Parameters of a `GPT` with `config`, by formula: with the head tied or not, and with or without position embeddings."
+    """Parameters of a `GPT` with `config`, by formula: with the head tied or not, and with or without position
+    embeddings."""
     C, V, T, L = config.n_embd, config.vocab_size, config.block_size, config.n_layer
     tied = config.tie_embeddings if tied is None else tied
     norm = (2 if config.norm == "layernorm" and config.bias else 1) * C
@@ -249,7 +252,8 @@ def _state_from_hf(sd: dict, n_layer: int) -> dict:
 
 
 def _gpt_from_hf(cls, model_or_path) -> GPT:
-    "Our GPT with the weights of a Hugging Face `GPT2LMHeadModel`, or of a local folder written by its `save_pretrained`."
+    """Our GPT with the weights of a Hugging Face `GPT2LMHeadModel`, or of a local folder written by its
+    `save_pretrained`."""
     from transformers import GPT2LMHeadModel  # imported here: only loading Hugging Face models needs transformers
 
     if not isinstance(model_or_path, nn.Module):

@@ -54,7 +54,8 @@ def _train_bpe(
     word_counts: dict[str, int],  # each distinct pre-token and how often it occurs
     n_merges: int,  # how many merges to learn
 ) -> list[tuple[bytes, bytes]]:
-    "Learn up to `n_merges` merges from pre-token counts: highest pair count first, ties to the greatest pair of byte strings."
+    """Learn up to `n_merges` merges from pre-token counts: highest pair count first, ties to the greatest pair of
+    byte strings."""
     words = [list(w.encode("utf-8")) for w in word_counts]  # each word as a list of token ids, starting from bytes
     freqs = list(word_counts.values())
     tokens = [bytes([b]) for b in range(256)]  # token id -> its bytes
@@ -121,7 +122,8 @@ def _count_pretokens(texts: Iterable[str], pattern: str, specials: Iterable[str]
 
 # %% ../nbs/01_tokenization.ipynb #a557ef05
 def _byte_chars() -> dict[int, str]:
-    "GPT-2's printable stand-in for each byte: printable Latin-1 bytes are themselves, the rest map to chr(256), chr(257), ..."
+    """GPT-2's printable stand-in for each byte: printable Latin-1 bytes are themselves, the rest map to chr(256),
+    chr(257), ..."""
     printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
     others = [b for b in range(256) if b not in printable]
     return {b: chr(b) for b in printable} | {b: chr(256 + i) for i, b in enumerate(others)}
@@ -202,7 +204,10 @@ class BPETokenizer:
         return self.special_tokens[ENDOFTEXT]
 
     def __repr__(self):
-        return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={list(self.special_tokens)})"
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
+            f"special_tokens={list(self.special_tokens)})"
+        )
 
     @classmethod
     def train(
@@ -212,11 +217,13 @@ class BPETokenizer:
         special_tokens: list[str] | None = None,  # e.g. ["<|endoftext|>"]; cut out of the text, given the last ids
         pattern: str = GPT2_PATTERN,  # the pre-split regular expression
     ) -> "BPETokenizer":
-        "Train a byte-level BPE tokenizer on `text`: deterministic, ties broken towards the greatest pair of byte strings."
+        """Train a byte-level BPE tokenizer on `text`: deterministic, ties broken towards the greatest pair of byte
+        strings."""
         special_tokens = list(special_tokens or [])
         if vocab_size < 256 + len(special_tokens):
             raise ValueError(
-                f"vocab_size={vocab_size} is too small: it must hold the 256 bytes and {len(special_tokens)} special tokens"
+                f"vocab_size={vocab_size} is too small: it must hold the 256 bytes and {len(special_tokens)} "
+                "special tokens"
             )
         counts = _count_pretokens([text] if isinstance(text, str) else text, pattern, special_tokens)
         if not counts:
@@ -225,7 +232,9 @@ class BPETokenizer:
         merges = _train_bpe(counts, n_merges)
         if len(merges) < n_merges:
             print(
-                f"note: the text only supports {len(merges)} merges, so the vocabulary has {256 + len(merges) + len(special_tokens)} tokens"
+                f"note: the text only supports {len(merges)} merges, "
+                f"so the vocabulary has {256 + len(merges) + len(special_tokens)}"
+                " tokens"
             )
         first = 256 + len(merges)
         return cls(merges, {s: first + i for i, s in enumerate(special_tokens)}, pattern)
@@ -270,12 +279,14 @@ class BPETokenizer:
                 raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer")
         else:
             raise ValueError(
-                f"allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, not {allowed_special!r}"
+                "allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, not "
+                f"{allowed_special!r}"
             )
         for s in self.special_tokens:
             if s not in allowed and s in text:
                 raise ValueError(
-                    f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} (or 'all') to encode it "
+                    f"the text contains the special token {s!r}: pass allowed_special={{{s!r}}} (or 'all') to "
+                    "encode it "
                     "as a special token, or allowed_special='none' to encode it as ordinary text"
                 )
         return allowed
@@ -363,7 +374,8 @@ class BPETokenizer:
         encoder_json: str | Path = GPT2_URLS["encoder_json"],  # path or URL of GPT-2's encoder.json
         vocab_bpe: str | Path = GPT2_URLS["vocab_bpe"],  # path or URL of GPT-2's vocab.bpe
     ) -> "BPETokenizer":
-        "GPT-2's tokenizer from OpenAI's `encoder.json` + `vocab.bpe` (by default downloaded, or read from tiktoken's cache)."
+        """GPT-2's tokenizer from OpenAI's `encoder.json` + `vocab.bpe` (by default downloaded, or read from
+        tiktoken's cache)."""
         return _from_gpt2_format(cls, _read(encoder_json), _read(vocab_bpe), f"{encoder_json} + {vocab_bpe}")
 
     @classmethod
@@ -497,7 +509,8 @@ def show_tokens(text: str, **tokenizers) -> HTML:
     for name, tokenizer in tokenizers.items():
         spans, n = _token_spans(text, tokenizer)
         rows.append(
-            f'<div style="margin:4px 0"><b>{_html.escape(name)}</b> ({n} tokens)<div style="font-family:monospace;line-height:1.8">{spans}</div></div>'
+            f'<div style="margin:4px 0"><b>{_html.escape(name)}</b> ({n} tokens)<div '
+            f'style="font-family:monospace;line-height:1.8">{spans}</div></div>'
         )
     return HTML("".join(rows))
 

@@ -29,7 +29,8 @@ from lightbrain.core import DtypePolicy, dtype_policy, evaluating, get_device, r
 # %% ../nbs/06_training.ipynb #107987a5
 @dataclass
 class TrainConfig:
-    "Everything about a training run except the model and the data. Presets: `TrainConfig.quick()`, `TrainConfig.lightbrain()`."
+    """Everything about a training run except the model and the data. Presets: `TrainConfig.quick()`,
+    `TrainConfig.lightbrain()`."""
 
     batch_size: int = 32  # sequences per micro-batch (per GPU)
     block_size: int = 128  # tokens per sequence (at most the model's context)
@@ -127,7 +128,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
 
 # %% ../nbs/06_training.ipynb #aba0f75e
 def lr_at(step: int, config: TrainConfig) -> float:
-    "The learning rate for optimizer step `step` (0-based): linear warmup to `lr`, cosine decay to `min_lr`, then `min_lr`."
+    """The learning rate for optimizer step `step` (0-based): linear warmup to `lr`, cosine decay to `min_lr`, then
+    `min_lr`."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     decay_steps = (config.decay_steps or config.max_steps) - config.warmup_steps
@@ -178,7 +180,8 @@ def _mean_over_ranks(value: float, world: int, device) -> float:
 def evaluate(
     model: nn.Module, batches: Callable, loss_fn: Callable, iters: int, policy: DtypePolicy | None = None, seed: int = 0
 ) -> float:
-    "Mean loss over `iters` validation batches (the same ones every call for a given seed), in eval mode, without gradients."
+    """Mean loss over `iters` validation batches (the same ones every call for a given seed), in eval mode, without
+    gradients."""
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model), policy.autocast() if policy else nullcontext():
         losses = [loss_fn(model, batches("val", generator)).item() for _ in range(iters)]
@@ -237,7 +240,8 @@ def train(
     on_eval: Callable[[nn.Module, int], None]
     | None = None,  # called with (model, step) after each evaluation, e.g. to print a sample
 ) -> list[dict]:
-    "Train `model` on `batches` with `loss_fn`; return the log rows (step, loss, lr, tokens_per_s, and val_loss/val_ppl at evaluations)."
+    """Train `model` on `batches` with `loss_fn`; return the log rows (step, loss, lr, tokens_per_s, and
+    val_loss/val_ppl at evaluations)."""
     rank, world, device = distributed_setup(device)
     if (
         steps := rehearsal_cap(config.max_steps)
@@ -293,7 +297,8 @@ def train(
             if not math.isfinite(loss_value):
                 where = f"; the last good checkpoint is {ckpt / 'last'}" if ckpt and (ckpt / "last").exists() else ""
                 raise FloatingPointError(
-                    f"the loss became {loss_value} at step {step + 1}: training stopped before updating the weights{where}"
+                    f"the loss became {loss_value} at step {step + 1}: training stopped before updating the "
+                    f"weights{where}"
                 )
             if config.grad_clip > 0:
                 scaler.unscale_(optimizer)

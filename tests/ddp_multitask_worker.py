@@ -1,5 +1,7 @@
-"""Run by tests/test_leximind.py under `torchrun --nproc_per_node=2`: train the quick multi-task T5 for a few steps with
-DistributedDataParallel (gloo, CPU) on the course's real slices, then write this rank's parameters to OUT_DIR/rank{N}.pt."""
+"""Run by tests/test_leximind_multitask.py under `torchrun --nproc_per_node=2`: train the quick multi-task T5 for a
+few steps with
+DistributedDataParallel (gloo, CPU) on the course's real slices, then write this rank's parameters to
+OUT_DIR/rank{N}.pt."""
 
 import contextlib
 import io

@@ -1,5 +1,6 @@
 """lightbrain.checkpoint: any of the course's models (and a plain nn.Module) saved and loaded, checked against
-safetensors' own reader and the state dict; unknown config fields refused for every model; training state for any model."""
+safetensors' own reader and the state dict; unknown config fields refused for every model; training state for any
+model."""
 
 import json
 
@@ -26,7 +27,8 @@ def models():
 
 @pytest.mark.parametrize("name", ["gpt", "t5", "multitask"])
 def test_every_model_round_trips_and_refuses_unknown_fields(name, tmp_path):
-    "Catches a model that saves a tied tensor twice, loads other weights, or accepts a config.json with a field it lacks."
+    """Catches a model that saves a tied tensor twice, loads other weights, or accepts a config.json with a field it
+    lacks."""
     model = models()[name]
     model.save_pretrained(tmp_path)
     stored = load_file(tmp_path / "model.safetensors")  # safetensors' own reader

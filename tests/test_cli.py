@@ -1,6 +1,7 @@
 """lightbrain.cli and leximind.cli: the shared parser and error wrapper (against argparse's own behaviour and the config
 dataclasses), and every LightBrain command run as a user would, in a subprocess."""
 
+import csv
 import json
 import math
 import shutil
@@ -13,7 +14,7 @@ import yaml
 
 import lightbrain
 from lightbrain.cli import PRESETS, command, command_parser, config_values, parse_value
-from lightbrain.data import load_meta, load_pubmedqa, prepare, pubmedqa_text
+from lightbrain.data import course_data, load_meta, load_pubmedqa, prepare, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer, save_tokenizer
 from lightbrain.train import TrainConfig
@@ -219,4 +220,109 @@ def test_every_command_has_version(module, function, prog):
     result = run(function, "--version", module=module)
     assert result.returncode == 0 and result.stdout.strip() == f"{prog} {lightbrain.__version__}", (
         result.stdout + result.stderr
+    )
+
+
+# --- LexiMind --------------------------------------------------------------------------------------------------------
+
+
+def run_lexi(module, function, *args, cwd):
+    return run(function, *args, cwd=cwd, module=module)
+
+
+def test_leximind_commands(tmp_path):
+    out = tmp_path / "run"
+    trained = run_lexi(
+        "leximind.cli",
+        "train_command",
+        "--quick",
+        "--out",
+        str(out),
+        "--max-steps",
+        "20",
+        "--eval-interval",
+        "20",
+        "--tensorboard",
+        "false",
+        "--progress",
+        "false",
+        cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out / "best").iterdir()}
+    report_file = tmp_path / "report.json"
+    evaluated = run_lexi(
+        "leximind.cli",
+        "evaluate_command",
+        "--checkpoint",
+        str(out / "best"),
+        "--json",
+        str(report_file),
+        "--limit",
+        "20",
+        "--baselines",
+        cwd=tmp_path,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    report = json.loads(report_file.read_text())
+    assert (
+        report["split"] == "test"
+        and report["emotion"]["n"] == report["topic"]["n"] == 20
+        and report["summarize"]["n"] == 19
+    )  # 19 test articles
+    assert {"rouge1", "rouge2", "rougeL", "rougeLsum"} <= set(report["summarize"])
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(report["emotion"])
+    assert (
+        set(report["baselines"]["topic"]) == {"majority class", "TF-IDF + logistic regression"}
+        and "lead-3" in report["baselines"]["summarize"]
+    )
+    (tmp_path / "article.txt").write_text(
+        "Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday."
+    )
+    for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path / "article.txt")]):
+        answered = run_lexi(
+            "leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "--json", *source, cwd=tmp_path
+        )
+        assert answered.returncode == 0, answered.stderr[-2000:]
+        assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
+    text = run_lexi("leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "hello there", cwd=tmp_path)
+    assert text.stdout.startswith("summary:") and "emotion:" in text.stdout and "topic:" in text.stdout
+    for bad, message in [
+        (["--checkpoint", str(out / "best"), ""], "non-empty text"),
+        (["--checkpoint", str(tmp_path / "none"), "hi"], "no such checkpoint"),
+        (["--checkpoint", str(out / "best"), "--file", str(tmp_path / "missing.txt")], "No such file"),
+    ]:
+        failed = run_lexi("leximind.cli", "analyze_command", *bad, cwd=tmp_path)
+        assert failed.returncode == 2 and message in failed.stderr and failed.stderr.count("\n") == 1, failed.stderr
+
+
+def test_train_on_a_single_ag_news_csv(tmp_path):
+    """AG News's original test.csv, the only file many users have, is split three ways and trains (it used to end in
+    KeyError: 'train')."""
+    ag = course_data("ag_news")["train"]  # all 7,600 items of the original test.csv
+    with open(tmp_path / "test.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([[ex["label"] + 1, *ex["text"].split(" ", 1)] for ex in ag])
+    out = tmp_path / "run"
+    trained = run_lexi(
+        "leximind.cli",
+        "train_command",
+        "--quick",
+        "--ag-news",
+        str(tmp_path / "test.csv"),
+        "--out",
+        str(out),
+        "--max-steps",
+        "10",
+        "--eval-interval",
+        "10",
+        "--tensorboard",
+        "false",
+        "--progress",
+        "false",
+        cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert (
+        "one split (test, 7,600 documents) divided by a hash" in trained.stdout
+        and (out / "best" / "model.safetensors").is_file()
     )

@@ -76,7 +76,8 @@ def test_notebook_is_clean(nb):
 
 
 def test_workflows_are_valid():
-    "GitHub rejects a workflow that is not valid YAML or breaks its schema (deploy.yaml once had an unquoted ': ' in a step name)."
+    """GitHub rejects a workflow that is not valid YAML or breaks its schema (deploy.yaml once had an unquoted ': '
+    in a step name)."""
     files = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
     lint = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],

@@ -53,7 +53,8 @@ def small_tok():
 
 
 def assert_disjoint(dsd: DatasetDict, key: str, what: str):
-    "Fail, printing the overlap, if two of train/validation/test share a document text (or a split is missing or empty)."
+    """Fail, printing the overlap, if two of train/validation/test share a document text (or a split is missing or
+    empty)."""
     assert list(dsd) == list(SPLITS) and all(len(dsd[s]) for s in SPLITS), (what, {s: len(d) for s, d in dsd.items()})
     texts = {s: set(dsd[s][key]) for s in SPLITS}
     overlap = {f"{a} & {b}": len(texts[a] & texts[b]) for a, b in combinations(SPLITS, 2)}
@@ -111,7 +112,8 @@ def test_course_slices_and_offline_fallback_are_disjoint(name, monkeypatch, caps
 
 @pytest.mark.parametrize("name", list(LOADERS))
 def test_local_files_with_overlaps_come_back_disjoint(name, tmp_path):
-    "Hub-format local files whose splits share documents (as the real emotion splits do) come back disjoint; test is kept whole."
+    """Hub-format local files whose splits share documents (as the real emotion splits do) come back disjoint; test
+    is kept whole."""
     dsd = LOADERS[name]("builtin")
     leak = dsd["test"].select(range(5))
     files = {
@@ -144,7 +146,8 @@ def test_pubmedqa_corpus_full_mode(monkeypatch):
     labelled = course_data("pubmedqa")["train"]
     other = lambda ex, i: {"question": ex["question"] if i % 10 == 0 else f"{ex['question']} (other abstract {i})"}
     configs = {
-        "pqa_labeled": labelled,  # stand-ins for the large configs: new questions, and every tenth one a labelled item's
+        # stand-ins for the large configs: new questions, and every tenth one a labelled item's
+        "pqa_labeled": labelled,
         "pqa_artificial": labelled.select(range(600)).map(other, with_indices=True),
         "pqa_unlabeled": labelled.select(range(400, 1000))
         .map(other, with_indices=True)
@@ -181,7 +184,8 @@ def test_standard_splits_carves_missing_splits(capsys):
 
 
 def test_a_split_that_cannot_be_divided_is_refused():
-    "Items a text hash already sent to the test split all land there again: a clear error, not an empty split that crashes later."
+    """Items a text hash already sent to the test split all land there again: a clear error, not an empty split that
+    crashes later."""
     test_items = load_ag_news("builtin")["test"]
     with pytest.raises(ValueError, match="split is empty.*give more documents"):
         standard_splits(DatasetDict({"test": test_items}), "text", "AG News")
@@ -324,7 +328,8 @@ def test_prepare_gpt2_on_the_mirror(tmp_path):
     meta = prepare(dsd, enc, tmp_path, pubmedqa_text)
     raw = json.loads(path.read_text())
     text = lambda v: (
-        f"Question: {v['QUESTION']}\nContext: {' '.join(v['CONTEXTS'])}\nAnswer: {v['final_decision']}. {v['LONG_ANSWER']}"
+        f"Question: {v['QUESTION']}\nContext: {' '.join(v['CONTEXTS'])}\nAnswer: {v['final_decision']}. "
+        f"{v['LONG_ANSWER']}"
     )
     for split, part in (("train", dsd["train"]), ("val", dsd["validation"])):
         assert meta["splits"][split]["tokens"] == sum(
@@ -419,7 +424,8 @@ def test_iter_batches_covers_once():
 
 
 def test_local_copies_folder_replaces_the_hub(tmp_path, monkeypatch, capsys):
-    "Catches LIGHTBRAIN_DATA being ignored (the loaders would fall back to the course's slice) or read for another dataset."
+    """Catches LIGHTBRAIN_DATA being ignored (the loaders would fall back to the course's slice) or read for another
+    dataset."""
     (tmp_path / "emotion").mkdir()
     rows = [{"text": f"i feel test sentence number {i}", "label": i % 6} for i in range(50)]
     (tmp_path / "emotion" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -55,7 +55,8 @@ def test_unsupported_hf_variants_are_refused():
 
 
 def test_init_matches_gpt2():
-    """GPT-2's init: std 0.02 as Hugging Face draws it; the residual projections 0.02 / sqrt(2 n_layer), as the GPT-2 paper
+    """GPT-2's init: std 0.02 as Hugging Face draws it; the residual projections 0.02 / sqrt(2 n_layer), as the
+    GPT-2 paper
     states (transformers 5.0 to 5.12 dropped that scaling, so Hugging Face is not the reference for it); zero biases."""
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(GPT2Config(**{**TINY, "n_embd": 256}))

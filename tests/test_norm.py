@@ -65,7 +65,8 @@ def test_cs336_reference_fixture():
 
 @pytest.mark.parametrize("norm", [LayerNorm(64), RMSNorm(64)], ids=["layernorm", "rmsnorm"])
 def test_fp16_large_values(norm):
-    "Squares of these values overflow fp16: a naive fp16 computation gives inf statistics, ours stays finite and correct."
+    """Squares of these values overflow fp16: a naive fp16 computation gives inf statistics, ours stays finite and
+    correct."""
     x = (torch.randn(4, 64) * 3000).half()
     assert torch.isinf(x.pow(2).mean(-1)).any() and torch.isinf(x.pow(2).sum(-1)).any()
     out = norm(x)

@@ -1,5 +1,6 @@
 """lightbrain.train: exact resume, the schedule and decay groups against their definitions, accumulation, DDP against
-one process, fp16 on CUDA, a real-data smoke run against a unigram baseline, and every bad input (the command lines: test_cli.py)."""
+one process, fp16 on CUDA, a real-data smoke run against a unigram baseline, and every bad input (the command lines:
+test_cli.py)."""
 
 import json
 import math
@@ -173,7 +174,8 @@ def test_fp16_refused_on_cpu():
 
 
 def test_real_pubmedqa_beats_a_unigram_model(tmp_path):
-    "Quick config, 200 steps on the PubMedQA mirror: validation loss below the entropy of a unigram model of the same tokens."
+    """Quick config, 200 steps on the PubMedQA mirror: validation loss below the entropy of a unigram model of the
+    same tokens."""
     docs = load_pubmedqa(str(shared("pubmedqa", "ori_pqal.json")))
     tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"]], 1024, ["<|endoftext|>"])
     prepare(docs, tok, tmp_path, pubmedqa_text)

@@ -54,7 +54,8 @@ def emotion(src: Path) -> list[dict]:
 
 
 def ag_news(src: Path) -> list[dict]:
-    "The 7,600 items of AG News's original test.csv, as the hub writes them (text = title + ' ' + description, label 0-3)."
+    """The 7,600 items of AG News's original test.csv, as the hub writes them (text = title + ' ' + description,
+    label 0-3)."""
     with open(src / "ag_news" / "test.csv", encoding="utf-8", newline="") as f:
         return [{"text": f"{title} {description}", "label": int(cls) - 1} for cls, title, description in csv.reader(f)]
 

@@ -6,7 +6,8 @@ with the hub switched off: the real loaders read hub-format local copies of the 
 made from the offline mirror in ../shared/data (or --data). Without the hub, FLAN-T5-base is a stand-in of the same
 shape with random weights (chapter 13 says so in its output). Each notebook runs in its own process and is written,
 executed, to runs/rehearsal/ (the notebook in nbs/ is not touched), and works in runs/rehearsal/work/, so the
-rehearsal's data and checkpoints never mix with those of real runs in nbs/. The table at the end gives each chapter's wall
+rehearsal's data and checkpoints never mix with those of real runs in nbs/. The table at the end gives each
+chapter's wall
 time and peak memory: the largest resident set of any process it started (the Jupyter kernel, the tokenizer, ...).
 A rehearsal finds what breaks only in full mode; it measures nothing about a GPU.
 """
@@ -56,7 +57,8 @@ def make_local_copies(shared: Path, folder: Path) -> Path:
 
 
 def run_one(notebook: Path, env: dict) -> dict:
-    "Execute one notebook in OUT/work (its runs/ and data/ stay apart from nbs/'s); its wall time, result and peak memory (MiB)."
+    """Execute one notebook in OUT/work (its runs/ and data/ stay apart from nbs/'s); its wall time, result and peak
+    memory (MiB)."""
     os.environ.update(env)  # for the kernel this process starts
     (OUT / "work").mkdir(exist_ok=True)
     nb, start, error = nbformat.read(notebook, as_version=4), time.time(), None
@@ -130,7 +132,8 @@ def main() -> int:
         if res.stderr:
             print(res.stderr[-3000:], file=sys.stderr)
         print(
-            f"{row['notebook']:32} {'ok' if row['ok'] else 'FAILED':6} {row.get('seconds', '?'):>5} s  peak {row.get('peak_mib', '?'):>6} MiB",
+            f"{row['notebook']:32} {'ok' if row['ok'] else 'FAILED':6} {row.get('seconds', '?'):>5} s  peak "
+            f"{row.get('peak_mib', '?'):>6} MiB",
             flush=True,
         )
         rows.append(row)

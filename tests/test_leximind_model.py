@@ -129,7 +129,8 @@ def test_buckets_match_hf(bidirectional):
 
 
 def test_parameter_counts_match_hf():
-    "Each preset has its FLAN-T5's shapes: every named weight (the head counted once, whether tied or not; not the stacks' copies of the embedding)."
+    """Each preset has its FLAN-T5's shapes: every named weight (the head counted once, whether tied or not; not the
+    stacks' copies of the embedding)."""
     for ours, shape in [
         (T5Config.flan_t5_small(), SMALL),
         (T5Config.flan_t5_base(), BASE),

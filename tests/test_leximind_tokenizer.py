@@ -1,4 +1,5 @@
-"""leximind.tokenizer against transformers.T5TokenizerFast (Rust, in transformers 4 and 5) built from the same spiece.model (ids, batches, decoding),
+"""leximind.tokenizer against transformers.T5TokenizerFast (Rust, in transformers 4 and 5) built from the same
+spiece.model (ids, batches, decoding),
 on real sentences from the offline mirrors when present and on the built-in samples always; and bad input."""
 
 import json
@@ -43,7 +44,8 @@ def _real_sentences():
 
 
 def same_or_tied(ours, a, b):
-    """Same ids, or (where two segmentations have exactly the same unigram score, e.g. "***" as "**" + "*" or "*" + "**")
+    """Same ids, or (where two segmentations have exactly the same unigram score, e.g. "***" as "**" + "*" or "*" +
+    "**")
     an equally good one for the same text: the Rust converter in transformers 4 breaks such ties the other way."""
     if a == b:
         return True

@@ -1,5 +1,6 @@
 """leximind.generate against Hugging Face's generate, token for token, on padded batches: greedy and beam search with
-length penalty, early stopping, min_new_tokens and no_repeat_ngram_size; cache on and off; batched against single; bad input."""
+length penalty, early stopping, min_new_tokens and no_repeat_ngram_size; cache on and off; batched against single;
+bad input."""
 
 import pytest
 import torch

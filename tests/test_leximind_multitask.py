@@ -1,9 +1,8 @@
-"""LexiMind end to end: multi-task training improves every task, a from-scratch model beats the majority baseline on
-the real emotion test split, batches of mixed lengths, ROUGE and classification metrics on hand-checked cases, the
-evaluation report, the app and the three command lines, and bad input."""
+"""leximind.multitask end to end (with leximind.evaluate's metrics and leximind.pipeline's app): multi-task training
+improves every task, a from-scratch model beats the majority baseline on the real emotion test split, batches of mixed
+lengths, ROUGE and classification metrics on hand-checked cases, the app, DDP, and bad input. The command lines:
+test_cli.py."""
 
-import csv
-import json
 import math
 import os
 import subprocess
@@ -29,7 +28,7 @@ from leximind.multitask import (
 from leximind.pipeline import LexiMind
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
-from lightbrain.data import course_data, load_emotion
+from lightbrain.data import load_emotion
 from lightbrain.train import TrainConfig, train
 
 QUIET = dict(tensorboard=False, progress=False)
@@ -55,7 +54,8 @@ def test_training_improves_every_task(quick):
         count_tokens=count_tokens,
     )
     after = task_metrics(model, data)
-    # on the real slices, 300 steps from scratch (measured: summary loss 28.2 -> 15.5, emotion 0.205 -> 0.370, topic 0.175 -> 0.615)
+    # on the real slices, 300 steps from scratch (measured: summary loss 28.2 -> 15.5, emotion 0.205 -> 0.370, topic
+    # 0.175 -> 0.615)
     assert after["summary_loss"] < 0.7 * before["summary_loss"]
     assert (
         after["emotion_accuracy"] > before["emotion_accuracy"] + 0.1
@@ -150,114 +150,9 @@ def test_save_load(quick, tmp_path):
     )
 
 
-def run(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from {} import {} as f; f(sys.argv[1:])".format(*args[:2]), *args[2:]],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
-
-
-def test_command_lines(tmp_path):
-    out = tmp_path / "run"
-    trained = run(
-        "leximind.cli",
-        "train_command",
-        "--quick",
-        "--out",
-        str(out),
-        "--max-steps",
-        "20",
-        "--eval-interval",
-        "20",
-        "--tensorboard",
-        "false",
-        "--progress",
-        "false",
-        cwd=tmp_path,
-    )
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out / "best").iterdir()}
-    report_file = tmp_path / "report.json"
-    evaluated = run(
-        "leximind.cli",
-        "evaluate_command",
-        "--checkpoint",
-        str(out / "best"),
-        "--json",
-        str(report_file),
-        "--limit",
-        "20",
-        "--baselines",
-        cwd=tmp_path,
-    )
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    report = json.loads(report_file.read_text())
-    assert (
-        report["split"] == "test"
-        and report["emotion"]["n"] == report["topic"]["n"] == 20
-        and report["summarize"]["n"] == 19
-    )  # 19 test articles
-    assert {"rouge1", "rouge2", "rougeL", "rougeLsum"} <= set(report["summarize"])
-    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(report["emotion"])
-    assert (
-        set(report["baselines"]["topic"]) == {"majority class", "TF-IDF + logistic regression"}
-        and "lead-3" in report["baselines"]["summarize"]
-    )
-    (tmp_path / "article.txt").write_text(
-        "Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday."
-    )
-    for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path / "article.txt")]):
-        answered = run(
-            "leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "--json", *source, cwd=tmp_path
-        )
-        assert answered.returncode == 0, answered.stderr[-2000:]
-        assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
-    text = run("leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "hello there", cwd=tmp_path)
-    assert text.stdout.startswith("summary:") and "emotion:" in text.stdout and "topic:" in text.stdout
-    for bad, message in [
-        (["--checkpoint", str(out / "best"), ""], "non-empty text"),
-        (["--checkpoint", str(tmp_path / "none"), "hi"], "no such checkpoint"),
-        (["--checkpoint", str(out / "best"), "--file", str(tmp_path / "missing.txt")], "No such file"),
-    ]:
-        failed = run("leximind.cli", "analyze_command", *bad, cwd=tmp_path)
-        assert failed.returncode == 2 and message in failed.stderr and failed.stderr.count("\n") == 1, failed.stderr
-
-
-def test_train_on_a_single_ag_news_csv(tmp_path):
-    "AG News's original test.csv, the only file many users have, is split three ways and trains (it used to end in KeyError: 'train')."
-    ag = course_data("ag_news")["train"]  # all 7,600 items of the original test.csv
-    with open(tmp_path / "test.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([[ex["label"] + 1, *ex["text"].split(" ", 1)] for ex in ag])
-    out = tmp_path / "run"
-    trained = run(
-        "leximind.cli",
-        "train_command",
-        "--quick",
-        "--ag-news",
-        str(tmp_path / "test.csv"),
-        "--out",
-        str(out),
-        "--max-steps",
-        "10",
-        "--eval-interval",
-        "10",
-        "--tensorboard",
-        "false",
-        "--progress",
-        "false",
-        cwd=tmp_path,
-    )
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    assert (
-        "one split (test, 7,600 documents) divided by a hash" in trained.stdout
-        and (out / "best" / "model.safetensors").is_file()
-    )
-
-
 def test_ddp_trains_the_multitask_model(tmp_path):
-    "Two processes (gloo): each step holds one task per rank, so some parameters get no gradient; training must run and the replicas stay equal."
+    """Two processes (gloo): each step holds one task per rank, so some parameters get no gradient; training must
+    run and the replicas stay equal."""
     worker = Path(__file__).parent / "ddp_multitask_worker.py"
     res = subprocess.run(
         [
@@ -293,7 +188,8 @@ def test_full_setup_needs_flan_t5_outside_a_rehearsal(monkeypatch):
 
 
 def test_batches_cut_inputs_as_they_read(quick):
-    "Catches keeping every article's whole token list (several GB for CNN/DailyMail) or cutting without the end-of-sequence id."
+    """Catches keeping every article's whole token list (several GB for CNN/DailyMail) or cutting without the
+    end-of-sequence id."""
     tasks, tokenizer, data, model = quick  # max_source 256, max_target 48
     sources, targets = data.examples["summarize", "train"]
     whole = tokenizer.encode(PREFIXES["summarize"] + tasks["summarize"]["train"][0]["article"])
@@ -310,7 +206,8 @@ def test_batches_cut_inputs_as_they_read(quick):
 
 
 def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
-    "Catches chapters 14-15 retraining a model chapter 13 saved, not training one that is missing, or copying instead of linking."
+    """Catches chapters 14-15 retraining a model chapter 13 saved, not training one that is missing, or copying
+    instead of linking."""
     import leximind.multitask as mt
 
     monkeypatch.setitem(mt.RUN_DIRS, "quick", str(tmp_path / "runs" / "leximind-quick"))
