@@ -15,7 +15,7 @@ import json
 import math
 import shutil
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import get_args
 
@@ -24,6 +24,7 @@ import torch.distributed as dist
 import yaml
 
 import lightbrain
+from lightbrain.checkpoint import check_fields
 from lightbrain.core import get_device, get_mode
 from lightbrain.data import (
     HUB_IDS,
@@ -83,8 +84,7 @@ def _field_type(kind):
 
 def command_parser(prog: str, description: str, presets: dict | None = None) -> argparse.ArgumentParser:
     """A parser with --version and, for each config class in `presets` ({class: {preset name: instance}}), --config
-    and an
-    option per field (`--max-steps` sets `max_steps`) whose help gives its value in every preset."""
+    and an option per field (`--max-steps` sets `max_steps`) whose help gives its value in every preset."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--version", action="version", version=f"%(prog)s {lightbrain.__version__}")
     if presets:
@@ -97,12 +97,13 @@ def command_parser(prog: str, description: str, presets: dict | None = None) -> 
                 continue  # a field two configs share (block_size) is one option that sets both
             seen.add(f.name)
             values = ", ".join(f"{name} {getattr(preset, f.name)!r}" for name, preset in named.items())
+            parse = _field_type(f.type)
             group.add_argument(
                 "--" + f.name.replace("_", "-"),
                 dest=f.name,
-                type=_field_type(f.type),
+                type=parse,
                 default=argparse.SUPPRESS,
-                metavar=_field_type(f.type).__name__.upper(),
+                metavar=parse.__name__.upper(),
                 help=f"default: {values}",
             )
     return p
@@ -116,8 +117,7 @@ def config_values(args: argparse.Namespace, config_classes: tuple) -> dict:
         if not isinstance(values, dict):
             raise ValueError(f"{args.config} must hold a mapping of field: value")
     names = {f.name for cls in config_classes for f in fields(cls)}
-    if unknown := set(values) - names:
-        raise ValueError(f"{args.config} has unknown fields {sorted(unknown)}")
+    check_fields(values, names, args.config)  # chapter 05's check, as for a config.json
     return values | {k: v for k, v in vars(args).items() if k in names}
 
 
@@ -200,17 +200,10 @@ def train_command(argv: list[str] | None = None):
     out = Path(args.out or ("runs/lightbrain-quick" if quick else "runs/lightbrain-tiny"))
     data = Path(args.data) if args.data else default_data(out, quick)
     meta = load_meta(data)
-    config = PRESETS[TrainConfig]["quick" if quick else "full"]
-    config = TrainConfig(**{**asdict(config), "ckpt_dir": str(out), **pick_fields(values, TrainConfig)})
-    model_config = PRESETS[GPTConfig]["quick" if quick else "full"]
-    model_config = GPTConfig(
-        **{
-            **asdict(model_config),
-            "vocab_size": meta["tokenizer"]["vocab_size"],
-            "block_size": config.block_size,
-            **pick_fields(values, GPTConfig),
-        }
-    )
+    mode = "quick" if quick else "full"
+    config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
+    model_values = {"vocab_size": meta["tokenizer"]["vocab_size"], "block_size": config.block_size}
+    model_config = replace(PRESETS[GPTConfig][mode], **model_values | pick_fields(values, GPTConfig))
     check_lm_setup(model_config, data, config)
     rank, world, device = distributed_setup(None)
     torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
