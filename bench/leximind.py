@@ -21,7 +21,7 @@ import torch
 
 from leximind.evaluate import classify, tfidf_classifier
 from leximind.model import T5, T5Config
-from leximind.multitask import PREFIXES, MultiTaskBatches, MultiTaskT5, count_tokens, multitask_loss
+from leximind.multitask import TASKS, MultiTaskBatches, MultiTaskT5, count_tokens, multitask_loss
 from leximind.pipeline import LexiMind
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import get_device, seed_everything
@@ -74,7 +74,7 @@ def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, fl
 
     seed_everything(0)
     tokenizer = SentencePieceTokenizer(
-        train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 8000)
+        train_sentencepiece([TASKS["emotion"].prefix + t for t in emotion["train"]["text"]], 8000)
     )
     config = T5Config(
         vocab_size=tokenizer.vocab_size,
@@ -88,7 +88,7 @@ def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, fl
     )
     model = MultiTaskT5(T5(config))
     device = get_device()
-    data = MultiTaskBatches({"emotion": emotion}, tokenizer, batch_size=64, max_source=64, device=device)
+    data = MultiTaskBatches({"emotion": emotion}, tokenizer, max_source=64, device=device)
     steps = 2500
     train_config = TrainConfig(
         batch_size=64,

@@ -29,10 +29,10 @@ def make_pair(config: GPTConfig, device) -> tuple[GPT, GPT2LMHeadModel]:
     "A Hugging Face GPT-2 with `config`'s shape (no dropout, SDPA attention) and our GPT with the same weights."
     hf_config = GPT2Config(
         vocab_size=config.vocab_size,
-        n_positions=config.block_size,
-        n_layer=config.n_layer,
-        n_head=config.n_head,
-        n_embd=config.n_embd,
+        n_positions=config.context_length,
+        n_layer=config.n_layers,
+        n_head=config.n_heads,
+        n_embd=config.d_model,
         resid_pdrop=0,
         embd_pdrop=0,
         attn_pdrop=0,
@@ -82,12 +82,12 @@ def main():
     ours, hf = make_pair(config, device)
     if args.compile:
         ours, hf = torch.compile(ours), torch.compile(hf)
-    T = config.block_size
+    T = config.context_length
     g = torch.Generator().manual_seed(0)
     batches = [
         (torch.randint(config.vocab_size, (args.batch, T), generator=g).to(device),) * 2 for _ in range(args.steps)
     ]
-    ours_loss = lambda m, x, y: m(x, targets=y)[1]
+    ours_loss = lambda m, x, y: m(x, labels=y)[1]
     hf_loss = lambda m, x, y: m(x, labels=y).loss
     print(
         f"config: {args.config} ({sum(p.numel() for p in ours.parameters()):,} parameters), batch {args.batch}"

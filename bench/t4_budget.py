@@ -26,8 +26,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from leximind.model import T5, T5Config
 from leximind.multitask import (
+    PRESETS,
     SOURCE_LENGTHS,
-    TRAIN_PRESETS,
+    TASKS,
     MultiTaskBatches,
     MultiTaskT5,
     _tokenizer_for,
@@ -61,7 +62,7 @@ def lightbrain_tiny() -> dict:
     "Chapter 08: LightBrain-Tiny for TrainConfig.lightbrain()'s steps; every step is full (packed 128-token blocks)."
     cfg, config = GPTConfig.lightbrain_tiny(), TrainConfig.lightbrain()
     model = GPT(cfg)
-    x = torch.randint(cfg.vocab_size, (1, cfg.block_size))
+    x = torch.randint(cfg.vocab_size, (1, cfg.context_length))
     per_sequence = flops(lambda: model(x, x)[1].backward())
     sequences = config.batch_size * config.grad_accum
     with torch.no_grad():
@@ -72,7 +73,7 @@ def lightbrain_tiny() -> dict:
     return {
         "chapter": "08",
         "what": f"LightBrain-Tiny, {config.max_steps:,} steps",
-        "tokens": config.max_steps * sequences * cfg.block_size,
+        "tokens": config.max_steps * sequences * cfg.context_length,
         "flops": config.max_steps * sequences * per_sequence + evals * eval_sequence,
     }
 
@@ -101,9 +102,7 @@ def flan_t5_batches(data_dir: Path) -> tuple[dict, MultiTaskT5, dict]:
     )  # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
     for kind, names in (("articles", ["summarize"]), ("short texts", ["emotion", "topic"])):
         start = time.perf_counter()
-        data = MultiTaskBatches(
-            {t: tasks[t] for t in names}, tokenizer, TRAIN_PRESETS["full"]["batch_size"], *SOURCE_LENGTHS["full"]
-        )
+        data = MultiTaskBatches({t: tasks[t] for t in names}, tokenizer, *SOURCE_LENGTHS["full"])
         seconds[kind] = (time.perf_counter() - start) / sum(
             len(tasks[t]["train"]) + len(tasks[t]["validation"]) for t in names
         )
@@ -114,21 +113,20 @@ def flan_t5_batches(data_dir: Path) -> tuple[dict, MultiTaskT5, dict]:
 def leximind_full(batches: dict, model: MultiTaskT5) -> tuple[dict, dict, float, float]:
     "Chapter 13: FLOPs and tokens of an average full-mode step (tasks mixed as the full datasets' sizes mix them)."
     probabilities = task_probabilities(FULL_SIZES)
-    g, per_task = torch.Generator().manual_seed(0), {}
+    g, per_task, batch_size = torch.Generator().manual_seed(0), {}, PRESETS[TrainConfig]["full"].batch_size
     for task in probabilities:
         data, shapes = batches[task], []
         for _ in range(50):  # 50 batches of each task: their padded shapes
             sources, targets = data.examples[task, "train"]
-            idx = torch.randint(len(sources), (data.batch_size,), generator=g).tolist()
+            idx = torch.randint(len(sources), (batch_size,), generator=g).tolist()
             b = data.collate(task, [sources[i] for i in idx], [targets[i] for i in idx])
-            shapes.append((b["input_ids"].shape[1], b["labels"].shape[1] if task == "summarize" else 0))
+            shapes.append((b["input_ids"].shape[1], b["labels"].shape[1] if TASKS[task].kind == "generate" else 0))
         s, t = (round(sum(x) / len(x)) for x in zip(*shapes))
         one = data.collate(task, [torch.zeros(s, dtype=torch.long)], [torch.zeros(t, dtype=torch.long)] if t else [0])
-        per_task[task] = {"source": s, "target": t, "flops": data.batch_size * flops(lambda: model(one).backward())}
+        per_task[task] = {"source": s, "target": t, "flops": batch_size * flops(lambda: model(one).backward())}
     step_flops = sum(probabilities[t] * per_task[t]["flops"] for t in probabilities)
     step_tokens = sum(
-        probabilities[t] * batches[t].batch_size * (per_task[t]["source"] + per_task[t]["target"])
-        for t in probabilities
+        probabilities[t] * batch_size * (per_task[t]["source"] + per_task[t]["target"]) for t in probabilities
     )
     return per_task, probabilities, step_flops, step_tokens
 
@@ -159,7 +157,7 @@ def main():
     rows = [lightbrain_tiny()]
     batches, model, seconds = flan_t5_batches(Path(args.data))
     per_task, probabilities, step_flops, step_tokens = leximind_full(batches, model)
-    main_steps, side_steps = TRAIN_PRESETS["full"]["max_steps"], 6 * 300
+    main_steps, side_steps = PRESETS[TrainConfig]["full"].max_steps, 6 * 300
     rows.append(
         {
             "chapter": "13",

@@ -53,10 +53,10 @@ def throughput(config: GPTConfig, tokens: np.ndarray, batch: int, steps: int, de
     "Median training tokens/s of our loop (forward, backward, AdamW) on windows of `tokens`, first two steps excluded."
     torch.manual_seed(0)
     model = GPT(config)
-    batches = lambda split, g: get_batch(tokens, batch, config.block_size, device, g)
+    batches = lambda split, g: get_batch(tokens, batch, config.context_length, device, g)
     cfg = TrainConfig(
         batch_size=batch,
-        block_size=config.block_size,
+        context_length=config.context_length,
         max_steps=steps + 2,
         eval_interval=10_000,
         log_interval=1,
@@ -82,14 +82,14 @@ def main():
     docs = [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"]]
     bpe = BPETokenizer.train(docs, vocab_size=1024, special_tokens=["<|endoftext|>"])
     runs = [
-        ("quick (tiny)", GPTConfig.tiny(vocab_size=1024, block_size=128), real_tokens(docs, bpe)),
+        ("quick (tiny)", GPTConfig.tiny(vocab_size=1024, context_length=128), real_tokens(docs, bpe)),
         ("LightBrain-Tiny", GPTConfig.lightbrain_tiny(dropout=0.0), real_tokens(docs, load_tokenizer("gpt2"))),
     ]
     rows = []
     for name, config, tokens in runs:
         tps = throughput(config, tokens, args.batch, args.steps, device)
         flops_per_token = (
-            6 * param_count(config, positions=False) + 12 * config.n_layer * config.n_embd * config.block_size
+            6 * param_count(config, positions=False) + 12 * config.n_layers * config.d_model * config.context_length
         )
         achieved = tps * flops_per_token
         rows.append(

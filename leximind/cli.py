@@ -11,27 +11,27 @@ import warnings
 from pathlib import Path
 
 from leximind.evaluate import checkpoint_report
-from leximind.multitask import RUN_DIRS, TRAIN_PRESETS, train_leximind
+from leximind.multitask import PRESETS, RUN_DIRS, TASKS, train_leximind
 from leximind.pipeline import LexiMind
 from lightbrain.cli import command, command_parser, config_values
 from lightbrain.core import get_mode, write_atomic
 from lightbrain.train import TrainConfig
 
-DATA_OPTIONS = ("emotion", "ag_news", "cnn_dailymail")  # --emotion, --ag-news, --cnn-dailymail: local data per task
+DATA_OPTIONS = tuple(task.option for task in TASKS.values())  # --cnn-dailymail, --emotion, --ag-news
 
 
 def _add_data_options(p):
-    for name in DATA_OPTIONS:
+    for task in TASKS.values():
         p.add_argument(
-            "--" + name.replace("_", "-"), help=f"local {name} data (hub-format files, or one file to split)"
+            "--" + task.option.replace("_", "-"),
+            help=f"local {task.option} data for the {task.name} task (hub-format files, or one file to split)",
         )
 
 # %% ../nbs/15_leximind_app.ipynb #571a3e81
 @command("leximind-train")
 def train_command(argv: list[str] | None = None):
     "Train LexiMind (chapter 13's `train_leximind`); checkpoints in OUT/best and OUT/last."
-    presets = {TrainConfig: {mode: TrainConfig(**values) for mode, values in TRAIN_PRESETS.items()}}
-    p = command_parser("leximind-train", "Train LexiMind on summaries, emotions and topics.", presets)
+    p = command_parser("leximind-train", "Train LexiMind on summaries, emotions and topics.", PRESETS)
     p.add_argument(
         "--quick",
         action="store_true",
@@ -70,6 +70,16 @@ def train_command(argv: list[str] | None = None):
     )
 
 
+def _scores(task, m: dict) -> str:
+    "A task's scores on one line: ROUGE for a generation task, accuracy and macro-F1 for a classification task."
+    if task.kind == "generate":
+        return (
+            f"ROUGE-1 {m['rouge1']:.2f}, ROUGE-2 {m['rouge2']:.2f}, ROUGE-L {m['rougeL']:.2f}, "
+            f"ROUGE-Lsum {m['rougeLsum']:.2f}"
+        )
+    return f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+
+
 @command("leximind-evaluate")
 def evaluate_command(argv: list[str] | None = None):
     "Evaluate a checkpoint on the test splits (chapter 14's `checkpoint_report`) and print, or write, the report."
@@ -88,24 +98,11 @@ def evaluate_command(argv: list[str] | None = None):
     )
     if args.json:
         write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
-    s = report["summarize"]
-    print(
-        f"summarize ({s['n']}): ROUGE-1 {s['rouge1']:.2f}, ROUGE-2 {s['rouge2']:.2f}, ROUGE-L "
-        f"{s['rougeL']:.2f}, ROUGE-Lsum {s['rougeLsum']:.2f}"
-    )
-    for task in ("emotion", "topic"):
-        print(
-            f"{task} ({report[task]['n']}): accuracy {report[task]['accuracy']:.4f}, macro-F1 "
-            f"{report[task]['macro_f1']:.4f}"
-        )
-    for task, scores in report.get("baselines", {}).items():
-        for name, m in scores.items():
-            shown = (
-                f"ROUGE-1 {m['rouge1']:.2f}, ROUGE-2 {m['rouge2']:.2f}, ROUGE-L {m['rougeL']:.2f}"
-                if task == "summarize"
-                else f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
-            )
-            print(f"  baseline {task}, {name}: {shown}")
+    for name, task in TASKS.items():
+        print(f"{name} ({report[name]['n']}): {_scores(task, report[name])}")
+    for name, scores in report.get("baselines", {}).items():
+        for baseline, m in scores.items():
+            print(f"  baseline {name}, {baseline}: {_scores(TASKS[name], m)}")
     if args.json:
         print(f"report written to {args.json}")
 
@@ -133,6 +130,6 @@ def analyze_command(argv: list[str] | None = None):
         print(json.dumps(result))
         return
     print(f"summary: {result['summary']}")
-    for task in ("emotion", "topic"):
+    for task in (name for name in result if name != "summary"):  # the classification tasks
         r = result[task]
         print(f"{task}: {r['label']} ({r['probabilities'][r['label']]:.1%})")

@@ -22,7 +22,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from sklearn.pipeline import make_pipeline
 
 from leximind.generate import generate
-from leximind.multitask import PREFIXES, MultiTaskT5, load_tasks
+from leximind.multitask import TASKS, MultiTaskT5, load_tasks
 from leximind.tokenizer import SentencePieceTokenizer
 from lightbrain.core import evaluating, get_device, model_device, rehearsal_cap
 
@@ -30,6 +30,12 @@ from lightbrain.core import evaluating, get_device, model_device, rehearsal_cap
 def _batches(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _inputs(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, task: str, texts: list[str], max_source):
+    "The prefixed `texts` as token ids, cut by the tokenizer to what the model reads (one warning if any were cut)."
+    limit = max_source or model.t5.config.context_length
+    return tokenizer.encode_batch([TASKS[task].prefix + t for t in texts], limit, f"{task} inputs")
 
 
 def summarize(
@@ -44,9 +50,9 @@ def summarize(
     `generation` says otherwise)."""
     options = {"num_beams": 4, "no_repeat_ngram_size": 3, "max_new_tokens": 64} | generation
     device, out = model_device(model), []
-    for batch in _batches(articles, batch_size):
-        enc = tokenizer([PREFIXES["summarize"] + a for a in batch], max_length=max_source or model.t5.config.max_length)
-        ids = generate(model.t5, enc["input_ids"].to(device), enc["attention_mask"].to(device), **options)
+    for rows in _batches(_inputs(model, tokenizer, "summarize", articles, max_source), batch_size):
+        batch = tokenizer.pad(rows)
+        ids = generate(model.t5, batch["input_ids"].to(device), batch["attention_mask"].to(device), **options)
         out += tokenizer.batch_decode(ids)
     return out
 
@@ -59,12 +65,12 @@ def classify(
     batch_size: int = 32,
     max_source: int | None = None,
 ) -> torch.Tensor:
-    "Label probabilities (len(texts), n_labels) for `task` ('emotion' or 'topic')."
+    "Label probabilities (len(texts), n_labels) for classification task `task` (e.g. 'emotion')."
     device, out = model_device(model), []
     with evaluating(model):
-        for batch in _batches(texts, batch_size):
-            enc = tokenizer([PREFIXES[task] + t for t in batch], max_length=max_source or model.t5.config.max_length)
-            scores = model.classify(task, enc["input_ids"].to(device), enc["attention_mask"].to(device))
+        for rows in _batches(_inputs(model, tokenizer, task, texts, max_source), batch_size):
+            batch = tokenizer.pad(rows)
+            scores = model.classify(task, batch["input_ids"].to(device), batch["attention_mask"].to(device))
             out.append(scores.float().softmax(-1).cpu())
     return torch.cat(out)
 
@@ -119,16 +125,6 @@ def plot_confusion(metrics: dict, labels: list[str], title: str = "", ax=None):
     return ax
 
 # %% ../nbs/14_evaluation.ipynb #5a90fcb9
-def _note_truncation(tokenizer: SentencePieceTokenizer, task: str, texts: list[str], limit: int):
-    "Say, in one line, how many inputs are longer than the model reads (the tokenizer then cuts them, silently here)."
-    long = sum(len(tokenizer.encode(PREFIXES[task] + t)) > limit for t in texts)
-    if long:
-        print(
-            f"note: {long:,} of {len(texts):,} {task} inputs are longer than {limit} tokens; the model reads "
-            f"their first {limit}"
-        )
-
-
 def evaluate(
     model: MultiTaskT5,
     tokenizer: SentencePieceTokenizer,
@@ -137,32 +133,25 @@ def evaluate(
     limit: int | None = None,
     **generation,
 ) -> dict:
-    """The three tasks on `split` (test by default): ROUGE for generated summaries,
-    accuracy/macro-F1/per-class/confusion for labels."""
+    """Every task on `split` (test by default): ROUGE for generated summaries, accuracy/macro-F1/per-class/confusion
+    for labels."""
     if split == "validation":
         warnings.warn("evaluating on the validation split, which chose the checkpoint: report test-split results")
     report = {"split": split}
-    for task, dsd in tasks.items():
+    for name, dsd in tasks.items():
+        task = TASKS[name]
         if split not in dsd:
-            raise ValueError(f"the {task} data has no {split!r} split (it has {list(dsd)})")
+            raise ValueError(f"the {name} data has no {split!r} split (it has {list(dsd)})")
         n = len(dsd[split]) if limit is None else min(limit, len(dsd[split]))
         ds = dsd[split].select(range(rehearsal_cap(n)))  # a rehearsal (chapter 00) scores only a few
-        texts = list(ds["article" if task == "summarize" else "text"])
-        _note_truncation(tokenizer, task, texts, model.t5.config.max_length)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*were truncated")  # said once, above
-            if task == "summarize":
-                predictions = summarize(model, tokenizer, texts, **generation)
-                report[task] = {
-                    "n": len(ds),
-                    **rouge(predictions, list(ds["highlights"])),
-                    "examples": [
-                        {"prediction": p, "reference": r} for p, r in zip(predictions[:3], ds["highlights"][:3])
-                    ],
-                }
-            else:
-                predicted = classify(model, tokenizer, task, texts).argmax(-1).tolist()
-                report[task] = classification_metrics(list(ds["label"]), predicted, model.labels[task])
+        texts, targets = list(ds[task.source]), list(ds[task.target])
+        if task.kind == "generate":
+            predictions = summarize(model, tokenizer, texts, **generation)
+            examples = [{"prediction": p, "reference": r} for p, r in zip(predictions[:3], targets[:3])]
+            report[name] = {"n": len(ds), **rouge(predictions, targets), "examples": examples}
+        else:
+            predicted = classify(model, tokenizer, name, texts).argmax(-1).tolist()
+            report[name] = classification_metrics(targets, predicted, model.labels[name])
     return report
 
 # %% ../nbs/14_evaluation.ipynb #72b01954
@@ -182,17 +171,19 @@ def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dic
     """Simple baselines on `split`, fitted on train: lead-3 ROUGE for summaries; majority class and TF-IDF +
     logistic regression for labels."""
     out = {}
-    for task, dsd in tasks.items():
+    for name, dsd in tasks.items():
+        task, train_split = TASKS[name], dsd["train"]
         test = dsd[split] if limit is None else dsd[split].select(range(min(limit, len(dsd[split]))))
-        if task == "summarize":
-            out[task] = {"lead-3": rouge([lead(a) for a in test["article"]], list(test["highlights"]))}
+        texts, targets = list(test[task.source]), list(test[task.target])
+        if task.kind == "generate":
+            out[name] = {"lead-3": rouge([lead(a) for a in texts], targets)}
             continue
-        train_labels, names = list(dsd["train"]["label"]), dsd["train"].features["label"].names
+        train_labels = list(train_split[task.target])
         majority = max(set(train_labels), key=train_labels.count)
-        tfidf = tfidf_classifier(list(dsd["train"]["text"]), train_labels).predict(list(test["text"])).tolist()
-        out[task] = {
-            "majority class": classification_metrics(list(test["label"]), [majority] * len(test), names),
-            "TF-IDF + logistic regression": classification_metrics(list(test["label"]), tfidf, names),
+        tfidf = tfidf_classifier(list(train_split[task.source]), train_labels).predict(texts).tolist()
+        out[name] = {
+            "majority class": classification_metrics(targets, [majority] * len(test), list(task.labels)),
+            "TF-IDF + logistic regression": classification_metrics(targets, tfidf, list(task.labels)),
         }
     return out
 
@@ -203,14 +194,14 @@ def checkpoint_report(
     """The test report of a checkpoint folder, on the data in its run.json unless `sources` (e.g. `emotion=path`)
     say otherwise."""
     ckpt = Path(checkpoint)
-    model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.from_pretrained(ckpt)
+    model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.load(ckpt)
     run = (
         json.loads((ckpt / "run.json").read_text())
         if (ckpt / "run.json").is_file()
         else {"quick": False, "sources": {}}
     )
     sources = run["sources"] | {k: v for k, v in sources.items() if v}
-    tasks = load_tasks(**sources, builtin=run["quick"])
+    tasks = load_tasks(run["quick"], **sources)
     report = {"checkpoint": str(ckpt), "sources": sources} | evaluate(
         model, tokenizer, tasks, limit=limit, num_beams=num_beams
     )

@@ -8,8 +8,6 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/seq2seq_decoding
 __all__ = ['NEG', 'generate']
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #3c3cc633
-import warnings
-
 import torch
 import torch.nn.functional as F
 
@@ -39,7 +37,7 @@ def _constrain(
 def _prepare(
     model: T5, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Check the input, truncate it (with a warning) to the model's maximum length, and make the attention mask."
+    "Check the input (not empty, not longer than the model reads) and make the attention mask."
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
     if attention_mask is None:
@@ -48,13 +46,10 @@ def _prepare(
         raise ValueError(
             "an input is empty: give every row at least one token (the tokenizer adds end-of-sequence to empty text)"
         )
-    if input_ids.shape[1] > model.config.max_length:
-        warnings.warn(
-            f"inputs of {input_ids.shape[1]} tokens were truncated to the model's maximum of {model.config.max_length}"
-        )
-        input_ids, attention_mask = (
-            input_ids[:, : model.config.max_length],
-            attention_mask[:, : model.config.max_length],
+    if input_ids.shape[1] > model.config.context_length:
+        raise ValueError(
+            f"inputs of {input_ids.shape[1]} tokens are longer than the model's context_length "
+            f"({model.config.context_length}): tokenize with max_length={model.config.context_length}"
         )
     return input_ids, attention_mask
 

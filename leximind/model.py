@@ -43,7 +43,7 @@ class T5Config:
     norm_eps: float = 1e-6
     feed_forward: str = "gated-gelu"  # "gated-gelu" (T5 1.1, FLAN-T5) or "relu" (original T5)
     tie_embeddings: bool = False  # original T5: True (tied head, decoder output scaled by d_model ** -0.5)
-    max_length: int = 512  # longest input fed to the encoder; longer inputs are truncated with a warning
+    context_length: int = 512  # longest encoder input: the tokenizer cuts longer texts to it, `generate` refuses them
     pad_id: int = 0  # also the decoder's start token
     eos_id: int = 1
     use_sdpa: bool = True  # PyTorch's fused attention (False: chapter 03's hand-written function)
@@ -334,11 +334,13 @@ class T5(nn.Module):
         "Download a T5 / FLAN-T5 from the Hugging Face hub (needs a network) and load it."
         return _t5_from_pretrained(cls, name)
 
-    save_pretrained = save_model  # config.json and model.safetensors (chapter 05's lightbrain.checkpoint)
+    def save(self, folder: str | Path) -> Path:
+        "Write config.json and model.safetensors to `folder` (chapter 05's lightbrain.checkpoint)."
+        return save_model(self, folder)
 
     @classmethod
     def load(cls, path: str | Path) -> "T5":
-        "A model saved by `save_pretrained`."
+        "A model saved by `save`."
         return load_model(cls, path)
 
 # %% ../nbs/11_encoder_decoder.ipynb #0c83408d

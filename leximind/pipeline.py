@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from leximind.evaluate import classify, summarize
-from leximind.multitask import PREFIXES, MultiTaskT5
+from leximind.multitask import MultiTaskT5
 from leximind.tokenizer import SentencePieceTokenizer
 from lightbrain.core import get_device
 
@@ -33,7 +33,7 @@ class LexiMind:
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such checkpoint folder (train one with leximind-train)")
-        return cls(MultiTaskT5.load(path), SentencePieceTokenizer.from_pretrained(path), device, **generation)
+        return cls(MultiTaskT5.load(path), SentencePieceTokenizer.load(path), device, **generation)
 
     def _labels(self, task: str, probs: torch.Tensor) -> list[dict]:
         names = self.model.labels[task]
@@ -50,18 +50,16 @@ class LexiMind:
         for t in texts:
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"analyze() needs non-empty text, got {t!r}")
-        limit = self.model.t5.config.max_length
-        longest = max(len(self.tokenizer.encode(PREFIXES["summarize"] + t)) for t in texts)
-        if longest > limit:
-            warnings.warn(
-                f"a text has {longest} tokens; LexiMind reads only the first {limit} of each text (the rest is ignored)"
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the truncation is announced once, above
-            summaries = summarize(self.model, self.tokenizer, texts, **self.generation)
-            emotions = self._labels("emotion", classify(self.model, self.tokenizer, "emotion", texts))
-            topics = self._labels("topic", classify(self.model, self.tokenizer, "topic", texts))
-        results = [{"summary": s, "emotion": e, "topic": t} for s, e, t in zip(summaries, emotions, topics)]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = [{"summary": s} for s in summarize(self.model, self.tokenizer, texts, **self.generation)]
+            for task in self.model.labels:  # emotion, topic
+                for result, labels in zip(
+                    results, self._labels(task, classify(self.model, self.tokenizer, task, texts))
+                ):
+                    result[task] = labels
+        if caught:  # the tokenizer says once per task that it cut a long text; the reader needs to hear it once
+            warnings.warn(caught[0].message, stacklevel=2)
         return results[0] if isinstance(text, str) else results
 
 # %% ../nbs/15_leximind_app.ipynb #a7bcbe9c

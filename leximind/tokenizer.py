@@ -116,34 +116,52 @@ class SentencePieceTokenizer:
         "`decode` for each row of a batch."
         return [self.decode(ids, skip_special_tokens) for ids in batch]
 
+    def truncate(self, ids: list[int], max_length: int | None) -> list[int]:
+        "At most `max_length` ids (None: all), the last one end-of-sequence when it cuts."
+        return ids if max_length is None or len(ids) <= max_length else ids[: max_length - 1] + [self.eos_id]
+
+    def encode_batch(self, texts: list[str], max_length: int | None = 512, what: str = "texts") -> list[list[int]]:
+        "`encode` each text and `truncate` it to `max_length`, with one warning that says how many of `what` were cut."
+        rows = [self.encode(t) for t in texts]
+        long = sum(max_length is not None and len(r) > max_length for r in rows)
+        if long:
+            warnings.warn(
+                f"{long:,} of {len(rows):,} {what} had more than {max_length} tokens and were truncated to "
+                f"their first {max_length - 1} (plus end-of-sequence)",
+                stacklevel=2,
+            )
+        return [self.truncate(r, max_length) for r in rows]
+
+    def pad(self, rows: list[list[int]], pad_to: int | None = None) -> dict[str, torch.Tensor]:
+        """Rows of ids as one batch: `input_ids` padded with pad_id to the longest row (or `pad_to`), and
+        `attention_mask` (1 = token, 0 = padding), each (batch, length)."""
+        if not rows:
+            raise ValueError("no texts to tokenize")
+        width = max(pad_to or 0, max(map(len, rows)))
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)], mask[i, : len(r)] = torch.as_tensor(r), 1
+        return {"input_ids": ids, "attention_mask": mask}
+
     def __call__(
         self,
         texts: str | list[str],  # one text or a batch
         max_length: int | None = 512,  # longest sequence kept (eos included); None: no limit
         pad_to: int | None = None,  # pad to this length instead of the longest in the batch
     ) -> dict[str, torch.Tensor]:
-        """A padded batch: `input_ids` and `attention_mask` (1 = token, 0 = padding), each (batch, length); long
-        texts are truncated with a warning."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if not texts:
-            raise ValueError("no texts to tokenize")
-        rows = [self.encode(t) for t in texts]
-        if max_length is not None and (long := [r for r in rows if len(r) > max_length]):
-            warnings.warn(
-                f"{len(long)} of {len(rows)} texts had more than {max_length} tokens and were truncated to "
-                f"their first {max_length - 1} (plus end-of-sequence)"
-            )
-            rows = [r[: max_length - 1] + [self.eos_id] if len(r) > max_length else r for r in rows]
-        width = max(pad_to or 0, max(map(len, rows)))
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
-        return {"input_ids": ids, "attention_mask": mask}
+        "A padded batch (`pad`) of `texts`, long ones truncated with a warning (`encode_batch`)."
+        return self.pad(self.encode_batch([texts] if isinstance(texts, str) else list(texts), max_length), pad_to)
 
     def save(self, folder: str | Path) -> Path:
         "Write the model to folder/spiece.model (atomically)."
         return write_atomic(Path(folder) / "spiece.model", lambda tmp: tmp.write_bytes(self.model_bytes))
+
+    @classmethod
+    def load(cls, path: str | Path, extra_ids: int = 100) -> "SentencePieceTokenizer":
+        "Load a tokenizer written by `save`: its folder, or the spiece.model file in it."
+        path = Path(path)
+        return cls(path / "spiece.model" if path.is_dir() else path, extra_ids)
 
     @classmethod
     def from_pretrained(
@@ -151,11 +169,8 @@ class SentencePieceTokenizer:
     ) -> "SentencePieceTokenizer":
         """Load `spiece.model` from a local folder (or a .model file), or, online, from a Hugging Face hub model
         such as google/flan-t5-base."""
-        path = Path(name_or_path)
-        if path.is_dir():
-            return cls(path / "spiece.model", extra_ids)
-        if path.is_file():
-            return cls(path, extra_ids)
+        if Path(name_or_path).exists():
+            return cls.load(name_or_path, extra_ids)
         if not hub_online():
             raise ConnectionError(
                 f"{name_or_path} is not a local folder or file, and the Hugging Face hub is unreachable"

@@ -89,13 +89,9 @@ def command_parser(prog: str, description: str, presets: dict | None = None) -> 
     p.add_argument("--version", action="version", version=f"%(prog)s {lightbrain.__version__}")
     if presets:
         p.add_argument("--config", help="a YAML file of config fields (field: value); options given here win")
-    seen = set()
     for cls, named in (presets or {}).items():
         group = p.add_argument_group(f"{cls.__name__} fields")
         for f in fields(cls):
-            if f.name in seen:
-                continue  # a field two configs share (block_size) is one option that sets both
-            seen.add(f.name)
             values = ", ".join(f"{name} {getattr(preset, f.name)!r}" for name, preset in named.items())
             parse = _field_type(f.type)
             group.add_argument(
@@ -142,7 +138,7 @@ def prepare_command(argv: list[str] | None = None):
         default="pqa_labeled",
         help="PubMedQA subset on the hub (pqa_labeled, pqa_unlabeled, pqa_artificial)",
     )
-    p.add_argument("--tokenizer", default="gpt2", help="'gpt2' or a tokenizer file saved by save_tokenizer")
+    p.add_argument("--tokenizer", default="gpt2", help="'gpt2' or a folder (or file) saved by save_tokenizer")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--val-fraction", type=float, default=0.05, help="share of documents held out for validation")
     args = p.parse_args(argv)
@@ -162,7 +158,7 @@ def prepare_command(argv: list[str] | None = None):
 # %% ../nbs/08_lightbrain_pubmed.ipynb #b015497c
 PRESETS = {
     TrainConfig: {"quick": TrainConfig.quick(), "full": TrainConfig.lightbrain()},
-    GPTConfig: {"quick": GPTConfig.tiny(), "full": GPTConfig.lightbrain_tiny()},
+    GPTConfig: {"quick": GPTConfig.tiny(context_length=128), "full": GPTConfig.lightbrain_tiny()},
 }
 
 
@@ -202,9 +198,9 @@ def train_command(argv: list[str] | None = None):
     meta = load_meta(data)
     mode = "quick" if quick else "full"
     config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
-    model_values = {"vocab_size": meta["tokenizer"]["vocab_size"], "block_size": config.block_size}
-    model_config = replace(PRESETS[GPTConfig][mode], **model_values | pick_fields(values, GPTConfig))
-    check_lm_setup(model_config, data, config)
+    model_values = {"vocab_size": meta["tokenizer"]["vocab_size"]} | pick_fields(values, GPTConfig)
+    model_config = replace(PRESETS[GPTConfig][mode], **model_values)
+    check_lm_setup(model_config, data)
     rank, world, device = distributed_setup(None)
     torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
     model = GPT(model_config)
@@ -221,7 +217,7 @@ def train_command(argv: list[str] | None = None):
     )
     rows = train(
         model,
-        lm_batches(data, config.batch_size, config.block_size, device),
+        lm_batches(data, model_config.context_length, device),
         lm_loss,
         config,
         device,
@@ -235,9 +231,7 @@ def train_command(argv: list[str] | None = None):
             f"{out}/best and {out}/last"
         )
         best, prompt = GPT.load(out / "best").to(device), "Question: Does aspirin reduce"
-        sample = generate_text(
-            best, load_tokenizer(data / "tokenizer.json"), prompt, 60, temperature=0.8, top_p=0.95, seed=0
-        )
+        sample = generate_text(best, load_tokenizer(data), prompt, 60, temperature=0.8, top_p=0.95, seed=0)
         print(f"sample from {out}/best:\n{prompt}{sample}")
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -257,7 +251,7 @@ def evaluate_command(argv: list[str] | None = None):
     data = Path(args.data) if args.data else Path(json.loads(run.read_text())["data"]) if run.is_file() else None
     if data is None:
         raise ValueError(f"{ckpt} does not record its data: pass --data")
-    check_lm_setup(model.config, data, TrainConfig(block_size=model.config.block_size))
+    check_lm_setup(model.config, data)
     loss, n = evaluate_lm(model.to(get_device()), data, "val", args.batch_size)
     result = {"checkpoint": str(ckpt), "data": str(data), "val_tokens": n, "val_loss": loss, "val_ppl": math.exp(loss)}
     if args.json:
@@ -278,10 +272,12 @@ def generate_command(argv: list[str] | None = None):
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--repetition-penalty", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--tokenizer", help="'gpt2' or a tokenizer file (default: the checkpoint's tokenizer.json)")
+    p.add_argument(
+        "--tokenizer", help="'gpt2' or a tokenizer folder or file (default: the checkpoint's tokenizer.json)"
+    )
     args = p.parse_args(argv)
     model = GPT.load(args.checkpoint)
-    tokenizer = load_tokenizer(args.tokenizer or f"{args.checkpoint}/tokenizer.json")
+    tokenizer = load_tokenizer(args.tokenizer or args.checkpoint)
     if tokenizer.n_vocab > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model only {model.config.vocab_size}")
     for piece in stream_text(

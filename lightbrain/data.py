@@ -500,7 +500,7 @@ def prepare(
             raise ValueError(f"the {split} split is empty")
         tokens = _write_tokens(_tokenize(ds, tokenizer, text_fn, split), out_dir / f"{split}.bin", dtype)
         meta["splits"][split] = {"tokens": tokens, "documents": len(ds)}
-    save_tokenizer(tokenizer, out_dir / "tokenizer.json")  # the folder says how to read its tokens
+    save_tokenizer(tokenizer, out_dir)  # the folder says how to read its tokens
     write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
     return meta
 
@@ -522,10 +522,10 @@ def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["splits"][split]["tokens"],))
 
 # %% ../nbs/02_data.ipynb #a6ea1cc7
-def _windows(data: np.ndarray, starts: list[int], block_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    "The windows of `block_size` tokens at `starts` and the same windows shifted by one, on `device`."
-    x = torch.from_numpy(np.stack([data[i : i + block_size] for i in starts]).astype(np.int64))
-    y = torch.from_numpy(np.stack([data[i + 1 : i + 1 + block_size] for i in starts]).astype(np.int64))
+def _windows(data: np.ndarray, starts: list[int], context_length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    "The windows of `context_length` tokens at `starts` and the same windows shifted by one, on `device`."
+    x = torch.from_numpy(np.stack([data[i : i + context_length] for i in starts]).astype(np.int64))
+    y = torch.from_numpy(np.stack([data[i + 1 : i + 1 + context_length] for i in starts]).astype(np.int64))
     device = torch.device(device)
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
@@ -535,22 +535,22 @@ def _windows(data: np.ndarray, starts: list[int], block_size: int, device) -> tu
 def get_batch(
     data: np.ndarray,  # a token array, e.g. from `load_tokens`
     batch_size: int,
-    block_size: int,  # tokens per window
+    context_length: int,  # tokens per window
     device: str | torch.device = "cpu",
     generator: torch.Generator | None = None,  # source of the random positions (for reproducible sampling)
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows `x` of `block_size` tokens and their next-token targets `y` (x shifted by one), both
-    (batch_size, block_size)."""
-    if len(data) <= block_size:
-        raise ValueError(f"the data has {len(data)} tokens, too few for windows of {block_size} + 1")
-    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).tolist()
-    return _windows(data, starts, block_size, device)
+    """Random windows `x` of `context_length` tokens and their next-token targets `y` (x shifted by one), both
+    (batch_size, context_length)."""
+    if len(data) <= context_length:
+        raise ValueError(f"the data has {len(data)} tokens, too few for windows of {context_length} + 1")
+    starts = torch.randint(len(data) - context_length, (batch_size,), generator=generator).tolist()
+    return _windows(data, starts, context_length, device)
 
 
 def iter_batches(
-    data: np.ndarray, batch_size: int, block_size: int, device: str | torch.device = "cpu"
+    data: np.ndarray, batch_size: int, context_length: int, device: str | torch.device = "cpu"
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     "Consecutive, non-overlapping windows covering `data` once (for evaluation), `batch_size` at a time."
-    starts = list(range(0, len(data) - block_size, block_size))
+    starts = list(range(0, len(data) - context_length, context_length))
     for k in range(0, len(starts), batch_size):
-        yield _windows(data, starts[k : k + batch_size], block_size, device)
+        yield _windows(data, starts[k : k + batch_size], context_length, device)

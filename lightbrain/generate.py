@@ -66,7 +66,7 @@ def next_token(
 # %% ../nbs/07_generation.ipynb #653bc512
 def stream(
     model: GPT,
-    idx: torch.Tensor,  # (B, T) prompt token ids
+    input_ids: torch.Tensor,  # (B, T) prompt token ids
     max_new_tokens: int,
     temperature: float = 1.0,  # 0: greedy
     top_k: int | None = None,
@@ -79,27 +79,27 @@ def stream(
     """Yield the next token of every row (a (B,) tensor), one step at a time, until `max_new_tokens` or every row
     has stopped."""
     _check_sampling(temperature, top_k, top_p, repetition_penalty)
-    if idx.dim() != 2 or idx.shape[1] == 0:
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
         raise ValueError(
             "the prompt is empty: start from the end-of-text token, e.g. torch.tensor([[tokenizer.eot_token]])"
         )
-    block = model.config.block_size
-    generator = torch.Generator(idx.device).manual_seed(seed) if seed is not None else None
-    stops = torch.tensor(stop_tokens or [], device=idx.device)
-    done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-    cache, fed = (KVCache() if use_cache else None), 0  # fed: how many tokens of idx the cache holds
+    block = model.config.context_length
+    generator = torch.Generator(input_ids.device).manual_seed(seed) if seed is not None else None
+    stops = torch.tensor(stop_tokens or [], device=input_ids.device)
+    done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    cache, fed = (KVCache() if use_cache else None), 0  # fed: how many tokens of input_ids the cache holds
     with evaluating(model):
         for _ in range(max_new_tokens):
-            if idx.shape[1] > block or not use_cache:
+            if input_ids.shape[1] > block or not use_cache:
                 cache, fed = None, 0  # crop: positions shift, recompute
-            window = idx[:, -block:] if cache is None else idx[:, fed:]
+            window = input_ids[:, -block:] if cache is None else input_ids[:, fed:]
             logits = model(window, cache=cache, last_only=True)[0][:, -1].float()
-            fed = idx.shape[1]
-            logits = apply_repetition_penalty(logits, idx, repetition_penalty)
+            fed = input_ids.shape[1]
+            logits = apply_repetition_penalty(logits, input_ids, repetition_penalty)
             token = next_token(logits, temperature, top_k, top_p, generator)
-            token = torch.where(done, idx[:, -1], token)  # stopped rows repeat their stop token
+            token = torch.where(done, input_ids[:, -1], token)  # stopped rows repeat their stop token
             done |= torch.isin(token, stops)
-            idx = torch.cat([idx, token[:, None]], dim=1)
+            input_ids = torch.cat([input_ids, token[:, None]], dim=1)
             yield token
             if done.all():
                 break
@@ -107,7 +107,7 @@ def stream(
 
 def generate(
     model: GPT,
-    idx: torch.Tensor,
+    input_ids: torch.Tensor,
     max_new_tokens: int,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -117,11 +117,22 @@ def generate(
     seed: int | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    "The prompt `idx` (B, T) followed by up to `max_new_tokens` generated tokens (see `stream` for the options)."
+    "The prompt `input_ids` (B, T) followed by up to `max_new_tokens` generated tokens (see `stream` for the options)."
     tokens = list(
-        stream(model, idx, max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop_tokens, seed, use_cache)
+        stream(
+            model,
+            input_ids,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            repetition_penalty,
+            stop_tokens,
+            seed,
+            use_cache,
+        )
     )
-    return torch.cat([idx, torch.stack(tokens, dim=1)], dim=1) if tokens else idx
+    return torch.cat([input_ids, torch.stack(tokens, dim=1)], dim=1) if tokens else input_ids
 
 # %% ../nbs/07_generation.ipynb #c9e57a7d
 def generate_text(
@@ -130,18 +141,18 @@ def generate_text(
     """Continue `prompt` (an empty prompt starts from end-of-text) and return only the new text; options as for
     `generate`."""
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
-    idx = torch.tensor([ids], device=model_device(model))
+    input_ids = torch.tensor([ids], device=model_device(model))
     stops = [tokenizer.eot_token] if stop_at_eot else None
-    out = [int(t) for t in stream(model, idx, max_new_tokens, stop_tokens=stops, **options)]
+    out = [int(t) for t in stream(model, input_ids, max_new_tokens, stop_tokens=stops, **options)]
     return tokenizer.decode([t for t in out if t != tokenizer.eot_token])
 
 
 def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 100, **options) -> Iterator[str]:
     "Yield the continuation of `prompt` as text pieces, as they are generated (stops at end-of-text)."
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_token]
-    idx = torch.tensor([ids], device=model_device(model))
+    input_ids = torch.tensor([ids], device=model_device(model))
     new, shown = [], ""
-    for token in stream(model, idx, max_new_tokens, stop_tokens=[tokenizer.eot_token], **options):
+    for token in stream(model, input_ids, max_new_tokens, stop_tokens=[tokenizer.eot_token], **options):
         if int(token) == tokenizer.eot_token:
             break
         new.append(int(token))

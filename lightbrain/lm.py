@@ -15,40 +15,35 @@ from torch import nn
 from lightbrain.core import evaluating, model_device, rehearsal_cap
 from lightbrain.data import get_batch, iter_batches, load_meta, load_tokens
 from lightbrain.model import GPT, GPTConfig
-from lightbrain.train import TrainConfig
 
 # %% ../nbs/06_training.ipynb #5ba65003
-def lm_batches(data_dir: str | Path, batch_size: int, block_size: int, device) -> Callable:
-    "A batch source over chapter 02's token files: random windows (x, y) of `block_size` tokens from each split."
+def lm_batches(data_dir: str | Path, context_length: int, device) -> Callable:
+    """A batch source over chapter 02's token files: `batch_size` random windows (x, y) of `context_length` tokens
+    from a split."""
     tokens = {split: load_tokens(data_dir, split) for split in ("train", "val")}
-    return lambda split, generator: get_batch(tokens[split], batch_size, block_size, device, generator)
+    return lambda split, batch_size, generator: get_batch(tokens[split], batch_size, context_length, device, generator)
 
 
 def lm_loss(model: nn.Module, batch) -> torch.Tensor:
     "The GPT's next-token cross-entropy on a batch (x, y)."
     x, y = batch
-    return model(x, targets=y)[1]
+    return model(x, labels=y)[1]
 
 
-def check_lm_setup(model_config: GPTConfig, data_dir: str | Path, config: TrainConfig):
-    "Raise a clear error if the prepared data cannot train this model (vocabulary, context, size of the splits)."
+def check_lm_setup(model_config: GPTConfig, data_dir: str | Path):
+    "Raise a clear error if the prepared data cannot train this model (vocabulary, size of the splits)."
     meta = load_meta(data_dir)
     vocab = meta["tokenizer"]["vocab_size"]
     if vocab > model_config.vocab_size:
         raise ValueError(
             f"{data_dir} was prepared with a {vocab:,}-token vocabulary ({meta['tokenizer']['name']}) but the "
-            "model has "
-            f"only {model_config.vocab_size:,} token embeddings: set vocab_size >= {vocab}"
-        )
-    if config.block_size > model_config.block_size:
-        raise ValueError(
-            f"block_size={config.block_size} is longer than the model's context ({model_config.block_size}): lower it"
+            f"model has only {model_config.vocab_size:,} token embeddings: set vocab_size >= {vocab}"
         )
     for split in ("train", "val"):
-        if meta["splits"][split]["tokens"] <= config.block_size:
+        if meta["splits"][split]["tokens"] <= model_config.context_length:
             raise ValueError(
                 f"the {split} split of {data_dir} has {meta['splits'][split]['tokens']} tokens, too few for "
-                f"blocks of {config.block_size}"
+                f"windows of {model_config.context_length}: lower context_length"
             )
 
 # %% ../nbs/06_training.ipynb #feb9d782
@@ -60,7 +55,7 @@ def evaluate_lm(
     device = device or model_device(model)
     tokens, total, n = load_tokens(data_dir, split), 0.0, 0
     with evaluating(model):
-        batches = iter_batches(tokens, batch_size, model.config.block_size, device)
+        batches = iter_batches(tokens, batch_size, model.config.context_length, device)
         for x, y in islice(batches, rehearsal_cap(len(tokens))):  # every batch, except in a rehearsal (chapter 00)
-            total, n = total + model(x, targets=y)[1].item() * y.numel(), n + y.numel()
+            total, n = total + model(x, labels=y)[1].item() * y.numel(), n + y.numel()
     return total / n, n

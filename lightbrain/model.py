@@ -27,10 +27,10 @@ class GPTConfig:
     "The shape of a GPT. Presets: `GPTConfig.tiny()`, `GPTConfig.lightbrain_tiny()`, `GPTConfig.gpt2()`."
 
     vocab_size: int = 50257  # number of token ids (GPT-2's tokenizer: 50,257)
-    block_size: int = 1024  # the longest sequence the model reads (number of position embeddings)
-    n_layer: int = 12  # blocks
-    n_head: int = 12  # attention heads per block
-    n_embd: int = 768  # model width
+    context_length: int = 1024  # the longest sequence the model reads (number of position embeddings)
+    n_layers: int = 12  # blocks
+    n_heads: int = 12  # attention heads per block
+    d_model: int = 768  # model width
     dropout: float = 0.0  # on embeddings, attention weights and residual branches, in training
     bias: bool = True  # biases in linear layers and norms (GPT-2: yes)
     norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm"
@@ -39,18 +39,25 @@ class GPTConfig:
     use_sdpa: bool = True  # PyTorch's fused attention (False: chapter 03's hand-written function)
 
     def __post_init__(self):
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.norm not in ("layernorm", "rmsnorm"):
             raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', not {self.norm!r}")
-        if min(self.vocab_size, self.block_size, self.n_layer, self.n_head) < 1:
+        if min(self.vocab_size, self.context_length, self.n_layers, self.n_heads) < 1:
             raise ValueError(f"sizes must be positive: {self}")
 
     @classmethod
-    def tiny(cls, vocab_size: int = 1024, block_size: int = 64, **kw):
+    def tiny(cls, vocab_size: int = 1024, context_length: int = 64, **kw):
         "A toy model for quick mode and tests: 2 layers, 4 heads, width 64 (keywords override any field)."
         return cls(
-            **{"n_layer": 2, "n_head": 4, "n_embd": 64, **kw, "vocab_size": vocab_size, "block_size": block_size}
+            **{
+                "n_layers": 2,
+                "n_heads": 4,
+                "d_model": 64,
+                **kw,
+                "vocab_size": vocab_size,
+                "context_length": context_length,
+            }
         )
 
     @classmethod
@@ -58,7 +65,15 @@ class GPTConfig:
         """LightBrain-Tiny: 6 layers, 6 heads, width 384, 128-token context, GPT-2's vocabulary, dropout 0.1, tied
         embeddings."""
         return cls(
-            **{"vocab_size": 50257, "block_size": 128, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.1, **kw}
+            **{
+                "vocab_size": 50257,
+                "context_length": 128,
+                "n_layers": 6,
+                "n_heads": 6,
+                "d_model": 384,
+                "dropout": 0.1,
+                **kw,
+            }
         )
 
     @classmethod
@@ -69,8 +84,8 @@ class GPTConfig:
 # %% ../nbs/05_gpt.ipynb #c6303904
 def _norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm":
-        return RMSNorm(config.n_embd, eps=config.norm_eps)
-    return LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
+        return RMSNorm(config.d_model, eps=config.norm_eps)
+    return LayerNorm(config.d_model, eps=config.norm_eps, bias=config.bias)
 
 
 class MLP(nn.Module):
@@ -78,8 +93,8 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.fc = nn.Linear(config.d_model, 4 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(4 * config.d_model, config.d_model, bias=config.bias)
 
     def forward(self, x):
         return self.proj(F.gelu(self.fc(x), approximate="tanh"))
@@ -92,7 +107,7 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1, self.ln_2 = _norm(config), _norm(config)
         self.attn = MultiHeadAttention(
-            config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, use_sdpa=config.use_sdpa
+            config.d_model, config.n_heads, bias=config.bias, dropout=config.dropout, use_sdpa=config.use_sdpa
         )
         self.mlp, self.drop = MLP(config), nn.Dropout(config.dropout)
 
@@ -121,18 +136,18 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.wte = nn.Embedding(config.vocab_size, config.d_model)
+        self.wpe = nn.Embedding(config.context_length, config.d_model)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = _norm(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # the two layers per block that write into the residual stream
             if name.endswith(("attn.out_proj.weight", "mlp.proj.weight")):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layers))
 
     def _init_weights(self, module: nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -142,27 +157,28 @@ class GPT(nn.Module):
 
     def forward(
         self,
-        idx: torch.Tensor,  # (B, T) token ids
-        targets: torch.Tensor | None = None,  # (B, T) next-token ids; -100 is ignored
+        input_ids: torch.Tensor,  # (B, T) token ids
+        labels: torch.Tensor | None = None,  # (B, T) each position's next token (already shifted); -100 is ignored
         cache: KVCache | None = None,  # extended in place; positions continue after the cached ones
         last_only: bool = False,  # logits for the last position only (B, 1, vocab_size): all that generation needs
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        "Logits (B, T, vocab_size) for every position, and the mean cross-entropy loss if `targets` is given."
-        if idx.dim() != 2 or idx.dtype != torch.long:
+        "Logits (B, T, vocab_size) for every position, and the mean cross-entropy loss if `labels` is given."
+        if input_ids.dim() != 2 or input_ids.dtype != torch.long:
             raise ValueError(
-                f"idx must be a (batch, time) tensor of token ids (int64), got {tuple(idx.shape)} {idx.dtype}"
+                f"input_ids must be a (batch, time) tensor of token ids (int64), got {tuple(input_ids.shape)} "
+                f"{input_ids.dtype}"
             )
         start = len(cache) if cache is not None else 0
-        T = idx.shape[1]
-        if last_only and targets is not None:
-            raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over targets")
-        if start + T > self.config.block_size:
+        T = input_ids.shape[1]
+        if last_only and labels is not None:
+            raise ValueError("last_only gives the last position's logits only: it cannot compute a loss over labels")
+        if start + T > self.config.context_length:
             raise ValueError(
-                f"{start + T} positions exceed the model's context of {self.config.block_size}: crop the input"
-                f" to its last {self.config.block_size - start} tokens"
+                f"{start + T} positions exceed the model's context of {self.config.context_length}: crop the input"
+                f" to its last {self.config.context_length - start} tokens"
             )
-        positions = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
+        positions = torch.arange(start, start + T, device=input_ids.device)
+        x = self.drop(self.wte(input_ids) + self.wpe(positions))  # (B, T, C)
         past = cache.layers if cache is not None and cache.layers else [None] * len(self.blocks)
         new = []
         for block, past_kv in zip(self.blocks, past):
@@ -174,8 +190,8 @@ class GPT(nn.Module):
             x = x[:, -1:]  # skip the output layer's work for the rest
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
         return logits, loss
 
     @classmethod
@@ -188,18 +204,20 @@ class GPT(nn.Module):
         "Download GPT-2 ('gpt2', 'gpt2-medium', ...) from the Hugging Face hub and load it (needs a network)."
         return _gpt_from_pretrained(cls, name)
 
-    save_pretrained = save_model  # config.json and model.safetensors (below: lightbrain.checkpoint)
+    def save(self, folder: str | Path) -> Path:
+        "Write config.json and model.safetensors to `folder` (below: lightbrain.checkpoint)."
+        return save_model(self, folder)
 
     @classmethod
     def load(cls, path: str | Path) -> "GPT":
-        "A model saved by `save_pretrained` (or by chapter 06's training)."
+        "A model saved by `save` (or by chapter 06's training)."
         return load_model(cls, path)
 
 # %% ../nbs/05_gpt.ipynb #2314d79b
 def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = True) -> int:
     """Parameters of a `GPT` with `config`, by formula: with the head tied or not, and with or without position
     embeddings."""
-    C, V, T, L = config.n_embd, config.vocab_size, config.block_size, config.n_layer
+    C, V, T, L = config.d_model, config.vocab_size, config.context_length, config.n_layers
     tied = config.tie_embeddings if tied is None else tied
     norm = (2 if config.norm == "layernorm" and config.bias else 1) * C
     linear = lambda i, o: i * o + (o if config.bias else 0)
@@ -217,16 +235,16 @@ def _config_from_hf(c) -> GPTConfig:
         raise ValueError("unsupported GPT-2 attention variant")
     return GPTConfig(
         vocab_size=c.vocab_size,
-        block_size=c.n_positions,
-        n_layer=c.n_layer,
-        n_head=c.n_head,
-        n_embd=c.n_embd,
+        context_length=c.n_positions,
+        n_layers=c.n_layer,
+        n_heads=c.n_head,
+        d_model=c.n_embd,
         norm_eps=c.layer_norm_epsilon,
         tie_embeddings=c.tie_word_embeddings,
     )
 
 
-def _state_from_hf(sd: dict, n_layer: int) -> dict:
+def _state_from_hf(sd: dict, n_layers: int) -> dict:
     "Rename (and transpose, split) a `GPT2LMHeadModel` state dict into ours."
     out = {
         "wte.weight": sd["transformer.wte.weight"],
@@ -235,7 +253,7 @@ def _state_from_hf(sd: dict, n_layer: int) -> dict:
         "ln_f.bias": sd["transformer.ln_f.bias"],
         "lm_head.weight": sd["lm_head.weight"],
     }
-    for i in range(n_layer):
+    for i in range(n_layers):
         hf, us = f"transformer.h.{i}.", f"blocks.{i}."
         for n in ("ln_1", "ln_2"):
             out[us + n + ".weight"], out[us + n + ".bias"] = sd[hf + n + ".weight"], sd[hf + n + ".bias"]
@@ -253,7 +271,7 @@ def _state_from_hf(sd: dict, n_layer: int) -> dict:
 
 def _gpt_from_hf(cls, model_or_path) -> GPT:
     """Our GPT with the weights of a Hugging Face `GPT2LMHeadModel`, or of a local folder written by its
-    `save_pretrained`."""
+    `save_pretrained` (Hugging Face's)."""
     from transformers import GPT2LMHeadModel  # imported here: only loading Hugging Face models needs transformers
 
     if not isinstance(model_or_path, nn.Module):
@@ -262,7 +280,7 @@ def _gpt_from_hf(cls, model_or_path) -> GPT:
         model_or_path = GPT2LMHeadModel.from_pretrained(model_or_path)
     config = _config_from_hf(model_or_path.config)
     model = cls(config)
-    model.load_state_dict(_state_from_hf(model_or_path.state_dict(), config.n_layer))
+    model.load_state_dict(_state_from_hf(model_or_path.state_dict(), config.n_layers))
     return model.eval()
 
 

@@ -339,9 +339,9 @@ class BPETokenizer:
         if chunk:
             yield from self.encode("".join(chunk), allowed_special)
 
-    def save(self, path: str | Path) -> Path:
-        "Write the tokenizer to a readable JSON file (atomically: a temporary file, then a rename)."
-        path = Path(path)
+    def save(self, folder: str | Path) -> Path:
+        "Write the tokenizer to folder/tokenizer.json, readable JSON (atomically: a temporary file, then a rename)."
+        path = Path(folder) / "tokenizer.json"
         byte_order = None if self.byte_order == list(range(256)) else self.byte_order  # None: byte b has id b
         data = {
             "format": "lightbrain-bpe",
@@ -356,7 +356,8 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
-        "Load a tokenizer written by `save`."
+        "Load a tokenizer written by `save`: its folder, or the tokenizer.json file in it."
+        path = Path(path) / "tokenizer.json" if Path(path).is_dir() else path
         try:
             data = json.loads(_read(path))
         except json.JSONDecodeError as e:
@@ -460,22 +461,25 @@ def get_gpt2_tokenizer() -> tiktoken.Encoding:
         ) from None
 
 # %% ../nbs/01_tokenization.ipynb #82dc6f77
-def save_tokenizer(tokenizer, path: str | Path) -> Path:
-    "Save a `BPETokenizer` (its JSON file) or a tiktoken encoding (a JSON file naming it) to `path`."
+def save_tokenizer(tokenizer, folder: str | Path) -> Path:
+    """Save a `BPETokenizer` (its JSON file) or a tiktoken encoding (a JSON file naming it) to
+    folder/tokenizer.json."""
     if isinstance(tokenizer, BPETokenizer):
-        return tokenizer.save(path)
+        return tokenizer.save(folder)
     if not isinstance(tokenizer, tiktoken.Encoding):
         raise TypeError(f"cannot save a {type(tokenizer).__name__}: expected a BPETokenizer or a tiktoken.Encoding")
-    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps({"format": "tiktoken", "name": tokenizer.name})))
+    data = json.dumps({"format": "tiktoken", "name": tokenizer.name})
+    return write_atomic(Path(folder) / "tokenizer.json", lambda tmp: tmp.write_text(data))
 
 
 def load_tokenizer(name_or_path: str | Path = "gpt2"):
-    "'gpt2' (tiktoken's encoding), or a file written by `save_tokenizer` / `BPETokenizer.save`."
+    "'gpt2' (tiktoken's encoding), or a folder (or its tokenizer.json) written by `save_tokenizer`."
     if str(name_or_path) == "gpt2":
         return get_gpt2_tokenizer()
     path = Path(name_or_path)
+    path = path / "tokenizer.json" if path.is_dir() else path
     if not path.is_file():
-        raise FileNotFoundError(f"tokenizer {str(name_or_path)!r} is neither 'gpt2' nor a tokenizer file")
+        raise FileNotFoundError(f"tokenizer {str(name_or_path)!r} is neither 'gpt2' nor a tokenizer folder or file")
     try:
         data = json.loads(_read(path))
     except json.JSONDecodeError as e:

@@ -32,8 +32,7 @@ class TrainConfig:
     """Everything about a training run except the model and the data. Presets: `TrainConfig.quick()`,
     `TrainConfig.lightbrain()`."""
 
-    batch_size: int = 32  # sequences per micro-batch (per GPU)
-    block_size: int = 128  # tokens per sequence (at most the model's context)
+    batch_size: int = 32  # sequences per micro-batch (per GPU): `train` asks the batch source for this many
     grad_accum: int = 1  # micro-batches per optimizer step: the step sees batch_size * grad_accum sequences (per GPU)
     max_steps: int = 2000  # optimizer steps
     lr: float = 6e-4  # peak learning rate, reached after the warmup
@@ -59,7 +58,6 @@ class TrainConfig:
             raise ValueError(f"dtype must be auto, fp32, bf16 or fp16, not {self.dtype!r}")
         for name in (
             "batch_size",
-            "block_size",
             "grad_accum",
             "max_steps",
             "eval_interval",
@@ -77,7 +75,6 @@ class TrainConfig:
         return cls(
             **{
                 "batch_size": 16,
-                "block_size": 128,
                 "max_steps": 600,
                 "lr": 3e-3,
                 "min_lr": 3e-4,
@@ -95,7 +92,6 @@ class TrainConfig:
         return cls(
             **{
                 "batch_size": 32,
-                "block_size": 128,
                 "grad_accum": 4,
                 "max_steps": 5000,
                 "lr": 1e-3,
@@ -178,13 +174,19 @@ def _mean_over_ranks(value: float, world: int, device) -> float:
 
 # %% ../nbs/06_training.ipynb #c8fdc2c3
 def evaluate(
-    model: nn.Module, batches: Callable, loss_fn: Callable, iters: int, policy: DtypePolicy | None = None, seed: int = 0
+    model: nn.Module,
+    batches: Callable,
+    loss_fn: Callable,
+    iters: int,
+    batch_size: int,
+    policy: DtypePolicy | None = None,
+    seed: int = 0,
 ) -> float:
     """Mean loss over `iters` validation batches (the same ones every call for a given seed), in eval mode, without
     gradients."""
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model), policy.autocast() if policy else nullcontext():
-        losses = [loss_fn(model, batches("val", generator)).item() for _ in range(iters)]
+        losses = [loss_fn(model, batches("val", batch_size, generator)).item() for _ in range(iters)]
     return sum(losses) / len(losses)
 
 # %% ../nbs/06_training.ipynb #95f2814e
@@ -228,9 +230,7 @@ class _Log:
 # %% ../nbs/06_training.ipynb #d4e72235
 def train(
     model: nn.Module,
-    batches: Callable[
-        [str, torch.Generator], object
-    ],  # (split, generator) -> a batch for `loss_fn`; split is "train" or "val"
+    batches: Callable[[str, int, torch.Generator], object],  # (split, batch_size, generator) -> a batch for `loss_fn`
     loss_fn: Callable[[nn.Module, object], torch.Tensor],  # (model, batch) -> scalar loss
     config: TrainConfig,
     device: str | torch.device | None = None,  # None: chapter 00's get_device() (under torchrun: this process's GPU)
@@ -285,7 +285,7 @@ def train(
             generator = torch.Generator().manual_seed(step_seed(config.seed, rank, step))  # batches for this step
             t0, loss_sum, tokens = time.perf_counter(), 0.0, 0
             for micro in range(config.grad_accum):
-                batch = batches("train", generator)
+                batch = batches("train", config.batch_size, generator)
                 sync = net.no_sync() if world > 1 and micro < config.grad_accum - 1 else nullcontext()
                 with sync:
                     with policy.autocast():
@@ -315,7 +315,9 @@ def train(
             }
             if done % config.eval_interval == 0 or done == config.max_steps:
                 val = _mean_over_ranks(
-                    evaluate(net, batches, loss_fn, config.eval_iters, policy, seed=config.seed + rank), world, device
+                    evaluate(net, batches, loss_fn, config.eval_iters, config.batch_size, policy, config.seed + rank),
+                    world,
+                    device,
                 )
                 row |= {"val_loss": val, "val_ppl": math.exp(min(val, 50))}
                 if ckpt and main:

@@ -23,7 +23,7 @@ seed_everything(0)
 model = MultiTaskT5(T5(config))
 if os.environ["RANK"] == "0":  # the starting weights, to check that training changed them
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}/init.pt")
-data = MultiTaskBatches(tasks, tokenizer, batch_size=4, max_source=64, max_target=16)
+data = MultiTaskBatches(tasks, tokenizer, max_source=64, max_target=16)
 train(
     model,
     data,

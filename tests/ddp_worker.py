@@ -12,10 +12,9 @@ from lightbrain.train import TrainConfig, train
 
 out, data = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
-model = GPT(GPTConfig.tiny(vocab_size=300, block_size=32))
+model = GPT(GPTConfig.tiny(vocab_size=300, context_length=32))
 config = TrainConfig.quick(
     batch_size=4,
-    block_size=32,
     grad_accum=2,
     max_steps=6,
     warmup_steps=2,
@@ -24,6 +23,6 @@ config = TrainConfig.quick(
     tensorboard=False,
     progress=False,
 )
-rows = train(model, lm_batches(data, 4, 32, "cpu"), lm_loss, config, device="cpu")
+rows = train(model, lm_batches(data, 32, "cpu"), lm_loss, config, device="cpu")
 if torch.distributed.get_rank() == 0:
     json.dump([r["loss"] for r in rows], open(out, "w"))

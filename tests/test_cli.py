@@ -72,15 +72,15 @@ def test_help_lists_every_field_with_each_presets_value(capsys):
 def test_options_and_yaml_become_typed_config_values(tmp_path):
     "Catches strings left untyped, a YAML value winning over the command line, or an unknown YAML field accepted."
     parser = command_parser("x", "x", PRESETS)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"lr": 0.5, "n_layer": 3, "decay_steps": 7}))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"lr": 0.5, "n_layers": 3, "decay_steps": 7}))
     args = parser.parse_args(
         ["--config", str(tmp_path / "c.yaml"), "--lr", "1e-3", "--compile", "yes", "--decay-steps", "none"]
     )
-    assert config_values(args, tuple(PRESETS)) == {"lr": 1e-3, "n_layer": 3, "decay_steps": None, "compile": True}
+    assert config_values(args, tuple(PRESETS)) == {"lr": 1e-3, "n_layers": 3, "decay_steps": None, "compile": True}
     assert parse_value("false", bool) is False and parse_value("3", int | None) == 3
     with pytest.raises(ValueError):
         parse_value("maybe", bool)
-    (tmp_path / "bad.yaml").write_text("n_layers: 3\n")
+    (tmp_path / "bad.yaml").write_text("n_layer: 3\n")  # GPT-2's name for n_layers
     with pytest.raises(ValueError, match="unknown fields"):
         config_values(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
 
@@ -89,13 +89,13 @@ def test_prepare_command(data_dir, tmp_path):
     tok = BPETokenizer.train(
         [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"].select(range(200))], 600, ["<|endoftext|>"]
     )
-    save_tokenizer(tok, tmp_path / "tok.json")
+    save_tokenizer(tok, tmp_path / "tok")
     ok = run(
         "prepare_command",
         "--source",
         "builtin",
         "--tokenizer",
-        str(tmp_path / "tok.json"),
+        str(tmp_path / "tok"),
         "--out",
         str(tmp_path / "out"),
     )
@@ -116,11 +116,11 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
         str(data_dir),
         "--out",
         str(out),
-        "--block-size",
+        "--context-length",
         "32",
         "--batch-size",
         "4",
-        "--n-layer",
+        "--n-layers",
         "1",
         "--tensorboard",
         "false",
@@ -130,7 +130,7 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
     ok = run("train_command", *common, "--max-steps", "20", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "validation loss" in ok.stdout and "sample from" in ok.stdout
-    assert GPT.load(out / "best").config.n_layer == 1 and (out / "best" / "tokenizer.json").exists()
+    assert GPT.load(out / "best").config.n_layers == 1 and (out / "best" / "tokenizer.json").exists()
     again = run("train_command", *common, "--max-steps", "30", "--resume", cwd=tmp_path)
     assert again.returncode == 0 and "30/30" in again.stderr, again.stderr[-2000:]
     ev = run("evaluate_command", "--checkpoint", str(out / "best"), "--json")
@@ -171,9 +171,9 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
             str(tmp_path / "x"),
             "--data",
             str(data_dir),
-            "--block-size",
+            "--context-length",
             "64",
-            "--n-layer",
+            "--n-layers",
             "1",
             "--max-steps",
             "1",

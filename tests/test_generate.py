@@ -143,7 +143,7 @@ def checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     tok = BPETokenizer.train("the cat sat on the mat. " * 50, 300, ["<|endoftext|>"])
     torch.manual_seed(0)
-    GPT(GPTConfig.tiny(vocab_size=tok.n_vocab)).save_pretrained(d)
+    GPT(GPTConfig.tiny(vocab_size=tok.n_vocab)).save(d)
     save_tokenizer(tok, d / "tokenizer.json")
     return d, tok
 

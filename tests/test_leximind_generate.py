@@ -91,15 +91,14 @@ def test_min_new_tokens_and_no_repeat():
 
 
 def test_bad_input():
-    model = T5(T5Config.tiny(max_length=16))
+    model = T5(T5Config.tiny(context_length=16))
     with pytest.raises(ValueError, match="empty"):
         generate(model, torch.ones(2, 4, dtype=torch.long), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]))
     with pytest.raises(ValueError, match="empty"):
         generate(model, torch.zeros(1, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="num_beams"):
         generate(model, torch.ones(1, 4, dtype=torch.long), num_beams=0)
-    seen = []  # what the encoder reads: 16 tokens, not 40 (catches a warning without the cut)
-    model.encoder[0].register_forward_hook(lambda block, args, out: seen.append(args[0].shape[1]))
-    with pytest.warns(UserWarning, match="truncated"):
-        out = generate(model, torch.ones(1, 40, dtype=torch.long), max_new_tokens=3)
-    assert out.shape[0] == 1 and seen == [16]
+    # longer than the model reads: refused, not silently cut (the tokenizer is the one place that cuts)
+    with pytest.raises(ValueError, match="longer than the model's context_length"):
+        generate(model, torch.ones(1, 17, dtype=torch.long), max_new_tokens=3)
+    assert generate(model, torch.ones(1, 16, dtype=torch.long), max_new_tokens=3).shape[0] == 1

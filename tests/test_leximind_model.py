@@ -167,7 +167,7 @@ def test_attention_paths_agree():
 def test_save_load_and_errors(tmp_path):
     torch.manual_seed(0)
     model = T5(T5Config.tiny(tie_embeddings=True)).eval()
-    model.save_pretrained(tmp_path)
+    model.save(tmp_path)
     loaded = T5.load(tmp_path)
     src, dec, mask = padded_batch(512)
     assert loaded.lm_head.weight is loaded.shared.weight
@@ -176,7 +176,7 @@ def test_save_load_and_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "d_model": 32}))
     with pytest.raises(ValueError, match="implies"):
         T5.load(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layer": 2}))
+    (tmp_path / "config.json").write_text(json.dumps({**config, "num_layers": 2}))  # Hugging Face's T5 name
     with pytest.raises(ValueError, match="unknown fields"):
         T5.load(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "lightbrain-gpt"}))

@@ -15,9 +15,10 @@ import torch
 from leximind.evaluate import classification_metrics, classify, rouge
 from leximind.model import T5, T5Config
 from leximind.multitask import (
-    PREFIXES,
+    TASKS,
     MultiTaskBatches,
     MultiTaskT5,
+    Task,
     count_tokens,
     load_tasks,
     multitask_loss,
@@ -39,7 +40,7 @@ def quick():
     tasks = load_tasks(builtin=True)
     seed_everything(0)
     tokenizer, backbone_config = quick_setup(tasks)
-    return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 16, 256, 48), MultiTaskT5(T5(backbone_config))
+    return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 256, 48), MultiTaskT5(T5(backbone_config))
 
 
 def test_training_improves_every_task(quick):
@@ -56,7 +57,7 @@ def test_training_improves_every_task(quick):
     after = task_metrics(model, data)
     # on the real slices, 300 steps from scratch (measured: summary loss 28.2 -> 15.5, emotion 0.205 -> 0.370, topic
     # 0.175 -> 0.615)
-    assert after["summary_loss"] < 0.7 * before["summary_loss"]
+    assert after["summarize_loss"] < 0.7 * before["summarize_loss"]
     assert (
         after["emotion_accuracy"] > before["emotion_accuracy"] + 0.1
         and after["topic_accuracy"] > before["topic_accuracy"] + 0.3
@@ -67,10 +68,10 @@ def test_real_emotion_from_scratch_beats_majority():
     emotion = load_emotion("builtin")  # the course's slice: the real tweets
     seed_everything(0)
     tokenizer = SentencePieceTokenizer(
-        train_sentencepiece([PREFIXES["emotion"] + t for t in emotion["train"]["text"]], 2000)
+        train_sentencepiece([TASKS["emotion"].prefix + t for t in emotion["train"]["text"]], 2000)
     )
-    model = MultiTaskT5(T5(T5Config.tiny(vocab_size=tokenizer.vocab_size, max_length=64)))
-    data = MultiTaskBatches({"emotion": emotion}, tokenizer, 32, 64)
+    model = MultiTaskT5(T5(T5Config.tiny(vocab_size=tokenizer.vocab_size, context_length=64)))
+    data = MultiTaskBatches({"emotion": emotion}, tokenizer, 64)
     train(
         model,
         data,
@@ -129,8 +130,9 @@ def test_app_bad_input_and_truncation(quick):
     for bad in ("", "   ", [], ["ok", ""]):
         with pytest.raises(ValueError, match="analyze"):
             app.analyze(bad)
-    with pytest.warns(UserWarning, match="reads only the first 256"):
+    with pytest.warns(UserWarning, match="truncated") as caught:  # one warning, not one per task
         result = app.analyze("word " * 1000)
+    assert len(caught) == 1 and "had more than 256 tokens" in str(caught[0].message)
     assert set(result) == {"summary", "emotion", "topic"} and math.isclose(
         sum(result["topic"]["probabilities"].values()), 1, abs_tol=1e-3
     )
@@ -138,9 +140,25 @@ def test_app_bad_input_and_truncation(quick):
         LexiMind.load("no/such/checkpoint")
 
 
+def test_tasks_are_data(quick):
+    """Catches a task record that contradicts its data (columns, label names), an unknown data source accepted
+    silently, and a batch source that ignores the batch size the training loop asks for."""
+    tasks, tokenizer, data, model = quick
+    for name, task in TASKS.items():
+        train_split = tasks[name]["train"]
+        assert {task.source, task.target} <= set(train_split.column_names)
+        if task.kind == "classify":
+            assert list(task.labels) == train_split.features[task.target].names == model.labels[name]
+    with pytest.raises(ValueError, match="unknown data source"):
+        load_tasks(builtin=True, emotions="data/emotion")
+    with pytest.raises(ValueError, match="kind"):
+        Task("x", "classify", "x: ", "text", "label", (), "accuracy", "x", load_emotion)
+    assert data("train", 5, torch.Generator().manual_seed(0))["input_ids"].shape[0] == 5
+
+
 def test_save_load(quick, tmp_path):
     tasks, tokenizer, data, model = quick
-    model.save_pretrained(tmp_path)
+    model.save(tmp_path)
     loaded = MultiTaskT5.load(tmp_path)
     batch = data.collate("emotion", [tokenizer.encode("emotion: i feel happy")], [1])
     model.eval()
@@ -192,7 +210,7 @@ def test_batches_cut_inputs_as_they_read(quick):
     end-of-sequence id."""
     tasks, tokenizer, data, model = quick  # max_source 256, max_target 48
     sources, targets = data.examples["summarize", "train"]
-    whole = tokenizer.encode(PREFIXES["summarize"] + tasks["summarize"]["train"][0]["article"])
+    whole = tokenizer.encode(TASKS["summarize"].prefix + tasks["summarize"]["train"][0]["article"])
     assert (
         len(whole) > 256 and sources[0].tolist() == whole[:255] + [tokenizer.eos_id] and sources[0].dtype == torch.int32
     )

@@ -106,12 +106,15 @@ def test_batches_match_hf(builtin_pair):
     )
 
 
-def test_truncation_warns_and_keeps_eos(builtin_pair):
+def test_truncation_warns_once_and_keeps_eos(builtin_pair):
+    "One warning per call that counts the cut texts (catches a warning per text, a cut without end-of-sequence)."
     (ours, _), _ = builtin_pair
-    with pytest.warns(UserWarning, match="truncated"):
-        out = ours(["word " * 100, "short"], max_length=10)
+    with pytest.warns(UserWarning, match="truncated") as caught:
+        out = ours(["word " * 100, "short", "word " * 50], max_length=10)
+    assert len(caught) == 1 and str(caught[0].message).startswith("2 of 3 texts had more than 10 tokens")
+    assert ours.truncate([5, 6, 7, 8], 3) == [5, 6, ours.eos_id] and ours.truncate([5, 6], 3) == [5, 6]
     assert (
-        out["input_ids"].shape == (2, 10)
+        out["input_ids"].shape == (3, 10)
         and out["input_ids"][0, -1] == ours.eos_id
         and out["attention_mask"][1].sum() < 10
     )
@@ -121,9 +124,8 @@ def test_save_and_from_pretrained(builtin_pair, tmp_path):
     (ours, _), _ = builtin_pair
     ours.save(tmp_path)
     for source in (tmp_path, tmp_path / "spiece.model"):
-        assert SentencePieceTokenizer.from_pretrained(source).encode("the squad set a record") == ours.encode(
-            "the squad set a record"
-        )
+        for loaded in (SentencePieceTokenizer.load(source), SentencePieceTokenizer.from_pretrained(source)):
+            assert loaded.encode("the squad set a record") == ours.encode("the squad set a record")
 
 
 def test_bad_input(builtin_pair, tmp_path, monkeypatch):

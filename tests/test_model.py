@@ -32,7 +32,7 @@ def test_parity_with_hf(shape):
     ids = torch.randint(hf.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = hf(ids, labels=ids)
-        logits, loss = ours(ids[:, :-1], targets=ids[:, 1:])
+        logits, loss = ours(ids[:, :-1], labels=ids[:, 1:])
     assert (logits - ref.logits[:, :-1]).abs().max() <= 1e-4
     assert abs(loss.item() - ref.loss.item()) <= 1e-5
 
@@ -55,12 +55,12 @@ def test_unsupported_hf_variants_are_refused():
 
 
 def test_init_matches_gpt2():
-    """GPT-2's init: std 0.02 as Hugging Face draws it; the residual projections 0.02 / sqrt(2 n_layer), as the
+    """GPT-2's init: std 0.02 as Hugging Face draws it; the residual projections 0.02 / sqrt(2 n_layers), as the
     GPT-2 paper
     states (transformers 5.0 to 5.12 dropped that scaling, so Hugging Face is not the reference for it); zero biases."""
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(GPT2Config(**{**TINY, "n_embd": 256}))
-    ours = GPT(GPTConfig(vocab_size=1000, block_size=64, n_layer=2, n_head=4, n_embd=256))
+    ours = GPT(GPTConfig(vocab_size=1000, context_length=64, n_layers=2, n_heads=4, d_model=256))
     pairs = [
         (ours.blocks[0].attn.q_proj.weight, hf.transformer.h[0].attn.c_attn.weight.std().item()),
         (ours.wte.weight, hf.transformer.wte.weight.std().item()),
@@ -121,33 +121,33 @@ def test_loss_ignores_minus_100():
     masked = targets.clone()
     masked[0, 5:] = -100
     expected = torch.nn.functional.cross_entropy(logits[0, :5], targets[0, :5])
-    assert torch.allclose(model(ids, targets=masked)[1], expected)
+    assert torch.allclose(model(ids, labels=masked)[1], expected)
 
 
 def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = GPT(GPTConfig.tiny(norm="rmsnorm")).eval()
-    model.save_pretrained(tmp_path)
+    model.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
     loaded = GPT.load(tmp_path)
     assert loaded.config == model.config and loaded.lm_head.weight is loaded.wte.weight
     ids = torch.randint(1024, (1, 12))
     assert torch.equal(loaded(ids)[0], model(ids)[0])
     untied = GPT(GPTConfig.tiny(tie_embeddings=False))
-    untied.save_pretrained(tmp_path / "untied")
+    untied.save(tmp_path / "untied")
     assert torch.equal(GPT.load(tmp_path / "untied").lm_head.weight, untied.lm_head.weight)
 
 
 def test_load_errors(tmp_path):
-    GPT(GPTConfig.tiny()).save_pretrained(tmp_path)
+    GPT(GPTConfig.tiny()).save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layer": 3}))
+    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layers": 3}))
     with pytest.raises(ValueError, match="another config"):
         GPT.load(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({**config, "n_embd": 32}))
+    (tmp_path / "config.json").write_text(json.dumps({**config, "d_model": 32}))
     with pytest.raises(ValueError, match="implies"):
         GPT.load(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layers": 2}))
+    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layer": 2}))  # Hugging Face's GPT-2 name
     with pytest.raises(ValueError, match="unknown fields"):
         GPT.load(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
@@ -164,6 +164,6 @@ def test_bad_input():
     with pytest.raises(ValueError, match="int64"):
         model(torch.zeros(1, 5))
     with pytest.raises(ValueError, match="divisible"):
-        GPTConfig(n_embd=100, n_head=3)
+        GPTConfig(d_model=100, n_heads=3)
     with pytest.raises(ValueError, match="norm must be"):
         GPTConfig(norm="batchnorm")

@@ -34,13 +34,12 @@ def data_dir(tmp_path_factory):
 
 def tiny(dropout=0.1, seed=0):
     torch.manual_seed(seed)
-    return GPT(GPTConfig.tiny(vocab_size=300, block_size=32, dropout=dropout))
+    return GPT(GPTConfig.tiny(vocab_size=300, context_length=32, dropout=dropout))
 
 
 def run(data_dir, steps, ckpt=None, resume=False, **kw):
     cfg = TrainConfig.quick(
         batch_size=4,
-        block_size=32,
         max_steps=steps,
         eval_interval=10,
         log_interval=1,
@@ -49,7 +48,7 @@ def run(data_dir, steps, ckpt=None, resume=False, **kw):
         **kw,
     )
     torch.manual_seed(999)  # whatever the global state before a run, the run must not depend on it
-    return train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), lm_loss, cfg, device="cpu", resume=resume)
+    return train(tiny(), lm_batches(data_dir, 32, "cpu"), lm_loss, cfg, device="cpu", resume=resume)
 
 
 def test_resume_is_exact(data_dir, tmp_path):
@@ -98,10 +97,8 @@ def test_accumulation_equals_one_big_batch(data_dir):
     results = []
     for batch_size, accum in [(8, 1), (4, 2)]:
         model = tiny(dropout=0.0)
-        cfg = TrainConfig.quick(
-            batch_size=batch_size, block_size=32, grad_accum=accum, max_steps=3, warmup_steps=1, **QUIET
-        )
-        rows = train(model, lm_batches(data_dir, batch_size, 32, "cpu"), lm_loss, cfg, device="cpu")
+        cfg = TrainConfig.quick(batch_size=batch_size, grad_accum=accum, max_steps=3, warmup_steps=1, **QUIET)
+        rows = train(model, lm_batches(data_dir, 32, "cpu"), lm_loss, cfg, device="cpu")
         results.append((rows[-1]["loss"], model.wte.weight.detach().clone()))
     assert math.isclose(results[0][0], results[1][0], rel_tol=1e-5) and torch.allclose(
         results[0][1], results[1][1], atol=1e-6
@@ -129,24 +126,23 @@ def test_ddp_matches_one_process(data_dir, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     ddp = json.loads(out.read_text())
     # One process on the same global batch: rank 0's and rank 1's micro-batches together, for every micro-step.
-    base, seed, twins = lm_batches(data_dir, 4, 32, "cpu"), 0, {}
+    base, seed, twins = lm_batches(data_dir, 32, "cpu"), 0, {}
 
-    def both_ranks(split, generator):
+    def both_ranks(split, batch_size, generator):
         if split != "train":
-            return base(split, generator)
+            return base(split, batch_size, generator)
         key = (
             generator.initial_seed()
         )  # step_seed(seed, 0, step): recover the step, make rank 1's generator for it once
         if key not in twins:
             twins[key] = torch.Generator().manual_seed(step_seed(seed, 1, key - step_seed(seed, 0, 0)))
-        (x0, y0), (x1, y1) = base(split, generator), base(split, twins[key])
+        (x0, y0), (x1, y1) = base(split, batch_size // 2, generator), base(split, batch_size // 2, twins[key])
         return torch.cat([x0, x1]), torch.cat([y0, y1])
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig.tiny(vocab_size=300, block_size=32))
+    model = GPT(GPTConfig.tiny(vocab_size=300, context_length=32))
     cfg = TrainConfig.quick(
         batch_size=8,
-        block_size=32,
         grad_accum=2,
         max_steps=6,
         warmup_steps=2,
@@ -163,8 +159,8 @@ def test_fp16_gradscaler_on_cuda(data_dir):
     policy = precision("fp16", torch.device("cuda"))
     assert policy.grad_scaling
     model = tiny(dropout=0.0)
-    cfg = TrainConfig.quick(batch_size=8, block_size=32, max_steps=50, dtype="fp16", eval_interval=50, **QUIET)
-    rows = train(model, lm_batches(data_dir, 8, 32, "cuda"), lm_loss, cfg, device="cuda")
+    cfg = TrainConfig.quick(batch_size=8, max_steps=50, dtype="fp16", eval_interval=50, **QUIET)
+    rows = train(model, lm_batches(data_dir, 32, "cuda"), lm_loss, cfg, device="cuda")
     assert rows[-1]["val_loss"] < math.log(300) and all(math.isfinite(r["loss"]) for r in rows)
 
 
@@ -184,9 +180,9 @@ def test_real_pubmedqa_beats_a_unigram_model(tmp_path):
     p = {t: (counts[t] + 1) / (len(train_tokens) + tok.n_vocab) for t in range(tok.n_vocab)}  # add-one smoothing
     unigram = -np.mean([math.log(p[t]) for t in val_tokens.tolist()])
     torch.manual_seed(0)
-    model = GPT(GPTConfig.tiny(vocab_size=tok.n_vocab, block_size=128))
+    model = GPT(GPTConfig.tiny(vocab_size=tok.n_vocab, context_length=128))
     rows = train(
-        model, lm_batches(tmp_path, 16, 128, "cpu"), lm_loss, TrainConfig.quick(max_steps=200, **QUIET), device="cpu"
+        model, lm_batches(tmp_path, 128, "cpu"), lm_loss, TrainConfig.quick(max_steps=200, **QUIET), device="cpu"
     )
     assert rows[-1]["val_loss"] < unigram, (rows[-1]["val_loss"], unigram)
 
@@ -198,29 +194,29 @@ def test_nan_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path):
     def bad(model, batch):
         return lm_loss(model, batch) * float("nan")
 
-    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=20, ckpt_dir=str(tmp_path), **QUIET)
+    cfg = TrainConfig.quick(batch_size=4, max_steps=20, ckpt_dir=str(tmp_path), **QUIET)
     with pytest.raises(FloatingPointError, match="at step 11.*last good checkpoint"):
-        train(tiny(), lm_batches(data_dir, 4, 32, "cpu"), bad, cfg, device="cpu", resume=True)
+        train(tiny(), lm_batches(data_dir, 32, "cpu"), bad, cfg, device="cpu", resume=True)
     assert (tmp_path / "last" / "model.safetensors").read_bytes() == saved
 
 
 def test_bad_setups_fail_before_any_step(data_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="lightbrain-prepare"):
-        check_lm_setup(GPTConfig.tiny(), tmp_path / "none", TrainConfig())
+        check_lm_setup(GPTConfig.tiny(), tmp_path / "none")
     with pytest.raises(ValueError, match="vocabulary"):
-        check_lm_setup(GPTConfig.tiny(vocab_size=100), data_dir, TrainConfig(block_size=32))
-    with pytest.raises(ValueError, match="longer than the model's context"):
-        check_lm_setup(GPTConfig.tiny(vocab_size=300), data_dir, TrainConfig(block_size=128))
+        check_lm_setup(GPTConfig.tiny(vocab_size=100, context_length=32), data_dir)
+    with pytest.raises(ValueError, match="too few for windows"):
+        check_lm_setup(GPTConfig.tiny(vocab_size=300, context_length=10**7), data_dir)
     run(data_dir, 10, tmp_path / "ckpt")
-    other = GPT(GPTConfig.tiny(vocab_size=300, block_size=32, n_embd=32))
-    cfg = TrainConfig.quick(batch_size=4, block_size=32, max_steps=20, ckpt_dir=str(tmp_path / "ckpt"), **QUIET)
+    other = GPT(GPTConfig.tiny(vocab_size=300, context_length=32, d_model=32))
+    cfg = TrainConfig.quick(batch_size=4, max_steps=20, ckpt_dir=str(tmp_path / "ckpt"), **QUIET)
     with pytest.raises(ValueError, match="implies"):
-        train(other, lm_batches(data_dir, 4, 32, "cpu"), lm_loss, cfg, device="cpu", resume=True)
+        train(other, lm_batches(data_dir, 32, "cpu"), lm_loss, cfg, device="cpu", resume=True)
     assert not (tmp_path / "ckpt" / "log.csv").read_text().count("\n11,")  # no step 11 was logged
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(
             tiny(),
-            lm_batches(data_dir, 4, 32, "cpu"),
+            lm_batches(data_dir, 32, "cpu"),
             lm_loss,
             TrainConfig.quick(ckpt_dir=str(tmp_path / "empty"), **QUIET),
             device="cpu",
@@ -233,8 +229,8 @@ def test_bad_setups_fail_before_any_step(data_dir, tmp_path):
 def test_evaluate_is_repeatable_and_leaves_training_mode(data_dir):
     model = tiny()
     model.train()
-    batches = lm_batches(data_dir, 4, 32, "cpu")
-    assert evaluate(model, batches, lm_loss, 3, seed=5) == evaluate(model, batches, lm_loss, 3, seed=5)
+    batches = lm_batches(data_dir, 32, "cpu")
+    assert evaluate(model, batches, lm_loss, 3, 4, seed=5) == evaluate(model, batches, lm_loss, 3, 4, seed=5)
     assert model.training
 
 
