@@ -8,6 +8,7 @@ __all__ = ['DATA_OPTIONS', 'train_command', 'evaluate_command', 'analyze_command
 import json
 import sys
 import warnings
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from leximind.evaluate import checkpoint_report
@@ -82,10 +83,11 @@ def _scores(task, m: dict) -> str:
 
 @command("leximind-evaluate")
 def evaluate_command(argv: list[str] | None = None):
-    "Evaluate a checkpoint on the test splits (chapter 14's `checkpoint_report`) and print, or write, the report."
+    "Evaluate a checkpoint on the test splits (chapter 14's `checkpoint_report`); print the scores, or the report."
     p = command_parser("leximind-evaluate", "Evaluate LexiMind on the test splits.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint folder (e.g. runs/leximind/best)")
-    p.add_argument("--json", help="write the full report to this file")
+    p.add_argument("--json", action="store_true", help="print the full report as one JSON object")
+    p.add_argument("--out", help="also write the full report (JSON) to this file")
     p.add_argument("--limit", type=int, help="at most this many test examples per task")
     p.add_argument("--num-beams", type=int, default=4)
     p.add_argument(
@@ -93,18 +95,22 @@ def evaluate_command(argv: list[str] | None = None):
     )
     _add_data_options(p)
     args = p.parse_args(argv)
-    report = checkpoint_report(
-        args.checkpoint, args.limit, args.num_beams, args.baselines, **{k: getattr(args, k) for k in DATA_OPTIONS}
-    )
+    with redirect_stdout(sys.stderr):  # the loaders' notes on their data: stdout keeps only the scores (or JSON)
+        report = checkpoint_report(
+            args.checkpoint, args.limit, args.num_beams, args.baselines, **{k: getattr(args, k) for k in DATA_OPTIONS}
+        )
+    if args.out:
+        write_atomic(Path(args.out), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     if args.json:
-        write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+        print(json.dumps(report))
+        return
     for name, task in TASKS.items():
         print(f"{name} ({report[name]['n']}): {_scores(task, report[name])}")
     for name, scores in report.get("baselines", {}).items():
         for baseline, m in scores.items():
             print(f"  baseline {name}, {baseline}: {_scores(TASKS[name], m)}")
-    if args.json:
-        print(f"report written to {args.json}")
+    if args.out:
+        print(f"report written to {args.out}")
 
 
 @command("leximind")

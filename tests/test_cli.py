@@ -256,7 +256,7 @@ def test_leximind_commands(tmp_path, capsys):
         "evaluate_command",
         "--checkpoint",
         str(out / "best"),
-        "--json",
+        "--out",
         str(report_file),
         "--limit",
         "20",
@@ -285,7 +285,11 @@ def test_leximind_commands(tmp_path, capsys):
         )
         assert answered.returncode == 0, answered.stderr[-2000:]
         assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
-    from leximind.cli import analyze_command  # in this process: a subprocess per call would only add start-up time
+    from leximind.cli import analyze_command, evaluate_command  # in this process: no subprocess start-up time
+
+    evaluate_command(["--checkpoint", str(out / "best"), "--limit", "3", "--json"])  # --json prints, as lightbrain's
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["split"] == "test" and printed["emotion"]["n"] == 3
 
     analyze_command(["--checkpoint", str(out / "best"), "hello there"])
     text = capsys.readouterr().out
