@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightbrain.attention import MultiHeadAttention
-from lightbrain.checkpoint import load_model, save_model
+from lightbrain.checkpoint import Checkpointable
 from lightbrain.core import hub_online
 from lightbrain.norm import RMSNorm
 
@@ -218,7 +218,7 @@ def shift_right(labels: torch.Tensor, start_id: int = 0) -> torch.Tensor:
     return shifted.masked_fill(shifted == -100, 0)
 
 
-class T5(nn.Module):
+class T5(Checkpointable, nn.Module):
     "A T5 encoder-decoder: shared embedding, encoder and decoder stacks with relative position bias, and an LM head."
 
     model_type, config_class = "leximind-t5", T5Config  # for chapter 05's save_model and load_model
@@ -334,14 +334,7 @@ class T5(nn.Module):
         "Download a T5 / FLAN-T5 from the Hugging Face hub (needs a network) and load it."
         return _t5_from_pretrained(cls, name)
 
-    def save(self, folder: str | Path) -> Path:
-        "Write config.json and model.safetensors to `folder` (chapter 05's lightbrain.checkpoint)."
-        return save_model(self, folder)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "T5":
-        "A model saved by `save`."
-        return load_model(cls, path)
+    # save(folder) and T5.load(folder): chapter 05's Checkpointable
 
 # %% ../nbs/11_encoder_decoder.ipynb #0c83408d
 def _rename_hf(name: str) -> str | None:

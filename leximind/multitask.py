@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from leximind.model import T5, T5Config
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
-from lightbrain.checkpoint import build_config, check_fields, load_weights, read_config, save_model
+from lightbrain.checkpoint import Checkpointable, build_config, check_fields, load_weights, read_config
 from lightbrain.core import evaluating, get_device, hub_online, rehearsal_cap, rehearsing, seed_everything
 from lightbrain.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from lightbrain.train import TrainConfig, train
@@ -113,7 +113,7 @@ class ClassifierHead(nn.Module):
         return self.out(self.drop(pool(hidden, mask, self.pooling)))
 
 # %% ../nbs/13_multitask.ipynb #88c53db2
-class MultiTaskT5(nn.Module):
+class MultiTaskT5(Checkpointable, nn.Module):
     "A T5 for several tasks: generation tasks through its LM head, classification tasks through heads on its encoder."
 
     model_type = "leximind-multitask"  # for chapter 05's save_model and read_config
@@ -155,10 +155,6 @@ class MultiTaskT5(nn.Module):
             "head_dropout": self.head_dropout,
             "labels": self.labels,
         }
-
-    def save(self, folder: str | Path) -> Path:
-        "Write config.json and model.safetensors to `folder` (chapter 05's lightbrain.checkpoint)."
-        return save_model(self, folder)
 
     @classmethod
     def load(cls, path: str | Path) -> "MultiTaskT5":

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightbrain.attention import MultiHeadAttention
-from lightbrain.checkpoint import load_model, save_model
+from lightbrain.checkpoint import Checkpointable
 from lightbrain.core import hub_online
 from lightbrain.norm import LayerNorm, RMSNorm
 
@@ -128,7 +128,7 @@ class KVCache:
         return self.layers[0][0].shape[2] if self.layers else 0
 
 
-class GPT(nn.Module):
+class GPT(Checkpointable, nn.Module):
     "GPT-2's architecture: token and position embeddings, pre-LN blocks, a final norm and a tied head."
 
     model_type, config_class = "lightbrain-gpt", GPTConfig  # what a saved config.json says, and how it is read back
@@ -204,14 +204,7 @@ class GPT(nn.Module):
         "Download GPT-2 ('gpt2', 'gpt2-medium', ...) from the Hugging Face hub and load it (needs a network)."
         return _gpt_from_pretrained(cls, name)
 
-    def save(self, folder: str | Path) -> Path:
-        "Write config.json and model.safetensors to `folder` (below: lightbrain.checkpoint)."
-        return save_model(self, folder)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "GPT":
-        "A model saved by `save` (or by chapter 06's training)."
-        return load_model(cls, path)
+    # save(folder) and GPT.load(folder), also for chapter 06 checkpoints: Checkpointable (lightbrain.checkpoint)
 
 # %% ../nbs/05_gpt.ipynb #2314d79b
 def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = True) -> int:
