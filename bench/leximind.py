@@ -84,7 +84,7 @@ def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, fl
         n_layers=2,
         n_decoder_layers=1,
         n_heads=4,
-        max_length=64,
+        context_length=64,
     )
     model = MultiTaskT5(T5(config))
     device = get_device()

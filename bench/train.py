@@ -53,10 +53,9 @@ def throughput(config: GPTConfig, tokens: np.ndarray, batch: int, steps: int, de
     "Median training tokens/s of our loop (forward, backward, AdamW) on windows of `tokens`, first two steps excluded."
     torch.manual_seed(0)
     model = GPT(config)
-    batches = lambda split, g: get_batch(tokens, batch, config.context_length, device, g)
+    batches = lambda split, batch_size, g: get_batch(tokens, batch_size, config.context_length, device, g)
     cfg = TrainConfig(
         batch_size=batch,
-        context_length=config.context_length,
         max_steps=steps + 2,
         eval_interval=10_000,
         log_interval=1,

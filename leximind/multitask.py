@@ -165,11 +165,11 @@ class MultiTaskT5(Checkpointable, nn.Module):
         return load_weights(cls(t5, **config), path).eval()
 
 # %% ../nbs/13_multitask.ipynb #0e7b2d5d
-def task_probabilities(sizes: dict[str, int], temperature: float = 2.0) -> dict[str, float]:
-    "Sampling probability of each task: proportional to its size ** (1 / temperature)."
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    scaled = {task: n ** (1 / temperature) for task, n in sizes.items()}
+def task_probabilities(sizes: dict[str, int], temperature: float = 2.0, cap: int | None = None) -> dict[str, float]:
+    "Sampling probability of each task: proportional to min(size, cap) ** (1 / temperature), as in T5."
+    if temperature <= 0 or (cap is not None and cap < 1):
+        raise ValueError(f"need temperature > 0 and cap >= 1 (or None), got {temperature} and {cap}")
+    scaled = {task: min(n, cap or n) ** (1 / temperature) for task, n in sizes.items()}
     return {task: s / sum(scaled.values()) for task, s in scaled.items()}
 
 
@@ -182,7 +182,8 @@ class MultiTaskBatches:
         tokenizer: SentencePieceTokenizer,
         max_source: int = 512,  # input tokens kept (the tokenizer cuts longer inputs; `truncated` counts them)
         max_target: int = 128,  # generated-target (summary) tokens kept
-        temperature: float = 2.0,  # task sampling: proportional to size ** (1 / temperature)
+        temperature: float = 2.0,  # task sampling: proportional to min(size, cap) ** (1 / temperature)
+        cap: int | None = None,  # T5's K: a training set counts as at most this many examples (None: no cap)
         weights: dict[str, float] | None = None,  # per-task loss weights (default 1)
         device="cpu",
     ):
@@ -202,7 +203,7 @@ class MultiTaskBatches:
                         self.cut(tokenizer.encode(target), max_target) if task.kind == "generate" else target
                     )
                 self.examples[name, split] = (sources, targets)
-        self.probabilities = task_probabilities({t: len(self.examples[t, "train"][0]) for t in tasks}, temperature)
+        self.probabilities = task_probabilities({t: len(self.examples[t, "train"][0]) for t in tasks}, temperature, cap)
 
     def cut(self, ids: list[int], limit: int) -> torch.Tensor:
         "The tokenizer's `truncate` (at most `limit` ids, ending in end-of-sequence), as a compact int32 tensor."

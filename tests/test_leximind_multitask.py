@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from leximind.evaluate import classification_metrics, classify, rouge
+from leximind.evaluate import bootstrap_ci, classification_metrics, classify, lead, macro_f1, rouge, rouge_l, rouge_n
 from leximind.model import T5, T5Config
 from leximind.multitask import (
     TASKS,
@@ -29,7 +29,7 @@ from leximind.multitask import (
 from leximind.pipeline import LexiMind
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
-from lightbrain.data import load_emotion
+from lightbrain.data import load_cnn_dailymail, load_emotion
 from lightbrain.train import TrainConfig, train
 
 QUIET = dict(tensorboard=False, progress=False)
@@ -245,3 +245,41 @@ def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
     assert calls == [True]  # found, not retrained
     saved = tmp_path / "runs" / "leximind-quick" / "best" / "model.safetensors"
     assert (second / "model.safetensors").stat().st_ino == saved.stat().st_ino  # a hard link, not a copy
+
+
+def test_rouge_by_hand_matches_rouge_score():
+    # Catches: unclipped n-gram counts, an F1 that is not the harmonic mean, an LCS
+    # that counts common substrings instead of subsequences, tokens not lowercased or punctuation kept.
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
+    test = load_cnn_dailymail("builtin")["test"]
+    pairs = [(lead(a, k), r) for a, r in zip(test["article"], test["highlights"]) for k in (1, 3)]
+    pairs += [("the the the cat", "The cat, the cat!"), ("", "a b"), ("U.S.-led talks", "us led talks")]
+    for prediction, reference in pairs:
+        ref = scorer.score(reference, prediction)
+        assert math.isclose(rouge_n(prediction, reference, 1), ref["rouge1"].fmeasure, abs_tol=1e-12)
+        assert math.isclose(rouge_n(prediction, reference, 2), ref["rouge2"].fmeasure, abs_tol=1e-12)
+        assert math.isclose(rouge_l(prediction, reference), ref["rougeL"].fmeasure, abs_tol=1e-12)
+
+
+def test_macro_f1_and_bootstrap_by_hand_match_their_libraries():
+    # Catches: classes absent from the predictions left out (or ones absent from both counted), precision and recall
+    # divided by the wrong counts; a bootstrap that resamples without replacement (its interval collapses) or reads
+    # the wrong percentiles.
+    import numpy as np
+    from scipy.stats import bootstrap
+    from sklearn.metrics import f1_score
+
+    g = torch.Generator().manual_seed(0)
+    for classes in (2, 6):
+        y_true = torch.randint(classes, (300,), generator=g)
+        y_pred = torch.where(
+            torch.rand(300, generator=g) < 0.5, y_true, torch.randint(classes - 1, (300,), generator=g)
+        )
+        y_true, y_pred = y_true.tolist(), y_pred.tolist()
+        assert math.isclose(macro_f1(y_true, y_pred), f1_score(y_true, y_pred, average="macro", zero_division=0))
+    values = torch.rand(400, generator=g).tolist()
+    ours = bootstrap_ci(lambda idx: float(np.mean([values[i] for i in idx])), len(values), resamples=4000)
+    ref = bootstrap(([values],), np.mean, n_resamples=4000, method="percentile", random_state=0).confidence_interval
+    assert abs(ours[0] - ref.low) < 0.004 and abs(ours[1] - ref.high) < 0.004

@@ -18,7 +18,17 @@ from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer
-from lightbrain.train import TrainConfig, evaluate, lr_at, param_groups, precision, step_seed, train
+from lightbrain.train import (
+    TrainConfig,
+    adamw_step,
+    cross_entropy,
+    evaluate,
+    lr_at,
+    param_groups,
+    precision,
+    step_seed,
+    train,
+)
 
 QUIET = dict(tensorboard=False, progress=False)
 
@@ -242,3 +252,35 @@ def test_rehearsal_caps_steps_and_evaluation(data_dir, monkeypatch):
     assert evaluate_lm(tiny(), data_dir)[1] == 3 * 16 * 32  # three batches of 16 windows of 32 tokens
     monkeypatch.delenv("LIGHTBRAIN_REHEARSAL_STEPS")
     assert evaluate_lm(tiny(), data_dir)[1] > 3 * 16 * 32
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_cross_entropy_by_hand_matches_pytorch(scale):
+    # Catches: no log-sum-exp shift (inf/nan at scale 1e4), padding counted in the mean, the wrong sign or axis.
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 40, generator=g) * scale
+    targets = torch.randint(40, (3, 7), generator=g)
+    targets[1, 2:] = -100
+    ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    torch.testing.assert_close(cross_entropy(logits, targets), ref)
+    bf16 = logits.bfloat16()  # a half-precision input is computed in float32, as autocast does
+    torch.testing.assert_close(
+        cross_entropy(bf16, targets), torch.nn.functional.cross_entropy(bf16.float().flatten(0, 1), targets.flatten())
+    )
+
+
+@pytest.mark.parametrize("betas,weight_decay", [((0.9, 0.999), 0.0), ((0.8, 0.95), 0.1)])
+def test_adamw_step_by_hand_matches_torch(betas, weight_decay):
+    # Catches: no bias correction (differs from step 1), L2 added to the gradient instead of decoupled decay, eps
+    # inside the square root, betas swapped.
+    g = torch.Generator().manual_seed(0)
+    ours = torch.randn(4, 6, generator=g)
+    ref = torch.nn.Parameter(ours.clone())
+    opt = torch.optim.AdamW([ref], lr=0.05, betas=betas, eps=1e-6, weight_decay=weight_decay)
+    m, v = torch.zeros_like(ours), torch.zeros_like(ours)
+    for step in range(1, 11):
+        grad = torch.randn(4, 6, generator=g) * 10 ** (step % 3 - 1)
+        adamw_step(ours, grad, m, v, step, lr=0.05, betas=betas, eps=1e-6, weight_decay=weight_decay)
+        ref.grad = grad.clone()
+        opt.step()
+        torch.testing.assert_close(ours, ref.detach())
