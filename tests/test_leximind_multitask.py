@@ -109,8 +109,12 @@ def test_task_probabilities():
     p = task_probabilities({"a": 100, "b": 25}, temperature=2.0)
     assert math.isclose(p["a"], 10 / 15) and math.isclose(p["b"], 5 / 15)
     assert task_probabilities({"a": 100, "b": 25}, 1.0)["a"] == 0.8
+    assert task_probabilities({"a": 100, "b": 25}, 1.0, cap=25)["a"] == 0.5  # T5's K: "a" counts as 25 examples
+    assert math.isclose(task_probabilities({"a": 400, "b": 25}, 2.0, cap=100)["a"], 10 / 15)  # cap, then temperature
     with pytest.raises(ValueError):
         task_probabilities({"a": 1}, 0)
+    with pytest.raises(ValueError):
+        task_probabilities({"a": 1}, 2.0, cap=0)
 
 
 def test_rouge_and_classification_metrics_by_hand():
@@ -281,5 +285,5 @@ def test_macro_f1_and_bootstrap_by_hand_match_their_libraries():
         assert math.isclose(macro_f1(y_true, y_pred), f1_score(y_true, y_pred, average="macro", zero_division=0))
     values = torch.rand(400, generator=g).tolist()
     ours = bootstrap_ci(lambda idx: float(np.mean([values[i] for i in idx])), len(values), resamples=4000)
-    ref = bootstrap(([values],), np.mean, n_resamples=4000, method="percentile", random_state=0).confidence_interval
+    ref = bootstrap((values,), np.mean, n_resamples=4000, method="percentile", random_state=0).confidence_interval
     assert abs(ours[0] - ref.low) < 0.004 and abs(ours[1] - ref.high) < 0.004
