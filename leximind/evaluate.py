@@ -110,6 +110,8 @@ def _f1(overlap: int, n_predicted: int, n_true: int) -> float:
 
 def rouge_n(prediction: str, reference: str, n: int) -> float:
     "ROUGE-N F1 (0 to 1) by hand: clipped counts of the n-grams the two texts share."
+    if n < 1:
+        raise ValueError(f"n-grams need n >= 1, got {n}")
     grams = lambda tokens: Counter(zip(*(tokens[i:] for i in range(n))))
     pred, ref = grams(rouge_tokens(prediction)), grams(rouge_tokens(reference))
     return _f1(sum((pred & ref).values()), sum(pred.values()), sum(ref.values()))
@@ -160,6 +162,8 @@ def plot_confusion(metrics: dict, labels: list[str], title: str = "", ax=None):
 # %% ../nbs/14_evaluation.ipynb #060cd9b3
 def macro_f1(y_true: list[int], y_pred: list[int]) -> float:
     "The mean F1 over the classes that occur in `y_true` or `y_pred`, by hand (= scikit-learn's macro average)."
+    if len(y_true) != len(y_pred) or not y_true:
+        raise ValueError(f"need as many predictions as labels, at least one: got {len(y_pred)} and {len(y_true)}")
     classes = set(y_true) | set(y_pred)
     per_class = [
         _f1(sum(t == p == c for t, p in zip(y_true, y_pred)), y_pred.count(c), y_true.count(c)) for c in classes
@@ -238,6 +242,8 @@ def bootstrap_ci(
     seed: int = 0,
 ) -> tuple[float, float]:
     "Percentile bootstrap interval of `statistic` over `resamples` draws of `n` examples with replacement."
+    if n < 1 or resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"need n >= 1, resamples >= 1 and 0 < level < 1, got {n}, {resamples} and {level}")
     generator = torch.Generator().manual_seed(seed)
     values = sorted(statistic(torch.randint(n, (n,), generator=generator).tolist()) for _ in range(resamples))
     return values[int((1 - level) / 2 * resamples)], values[int((1 + level) / 2 * resamples) - 1]

@@ -52,6 +52,8 @@ def viterbi_segment(
     unk_score: float,  # the score of a single character that is in no piece
 ) -> list[str]:
     "The likeliest split of `text` into pieces under a unigram model: Viterbi over character positions."
+    if not scores:
+        raise ValueError("no pieces to split into: `scores` is empty")
     best = [0.0] + [-math.inf] * len(text)  # best[end]: log-probability of the best split of text[:end]
     back = [0] * (len(text) + 1)  # back[end]: where the last piece of that split starts
     longest = max(map(len, scores))

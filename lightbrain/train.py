@@ -150,6 +150,8 @@ def adamw_step(
     weight_decay: float = 0.01,
 ):
     "One AdamW update of `param`, written out (= torch.optim.AdamW)."
+    if step < 1:
+        raise ValueError(f"step counts from 1 (the bias correction divides by 1 - beta ** step), got {step}")
     beta1, beta2 = betas
     m.mul_(beta1).add_(grad, alpha=1 - beta1)
     v.mul_(beta2).add_(grad * grad, alpha=1 - beta2)

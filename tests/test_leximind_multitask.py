@@ -265,6 +265,8 @@ def test_rouge_by_hand_matches_rouge_score():
         assert math.isclose(rouge_n(prediction, reference, 1), ref["rouge1"].fmeasure, abs_tol=1e-12)
         assert math.isclose(rouge_n(prediction, reference, 2), ref["rouge2"].fmeasure, abs_tol=1e-12)
         assert math.isclose(rouge_l(prediction, reference), ref["rougeL"].fmeasure, abs_tol=1e-12)
+    with pytest.raises(ValueError):
+        rouge_n("a b", "a b", 0)
 
 
 def test_macro_f1_and_bootstrap_by_hand_match_their_libraries():
@@ -287,3 +289,6 @@ def test_macro_f1_and_bootstrap_by_hand_match_their_libraries():
     ours = bootstrap_ci(lambda idx: float(np.mean([values[i] for i in idx])), len(values), resamples=4000)
     ref = bootstrap((values,), np.mean, n_resamples=4000, method="percentile", random_state=0).confidence_interval
     assert abs(ours[0] - ref.low) < 0.004 and abs(ours[1] - ref.high) < 0.004
+    for bad in (lambda: macro_f1([], []), lambda: macro_f1([0, 1], [0]), lambda: bootstrap_ci(len, 0)):
+        with pytest.raises(ValueError):
+            bad()

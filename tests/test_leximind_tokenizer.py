@@ -180,3 +180,5 @@ def test_viterbi_by_hand_matches_sentencepiece(builtin_pair):
         assert viterbi_segment("▁" + t.replace(" ", "▁"), scores, min(scores.values()) - 10) == sp.encode(
             t, out_type=str
         )
+    with pytest.raises(ValueError, match="empty"):
+        viterbi_segment("▁a", {}, -10.0)

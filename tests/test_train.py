@@ -284,3 +284,5 @@ def test_adamw_step_by_hand_matches_torch(betas, weight_decay):
         ref.grad = grad.clone()
         opt.step()
         torch.testing.assert_close(ours, ref.detach())
+    with pytest.raises(ValueError, match="step counts from 1"):
+        adamw_step(ours, grad, m, v, 0, lr=0.05)
