@@ -19,13 +19,13 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # with thi
 
 import torch
 
+from leximind.data import load_emotion
 from leximind.evaluate import classify, tfidf_classifier
 from leximind.model import T5, T5Config
 from leximind.multitask import TASKS, MultiTaskBatches, MultiTaskT5, count_tokens, multitask_loss
 from leximind.pipeline import LexiMind
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import get_device, seed_everything
-from lightbrain.data import load_emotion
 from lightbrain.train import TrainConfig, train
 
 sys.path.append(str(HERE))  # then this folder's shared helpers

@@ -24,6 +24,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from torch.utils.flop_counter import FlopCounterMode
 
+from leximind.data import load_ag_news, load_emotion
 from leximind.model import T5, T5Config
 from leximind.multitask import (
     PRESETS,
@@ -35,7 +36,6 @@ from leximind.multitask import (
     task_probabilities,
 )
 from lightbrain.core import seed_everything
-from lightbrain.data import load_ag_news, load_emotion
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.train import TrainConfig
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from leximind.evaluate import checkpoint_report
 from leximind.multitask import PRESETS, RUN_DIRS, TASKS, train_leximind
 from leximind.pipeline import LexiMind
-from lightbrain.cli import command, command_parser, config_values
+from lightbrain.cli import command, command_parser, config_values, writable_file
 from lightbrain.core import get_mode, write_atomic
 from lightbrain.train import TrainConfig
 
@@ -95,12 +95,15 @@ def evaluate_command(argv: list[str] | None = None):
     )
     _add_data_options(p)
     args = p.parse_args(argv)
+    if args.limit is not None and args.limit < 1 or args.num_beams < 1:
+        raise ValueError("--limit and --num-beams must be at least 1")
+    out = writable_file(args.out) if args.out else None  # checked now: the evaluation can take a long time
     with redirect_stdout(sys.stderr):  # the loaders' notes on their data: stdout keeps only the scores (or JSON)
         report = checkpoint_report(
             args.checkpoint, args.limit, args.num_beams, args.baselines, **{k: getattr(args, k) for k in DATA_OPTIONS}
         )
-    if args.out:
-        write_atomic(Path(args.out), lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    if out:
+        write_atomic(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     if args.json:
         print(json.dumps(report))
         return

@@ -17,11 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from rouge_score import rouge_scorer
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
-from sklearn.pipeline import make_pipeline
 
 from leximind.generate import generate
 from leximind.multitask import TASKS, MultiTaskT5, load_tasks
@@ -86,6 +81,8 @@ def rouge(predictions: list[str], references: list[str]) -> dict:
         raise ValueError(
             f"need as many predictions as references, and at least one: got {len(predictions)} and {len(references)}"
         )
+    from rouge_score import rouge_scorer  # here, not at the top: it loads nltk, seconds the app never needs
+
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
     lines = lambda text: "\n".join(_SENTENCE_END.split(text.strip()))
     scores = [scorer.score(lines(ref), lines(pred)) for pred, ref in zip(predictions, references)]
@@ -131,6 +128,8 @@ def rouge_l(prediction: str, reference: str) -> float:
 def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[str]) -> dict:
     """Accuracy, macro-F1 (over the classes that occur), a per-class report (precision, recall, F1, support) and the
     confusion matrix."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score  # only to evaluate
+
     ids = list(range(len(labels)))
     report = classification_report(y_true, y_pred, labels=ids, target_names=labels, output_dict=True, zero_division=0)
     return {
@@ -208,6 +207,10 @@ def lead(article: str, n: int = 3) -> str:
 
 def tfidf_classifier(texts: list[str], labels: list[int]):
     "A TF-IDF (words and word pairs) + logistic regression classifier fitted on `texts`; call `.predict(texts)`."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
     return make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10)
     ).fit(texts, labels)

@@ -23,11 +23,11 @@ from filelock import FileLock
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
+from leximind.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from leximind.model import T5, T5Config
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.checkpoint import Checkpointable, build_config, check_fields, load_weights, read_config
 from lightbrain.core import evaluating, get_device, hub_online, rehearsal_cap, rehearsing, seed_everything
-from lightbrain.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from lightbrain.train import TrainConfig, train
 
 # %% ../nbs/13_multitask.ipynb #4d01d897
@@ -43,7 +43,7 @@ class Task:
     labels: tuple[str, ...]  # class names, in the dataset's id order; () for a generation task
     metric: str  # how chapter 14 scores it: "rouge" or "accuracy"
     option: str  # the name of its data source: `load_tasks`' keyword, the command lines' --option
-    load: Callable  # chapter 02's loader: hub id, local path, "builtin" or None -> DatasetDict
+    load: Callable  # its loader (above): hub id, local path, "builtin" or None -> DatasetDict
 
     def __post_init__(self):
         if self.kind not in ("generate", "classify") or (self.kind == "classify") != bool(self.labels):

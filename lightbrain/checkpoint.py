@@ -132,6 +132,8 @@ def save_checkpoint(
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
+    if path.exists():  # then an `old` is left over from a save killed just before its last line: not needed
+        shutil.rmtree(old, ignore_errors=True)
     save_model(_unwrap(model), tmp)
     torch.save(
         {"step": step, "best": best, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},

@@ -159,6 +159,9 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)  # read the umask (setting it is the only way), then put it back
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the mode of a file opened normally, not mkstemp's private 0600
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -76,3 +76,31 @@ def test_training_state_round_trips_for_a_plain_module(tmp_path):
     assert torch.equal(fresh.weight, net.weight)
     moments = lambda opt: [s["exp_avg"] for s in opt.state.values()]
     assert all(torch.equal(a, b) for a, b in zip(moments(fresh_optimizer), moments(optimizer)))
+
+
+@pytest.mark.parametrize("killed", ["while writing", "between the renames", "before removing the old folder"])
+def test_a_save_killed_at_any_point_leaves_a_state_that_loads_and_saves(killed, tmp_path):
+    """Catches a checkpoint folder that a killed save leaves unusable: e.g. a stale `last.old` that made every later
+    save fail with 'Directory not empty' (issue 17)."""
+    net, scaler = nn.Linear(3, 2), torch.amp.GradScaler("cpu", enabled=False)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=0.1)
+    last = tmp_path / "last"
+    save_checkpoint(last, net, optimizer, scaler, step=1, best=2.0)
+    save_checkpoint(tmp_path / "step2", net, optimizer, scaler, step=2, best=1.0)
+    old, tmp = tmp_path / "last.old", tmp_path / "last.tmp"
+    if killed == "while writing":  # a half-written temporary folder beside the intact checkpoint
+        tmp.mkdir()
+        (tmp / "model.safetensors").write_bytes(b"half")
+        expected = 1
+    elif killed == "between the renames":  # the old checkpoint moved aside, the new one not yet in place
+        last.rename(old)
+        (tmp_path / "step2").rename(tmp)
+        expected = 1
+    else:  # the new checkpoint in place, the old one not yet removed
+        last.rename(old)
+        (tmp_path / "step2").rename(last)
+        expected = 2
+    assert load_checkpoint(last, nn.Linear(3, 2), torch.optim.AdamW(net.parameters()), scaler)[0] == expected
+    save_checkpoint(last, net, optimizer, scaler, step=3, best=0.5)
+    assert load_checkpoint(last, nn.Linear(3, 2), torch.optim.AdamW(net.parameters()), scaler)[0] == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("last")) == ["last"]

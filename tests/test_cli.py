@@ -4,6 +4,7 @@ dataclasses), and every LightBrain command run as a user would, in a subprocess.
 import csv
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,20 @@ def test_options_and_yaml_become_typed_config_values(tmp_path):
     (tmp_path / "bad.yaml").write_text("n_layer: 3\n")  # GPT-2's name for n_layers
     with pytest.raises(ValueError, match="unknown fields"):
         config_values(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
+    (tmp_path / "text.yaml").write_text("lr: 1e-3\nbatch_size: '4'\n")  # YAML reads 1e-3 (no dot) as a string
+    assert config_values(parser.parse_args(["--config", str(tmp_path / "text.yaml")]), tuple(PRESETS)) == {
+        "lr": 1e-3,
+        "batch_size": 4,
+    }
+    for bad, message in [
+        ("batch_size: 2.5", "batch_size: 2.5 is not a valid int"),
+        ("weight_decay: abc", "weight_decay: 'abc' is not a valid float"),
+        ("lr: null", "lr: None is not a valid float"),
+        ("ckpt_dir: elsewhere", "set by the command's --out"),  # it used to override --out silently
+    ]:
+        (tmp_path / "bad.yaml").write_text(bad + "\n")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config_values(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
 
 
 def test_prepare_command(data_dir, tmp_path):
@@ -334,4 +349,28 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
     assert (
         "one split (test, 7,600 documents) divided by a hash" in trained.stdout
         and (out / "best" / "model.safetensors").is_file()
+    )
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path):
+    """Catches `leximind-evaluate --out PATH` checking PATH only after the whole evaluation, losing its results to a
+    traceback (issue 17): a bad path is refused first, even before a missing checkpoint is noticed."""
+    from lightbrain.cli import writable_file
+
+    (tmp_path / "afile").write_text("x")
+    for path, message in [
+        (tmp_path, "is a folder"),
+        (tmp_path / "afile" / "deeper" / "r.json", "afile is a file, not a folder"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            writable_file(path)
+        result = run(
+            "evaluate_command", "--checkpoint", str(tmp_path / "none"), "--out", str(path), module="leximind.cli"
+        )
+        assert_user_error(result, "leximind-evaluate", message)
+    assert writable_file(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json" and (tmp_path / "new").is_dir()
+    assert_user_error(
+        run("evaluate_command", "--checkpoint", str(tmp_path), "--limit", "-1", module="leximind.cli"),
+        "leximind-evaluate",
+        "at least 1",
     )

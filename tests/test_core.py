@@ -1,9 +1,11 @@
 "Device, precision policy, seeding and mode: the rules chapter 00 states."
 
+import os
+
 import pytest
 import torch
 
-from lightbrain.core import DtypePolicy, dtype_policy, get_device, get_mode, hub_online, seed_everything
+from lightbrain.core import DtypePolicy, dtype_policy, get_device, get_mode, hub_online, seed_everything, write_atomic
 
 
 @pytest.mark.parametrize("device", ["cpu", "mps", torch.device("cpu")])
@@ -105,3 +107,25 @@ def test_hub_unreachable(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr("lightbrain.core.HUB_HOST", "hub.invalid")  # .invalid never resolves (RFC 2606)
     assert hub_online(timeout=1) is False
+
+
+def test_write_atomic_gives_a_normal_file_and_leaves_nothing_on_failure(tmp_path):
+    """Catches files written with mkstemp's private mode 0600 (others could not read a shared checkpoint) and a
+    failed write that leaves a temporary file or a half-written target behind."""
+    umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.txt", lambda p: p.write_text("hello"))
+        reference = tmp_path / "b.txt"
+        reference.write_text("hello")  # a file opened the ordinary way, under the same umask
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode == reference.stat().st_mode
+
+    def fail(path):
+        path.write_text("half")
+        raise RuntimeError("the disk is full")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(tmp_path / "a.txt", fail)
+    assert (tmp_path / "a.txt").read_text() == "hello"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]

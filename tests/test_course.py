@@ -1,5 +1,6 @@
 "The course's structure: notebooks, exports, Colab, the site and the docs index."
 
+import ast
 import json
 import os
 import re
@@ -205,3 +206,38 @@ def test_imports_stay_in_import_cells(nb):
         imports = [s for s in lines if re.match(r"\s*(import|from)\s", s)]
         if cell["cell_type"] == "code" and imports and "#| export" not in "".join(cell["source"]):
             assert len(imports) == len(lines), f"{nb.name}: move {imports} to an import cell"
+
+
+def _exported_names() -> dict[tuple[str, str], int]:
+    "(module, name) -> the number of the chapter whose `#| export` cells define it."
+    where = {}
+    for nb in CHAPTERS:
+        default = None
+        for cell in cells(nb):
+            source = "".join(cell["source"])
+            if m := re.match(r"#\|\s*default_exp\s+(\S+)", source):
+                default = m.group(1)
+            if cell["cell_type"] != "code" or not (m := re.match(r"#\|\s*exports?\b *(\S*)", source)):
+                continue
+            body = "\n".join(s for s in source.splitlines() if not s.lstrip().startswith(("%", "!")))
+            for node in ast.parse(body).body:
+                names = [getattr(node, "name", None)] + [
+                    t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if hasattr(t, "id")
+                ]
+                for name in filter(None, names):
+                    where.setdefault((m.group(1) or default, name), int(nb.name[:2]))
+    return where
+
+
+def test_no_chapter_imports_a_later_chapter():
+    "A learner reads in order: a chapter may use what earlier chapters built, never what a later one builds."
+    where, late = _exported_names(), []
+    for nb in CHAPTERS:
+        for cell in cells(nb):
+            for module, names in re.findall(
+                r"^from ((?:lightbrain|leximind)\.\w+) import (\([^)]*\)|[^\n]+)", "".join(cell["source"]), re.M
+            ):
+                for name in re.findall(r"\w+", names):
+                    if where.get((module, name), 0) > int(nb.name[:2]):
+                        late.append(f"{nb.name} imports {module}.{name} from chapter {where[(module, name)]:02d}")
+    assert where and not late, late

@@ -15,16 +15,13 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 
 import lightbrain.data as data_module
 from conftest import shared
+from leximind.data import AG_NEWS_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from lightbrain.data import (
-    AG_NEWS_LABELS,
     COURSE_DATA,
     SPLITS,
     course_data,
     get_batch,
     iter_batches,
-    load_ag_news,
-    load_cnn_dailymail,
-    load_emotion,
     load_meta,
     load_pubmedqa,
     load_text_files,
@@ -438,3 +435,22 @@ def test_local_copies_folder_replaces_the_hub(tmp_path, monkeypatch, capsys):
     )  # no copy of AG News: the slice
     monkeypatch.setenv("LIGHTBRAIN_DATA", str(tmp_path / "missing"))
     assert sum(len(ds) for ds in load_emotion().values()) > 50
+
+
+def test_malformed_pubmedqa_items_are_refused(tmp_path):
+    """Catches CONTEXTS given as one string being joined letter by letter ("T e l e p h o n e") and a null QUESTION
+    becoming the text "Question: None" (issue 17)."""
+    item = {"QUESTION": "Does it help?", "CONTEXTS": ["Telephone follow-up was tested."], "LONG_ANSWER": "It does."}
+    for change, message in [
+        ({"CONTEXTS": "Telephone follow-up was tested."}, "CONTEXTS must be a list of passages"),
+        ({"QUESTION": None}, "needs QUESTION and LONG_ANSWER texts"),
+    ]:
+        path = tmp_path / "ori_pqal.json"
+        path.write_text(json.dumps({"1": item, "2": item | change}))
+        with pytest.raises(ValueError, match=f"item 2.*{message}"):
+            load_pubmedqa(str(path))
+    bad = {"pubid": 7, "question": "Q?", "context": {"contexts": "Telephone"}, "long_answer": "A."}
+    with pytest.raises(ValueError, match="PubMedQA item 7: needs a question text and a list of passages"):
+        pubmedqa_text(bad)
+    with pytest.raises(ValueError, match="item 8"):
+        pubmedqa_text(bad | {"pubid": 8, "question": None, "context": {"contexts": ["fine"]}})

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from leximind.data import load_cnn_dailymail, load_emotion
 from leximind.evaluate import bootstrap_ci, classification_metrics, classify, lead, macro_f1, rouge, rouge_l, rouge_n
 from leximind.model import T5, T5Config
 from leximind.multitask import (
@@ -29,7 +30,6 @@ from leximind.multitask import (
 from leximind.pipeline import LexiMind
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
-from lightbrain.data import load_cnn_dailymail, load_emotion
 from lightbrain.train import TrainConfig, train
 
 QUIET = dict(tensorboard=False, progress=False)

@@ -306,3 +306,17 @@ def test_save_and_load_tokenizer_either_kind(tok, gpt2_pair, tmp_path):
         load_tokenizer(tmp_path / "missing.json")
     with pytest.raises(TypeError, match="cannot save"):
         save_tokenizer(object(), tmp_path / "x.json")
+
+
+def test_cut_or_edited_gpt2_files_are_refused(tmp_path):
+    """Catches a merges file cut to 1,000 lines loading as a tokenizer that treats 49,002 tokens as special and
+    encodes "hello world" wrongly (issue 17): OpenAI's files are checked against tiktoken's sha256, and any
+    GPT-2-format pair whose merges make fewer tokens than are left over is refused."""
+    encoder, vocab_bpe = shared("gpt2", "encoder.json"), shared("gpt2", "vocab.bpe")
+    cut = tmp_path / "vocab.bpe"
+    cut.write_text("\n".join(vocab_bpe.read_text(encoding="utf-8").splitlines()[:1000]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not GPT-2's original file"):
+        BPETokenizer.from_gpt2_files(encoder, cut)
+    with pytest.raises(ValueError, match="the merges make only 999 of 50,257 tokens"):
+        BPETokenizer.from_hf_files(encoder, cut)
+    assert BPETokenizer.from_gpt2_files(encoder, vocab_bpe).encode("hello world") == [31373, 995]
