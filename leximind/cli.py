@@ -120,25 +120,43 @@ def evaluate_command(argv: list[str] | None = None):
 def analyze_command(argv: list[str] | None = None):
     "Summary, emotion and topic of a text (this chapter's `LexiMind.analyze`)."
     p = command_parser("leximind", "Summarize a text and classify its emotion and topic with LexiMind.")
-    p.add_argument("text", nargs="?", help="the text to analyze (or use --file)")
+    p.add_argument("text", nargs="?", help="the text to analyze; '-', or nothing with a pipe, reads standard input")
     p.add_argument(
         "--checkpoint", required=True, help="a checkpoint folder written by leximind-train (e.g. runs/leximind/best)"
     )
     p.add_argument("--file", help="read the text from this UTF-8 file")
+    p.add_argument(
+        "--task", action="append", choices=["summary", "emotion", "topic"], help="only this answer (repeatable)"
+    )
+    p.add_argument("--num-beams", type=int, default=4, help="beams for the summary (1: greedy)")
+    p.add_argument("--max-new-tokens", type=int, help="longest summary, in tokens (default: the model's setting)")
     p.add_argument("--json", action="store_true", help="print one JSON object with keys summary, emotion, topic")
     args = p.parse_args(argv)
-    if (args.text is None) == (args.file is None):
+    if args.text is not None and args.file is not None:
         p.error("give a text or --file, not both")
-    text = Path(args.file).read_text(encoding="utf-8") if args.file else args.text
+    if args.num_beams < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
+        p.error("--num-beams and --max-new-tokens must be at least 1")
+    if args.file:
+        text = Path(args.file).read_text(encoding="utf-8")
+    elif args.text not in (None, "-"):
+        text = args.text
+    elif args.text == "-" or not sys.stdin.isatty():
+        text = sys.stdin.read()
+    else:
+        p.error("give a text, '-' (or a pipe) for standard input, or --file")
+    generation = {"num_beams": args.num_beams} | (
+        {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = LexiMind.load(args.checkpoint).analyze(text)
+        result = LexiMind.load(args.checkpoint, **generation).analyze(text, args.task)
     for w in caught:
         print(f"leximind: note: {w.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"summary: {result['summary']}")
+    if "summary" in result:
+        print(f"summary: {result['summary']}")
     for task in (name for name in result if name != "summary"):  # the classification tasks
         r = result[task]
         print(f"{task}: {r['label']} ({r['probabilities'][r['label']]:.1%})")

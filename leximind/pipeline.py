@@ -42,8 +42,15 @@ class LexiMind:
             for p in probs
         ]
 
-    def analyze(self, text: str | list[str]) -> dict | list[dict]:
+    def analyze(
+        self,
+        text: str | list[str],
+        tasks: list[str] | None = None,  # which answers: "summary" and the label tasks ("emotion", "topic"); None: all
+    ) -> dict | list[dict]:
         "Summary, emotion and topic of `text`; a list of texts gives a list of results (processed in batches)."
+        tasks = ["summary", *self.model.labels] if tasks is None else tasks
+        if unknown := [t for t in tasks if t != "summary" and t not in self.model.labels]:
+            raise ValueError(f"unknown task {unknown[0]!r}: choose from summary, {', '.join(self.model.labels)}")
         texts = [text] if isinstance(text, str) else list(text)
         if not texts:
             raise ValueError("analyze() needs at least one text")
@@ -52,8 +59,11 @@ class LexiMind:
                 raise ValueError(f"analyze() needs non-empty text, got {t!r}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            results = [{"summary": s} for s in summarize(self.model, self.tokenizer, texts, **self.generation)]
-            for task in self.model.labels:  # emotion, topic
+            results = [{} for _ in texts]
+            if "summary" in tasks:
+                for result, summary in zip(results, summarize(self.model, self.tokenizer, texts, **self.generation)):
+                    result["summary"] = summary
+            for task in (t for t in tasks if t != "summary"):  # emotion, topic
                 for result, labels in zip(
                     results, self._labels(task, classify(self.model, self.tokenizer, task, texts))
                 ):

@@ -37,7 +37,7 @@ from lightbrain.data import (
     pubmedqa_text,
     text_column,
 )
-from lightbrain.generate import generate_text, stream_text
+from lightbrain.generate import RESEARCH_NOTICE, generate_text, stream_text
 from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer, load_tokenizer
@@ -320,3 +320,4 @@ def generate_command(argv: list[str] | None = None):
     ):
         print(piece, end="", flush=True)
     print()
+    print(RESEARCH_NOTICE, file=sys.stderr)  # on stderr: stdout keeps only the generated text

@@ -167,6 +167,9 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
         "0",
     )
     assert gen.returncode == 0 and gen.stdout.strip(), gen.stderr
+    assert (
+        "research and teaching only" in gen.stderr and "research" not in gen.stdout
+    )  # the notice, apart from the text
     assert_user_error(
         run("generate_command", "--checkpoint", str(out / "best"), "--top-p", "2"), "lightbrain-generate", "top_p"
     )
@@ -300,6 +303,20 @@ def test_leximind_commands(tmp_path, capsys):
         )
         assert answered.returncode == 0, answered.stderr[-2000:]
         assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
+    for stdin in (["-"], []):  # '-' or a pipe: the text comes from standard input (issue 17)
+        piped = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from leximind.cli import analyze_command; analyze_command(sys.argv[1:])",
+            ]
+            + ["--checkpoint", str(out / "best"), "--json", "--task", "emotion", *stdin],
+            input="i feel so relaxed after work today",
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert piped.returncode == 0 and set(json.loads(piped.stdout)) == {"emotion"}, piped.stderr[-2000:]
     from leximind.cli import analyze_command, evaluate_command  # in this process: no subprocess start-up time
 
     evaluate_command(["--checkpoint", str(out / "best"), "--limit", "3", "--json"])  # --json prints, as lightbrain's
@@ -309,6 +326,8 @@ def test_leximind_commands(tmp_path, capsys):
     analyze_command(["--checkpoint", str(out / "best"), "hello there"])
     text = capsys.readouterr().out
     assert text.startswith("summary:") and "emotion:" in text and "topic:" in text
+    analyze_command(["--checkpoint", str(out / "best"), "hello there", "--task", "topic", "--num-beams", "1"])
+    assert capsys.readouterr().out.startswith("topic:")
     for bad, message in [
         (["--checkpoint", str(out / "best"), ""], "non-empty text"),
         (["--checkpoint", str(tmp_path / "none"), "hi"], "no such checkpoint"),
@@ -352,9 +371,10 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
     )
 
 
-def test_output_paths_are_checked_before_the_work(tmp_path):
+def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
     """Catches `leximind-evaluate --out PATH` checking PATH only after the whole evaluation, losing its results to a
     traceback (issue 17): a bad path is refused first, even before a missing checkpoint is noticed."""
+    from leximind.cli import evaluate_command
     from lightbrain.cli import writable_file
 
     (tmp_path / "afile").write_text("x")
@@ -364,13 +384,11 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
     ]:
         with pytest.raises(ValueError, match=message):
             writable_file(path)
-        result = run(
-            "evaluate_command", "--checkpoint", str(tmp_path / "none"), "--out", str(path), module="leximind.cli"
-        )
-        assert_user_error(result, "leximind-evaluate", message)
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate_command(["--checkpoint", str(tmp_path / "none"), "--out", str(path)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith("leximind-evaluate: error:") and message in err, err
     assert writable_file(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json" and (tmp_path / "new").is_dir()
-    assert_user_error(
-        run("evaluate_command", "--checkpoint", str(tmp_path), "--limit", "-1", module="leximind.cli"),
-        "leximind-evaluate",
-        "at least 1",
-    )
+    with pytest.raises(SystemExit):
+        evaluate_command(["--checkpoint", str(tmp_path), "--limit", "-1"])
+    assert "at least 1" in capsys.readouterr().err

@@ -164,3 +164,12 @@ def test_generate_text_from_empty_prompt(checkpoint):
         [t for t in greedy(tok.eot_token) if t != tok.eot_token]
     )  # generate_text leaves end-of-text out
     assert generate_text(model, tok, "", 10, temperature=0, stop_at_eot=False) == expected
+
+
+def test_the_playground_shows_the_research_notice():
+    "Catches the playground losing the research-only notice that LightBrain's generated text must carry (issue 17)."
+    from lightbrain.generate import RESEARCH_NOTICE, playground
+
+    tok = BPETokenizer.train(["a small corpus of words"], vocab_size=260)
+    box = playground(GPT(GPTConfig.tiny(vocab_size=tok.n_vocab)), tok, "a")
+    assert any(RESEARCH_NOTICE in getattr(child, "value", "") for child in box.children)
