@@ -115,10 +115,11 @@ def config_values(args: argparse.Namespace, config_classes: tuple) -> dict:
             raise ValueError(f"{args.config} must hold a mapping of field: value")
     kinds = {f.name: f.type for cls in config_classes for f in fields(cls)}
     check_fields(values, set(kinds), args.config)  # chapter 05's check, as for a config.json
-    if "ckpt_dir" in values:
-        raise ValueError(f"{args.config}: ckpt_dir is set by the command's --out option, not in the config file")
     values = {name: _yaml_value(value, kinds[name], f"{args.config}: {name}") for name, value in values.items()}
-    return values | {k: v for k, v in vars(args).items() if k in kinds}
+    values |= {k: v for k, v in vars(args).items() if k in kinds}
+    if "ckpt_dir" in values:  # from the YAML file or --ckpt-dir: the commands write where --out says
+        raise ValueError("ckpt_dir is set by the command's --out option, not by a config field")
+    return values
 
 
 def _yaml_value(value, kind, where: str) -> object:

@@ -98,6 +98,8 @@ def test_options_and_yaml_become_typed_config_values(tmp_path):
         (tmp_path / "bad.yaml").write_text(bad + "\n")
         with pytest.raises(ValueError, match=re.escape(message)):
             config_values(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
+    with pytest.raises(ValueError, match="set by the command's --out"):  # the option too: it crashed with a TypeError
+        config_values(parser.parse_args(["--ckpt-dir", "elsewhere"]), tuple(PRESETS))
 
 
 def test_prepare_command(data_dir, tmp_path):
