@@ -93,7 +93,7 @@ def test_options_and_yaml_become_typed_config_values(tmp_path):
         ("batch_size: 2.5", "batch_size: 2.5 is not a valid int"),
         ("weight_decay: abc", "weight_decay: 'abc' is not a valid float"),
         ("lr: null", "lr: None is not a valid float"),
-        ("ckpt_dir: elsewhere", "set by the command's --out"),  # it used to override --out silently
+        ("ckpt_dir: elsewhere", "set by the command's --out"),  # it crashed with a TypeError traceback
     ]:
         (tmp_path / "bad.yaml").write_text(bad + "\n")
         with pytest.raises(ValueError, match=re.escape(message)):
