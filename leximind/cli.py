@@ -7,14 +7,13 @@ __all__ = ['DATA_OPTIONS', 'train_command', 'evaluate_command', 'analyze_command
 # leximind.cli: LexiMind's command lines, built with chapter 08's `command` and `command_parser`.
 import json
 import sys
-import warnings
 from contextlib import redirect_stdout
 from pathlib import Path
 
 from leximind.evaluate import checkpoint_report
 from leximind.multitask import PRESETS, RUN_DIRS, TASKS, train_leximind
 from leximind.pipeline import LexiMind
-from lightbrain.cli import command, command_parser, config_values, writable_file
+from lightbrain.cli import command, command_parser, config_values, run_folder, writable_file
 from lightbrain.core import get_mode, write_atomic
 from lightbrain.train import TrainConfig
 
@@ -40,6 +39,7 @@ def train_command(argv: list[str] | None = None):
     )
     p.add_argument("--out", help=f"output folder (default: {RUN_DIRS['quick']} or {RUN_DIRS['full']})")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    p.add_argument("--overwrite", action="store_true", help="delete the run in OUT and start again")
     p.add_argument(
         "--base", default="google/flan-t5-base", help="full mode: the FLAN-T5 to start from (hub id or local folder)"
     )
@@ -52,7 +52,7 @@ def train_command(argv: list[str] | None = None):
     _add_data_options(p)
     args = p.parse_args(argv)
     quick = args.quick or get_mode() == "quick"
-    out = Path(args.out or RUN_DIRS["quick" if quick else "full"])
+    out = run_folder(Path(args.out or RUN_DIRS["quick" if quick else "full"]), args.resume, args.overwrite)
     metrics = train_leximind(
         out,
         quick,
@@ -89,7 +89,7 @@ def evaluate_command(argv: list[str] | None = None):
     p.add_argument("--json", action="store_true", help="print the full report as one JSON object")
     p.add_argument("--out", help="also write the full report (JSON) to this file")
     p.add_argument("--limit", type=int, help="at most this many test examples per task")
-    p.add_argument("--num-beams", type=int, default=4)
+    p.add_argument("--num-beams", type=int, default=4, help="beams for the summaries (1: greedy)")
     p.add_argument(
         "--baselines", action="store_true", help="also score lead-3, majority class and TF-IDF + logistic regression"
     )
@@ -130,7 +130,9 @@ def analyze_command(argv: list[str] | None = None):
     )
     p.add_argument("--num-beams", type=int, default=4, help="beams for the summary (1: greedy)")
     p.add_argument("--max-new-tokens", type=int, help="longest summary, in tokens (default: the model's setting)")
-    p.add_argument("--json", action="store_true", help="print one JSON object with keys summary, emotion, topic")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object with keys summary, emotion, topic and notes"
+    )
     args = p.parse_args(argv)
     if args.text is not None and args.file is not None:
         p.error("give a text or --file, not both")
@@ -147,16 +149,14 @@ def analyze_command(argv: list[str] | None = None):
     generation = {"num_beams": args.num_beams} | (
         {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = LexiMind.load(args.checkpoint, **generation).analyze(text, args.task)
-    for w in caught:
-        print(f"leximind: note: {w.message}", file=sys.stderr)
+    result = LexiMind.load(args.checkpoint, **generation).analyze(text, args.task)
+    for note in result["notes"]:
+        print(f"leximind: note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return
     if "summary" in result:
-        print(f"summary: {result['summary']}")
-    for task in (name for name in result if name != "summary"):  # the classification tasks
+        print(f"summary: {result['summary'] or '(none)'}")
+    for task in (name for name in result if name not in ("summary", "notes")):  # the classification tasks
         r = result[task]
         print(f"{task}: {r['label']} ({r['probabilities'][r['label']]:.1%})")

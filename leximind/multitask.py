@@ -294,7 +294,8 @@ def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[Sentence
 # %% ../nbs/13_multitask.ipynb #5470446d
 def run_files(tokenizer: SentencePieceTokenizer, quick: bool, sources: dict, config: TrainConfig):
     """`train`'s `on_save`: each checkpoint folder also gets the tokenizer (spiece.model) and run.json, naming the
-    mode and data."""
+    mode and data (local files by their absolute path: run.json is read from any folder)."""
+    sources = {task: str(Path(s).resolve()) if s and Path(s).exists() else s for task, s in sources.items()}
 
     def on_save(folder: Path):
         tokenizer.save(folder)

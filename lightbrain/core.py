@@ -34,6 +34,8 @@ def get_device() -> torch.device:
     if name:
         if name not in ("cuda", "mps", "cpu"):
             raise ValueError(f"{DEVICE_ENV}={name!r} is not a device: use cuda, mps or cpu.")
+        if name != "cpu" and not (torch.cuda if name == "cuda" else torch.backends.mps).is_available():
+            raise ValueError(f"{DEVICE_ENV}={name} but this PyTorch sees no {name} device: unset it, or use cpu")
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")

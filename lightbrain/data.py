@@ -452,6 +452,7 @@ def prepare(
         held = split_by_text(dataset["train"], text_fn, {"train": 1 - val_fraction, "val": val_fraction})
         splits = {"train": held["train"], "val": held["val"]}
     out_dir.mkdir(parents=True, exist_ok=True)
+    meta_path.unlink(missing_ok=True)  # until the new meta.json is written, the folder reads as unprepared
     meta = {
         "tokenizer": info,
         "dtype": str(dtype),
@@ -483,7 +484,12 @@ def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     path = Path(data_dir) / f"{split}.bin"
     if split not in meta["splits"] or not path.is_file():
         raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
-    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["splits"][split]["tokens"],))
+    dtype, n = np.dtype(meta["dtype"]), meta["splits"][split]["tokens"]
+    if path.stat().st_size != n * dtype.itemsize:
+        raise ValueError(
+            f"{path} holds {path.stat().st_size:,} bytes, not meta.json's {n:,} tokens: run lightbrain-prepare again"
+        )
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
 
 # %% ../nbs/02_data.ipynb #a6ea1cc7
 def _windows(data: np.ndarray, starts: list[int], context_length: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,8 @@ __all__ = ['TrainConfig', 'cross_entropy', 'param_groups', 'make_optimizer', 'ad
 import csv
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -24,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lightbrain.checkpoint import load_checkpoint, save_checkpoint
-from lightbrain.core import DtypePolicy, dtype_policy, evaluating, get_device, rehearsal_cap
+from lightbrain.core import DtypePolicy, dtype_policy, evaluating, get_device, rehearsal_cap, write_atomic
 
 # %% ../nbs/06_training.ipynb #107987a5
 @dataclass
@@ -234,13 +236,21 @@ def _count_tokens(batch) -> int:
 
 
 class _Log:
-    "Log rows to a list, to ckpt_dir/log.csv and (optionally) TensorBoard."
+    """Log rows to a list, to ckpt_dir/log.csv and (optionally) TensorBoard. log.csv keeps the rows up to `start`,
+    the step training resumes from: the steps after it run again and log again."""
 
-    def __init__(self, ckpt_dir, tensorboard: bool, main: bool):
+    columns = ["step", "loss", "lr", "tokens_per_s", "val_loss", "val_ppl"]
+
+    def __init__(self, ckpt_dir, tensorboard: bool, main: bool, start: int = 0):
         self.rows, self.path, self.tb = [], None, None
         if not (main and ckpt_dir):
             return
         self.path = Path(ckpt_dir) / "log.csv"
+        kept = []
+        if start and self.path.exists():
+            with open(self.path, newline="") as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= start]
+        write_atomic(self.path, lambda tmp: self._write(tmp, kept, "w"))
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -249,20 +259,50 @@ class _Log:
     def __call__(self, row: dict):
         self.rows.append(row)
         if self.path:
-            new = not self.path.exists()
-            with open(self.path, "a", newline="") as f:
-                w = csv.DictWriter(f, ["step", "loss", "lr", "tokens_per_s", "val_loss", "val_ppl"])
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            self._write(self.path, [row], "a")
         if self.tb:
             for k, v in row.items():
                 if k != "step":
                     self.tb.add_scalar(k, v, row["step"])
 
+    def _write(self, path: Path, rows: list[dict], mode: str):
+        "Write `rows` to the CSV file `path`: mode 'w' with the header line first, 'a' appended."
+        with open(path, mode, newline="") as f:
+            w = csv.DictWriter(f, self.columns)
+            if mode == "w":
+                w.writeheader()
+            w.writerows(rows)
+
     def close(self):
         if self.tb:
             self.tb.close()
+
+
+def _stop_if_diverged(loss: float, what: str, step: int, before: str, ckpt: Path | None):
+    "Stop training with a clear error if `loss` is NaN or infinite, before `before` happens."
+    if not math.isfinite(loss):
+        where = f"; the last good checkpoint is {ckpt / 'last'}" if ckpt and (ckpt / "last").exists() else ""
+        raise FloatingPointError(f"the {what} became {loss} at step {step}: training stopped before {before}{where}")
+
+
+class _StopOnCtrlC:
+    """From its creation until `restore()`: a first Ctrl-C (SIGINT, or a notebook's interrupt) only sets `requested`,
+    so that training stops after the current step, with a checkpoint; a second one interrupts at once, as usual."""
+
+    def __init__(self, enabled: bool = True):
+        self.requested = False
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()  # signals: main thread only
+        if self.enabled:
+            self.previous = signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous)
+
+    def restore(self):
+        "Give Ctrl-C its previous handler back."
+        if self.enabled:
+            signal.signal(signal.SIGINT, self.previous)
 
 # %% ../nbs/06_training.ipynb #d4e72235
 def train(
@@ -304,7 +344,7 @@ def train(
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=getattr(model, "has_unused_parameters", False),
         )
-    log = _Log(ckpt, config.tensorboard, main)
+    log = _Log(ckpt, config.tensorboard, main, start)
     bar = tqdm(
         range(start, config.max_steps),
         initial=start,
@@ -313,6 +353,7 @@ def train(
         desc="training",
     )
     net.train()
+    ctrl_c = _StopOnCtrlC(enabled=world == 1)  # several processes would each stop at a step of their own
     try:
         for step in bar:
             lr = lr_at(step, config)
@@ -331,12 +372,7 @@ def train(
                 loss_sum += loss.item() / config.grad_accum
                 tokens += count_tokens(batch)
             loss_value = _mean_over_ranks(loss_sum, world, device)
-            if not math.isfinite(loss_value):
-                where = f"; the last good checkpoint is {ckpt / 'last'}" if ckpt and (ckpt / "last").exists() else ""
-                raise FloatingPointError(
-                    f"the loss became {loss_value} at step {step + 1}: training stopped before updating the "
-                    f"weights{where}"
-                )
+            _stop_if_diverged(loss_value, "loss", step + 1, "updating the weights", ckpt)
             if config.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -356,21 +392,30 @@ def train(
                     world,
                     device,
                 )
+                _stop_if_diverged(val, "validation loss", done, "saving a checkpoint", ckpt)  # the update diverged
                 row |= {"val_loss": val, "val_ppl": math.exp(min(val, 50))}
+            if done % config.log_interval == 0 or "val_loss" in row or done == config.max_steps:
+                log(row)  # before the checkpoint: a run resumed from it has every row up to its step
+            if "val_loss" in row:
                 if ckpt and main:
-                    if val < best:
-                        best = val
+                    if row["val_loss"] < best:
+                        best = row["val_loss"]
                         save_checkpoint(ckpt / "best", model, optimizer, scaler, done, best, on_save)
                     save_checkpoint(ckpt / "last", model, optimizer, scaler, done, best, on_save)
                 if on_eval and main:
                     with evaluating(model):
                         on_eval(model, done)
-            if done % config.log_interval == 0 or "val_loss" in row or done == config.max_steps:
-                log(row)
             bar.set_postfix(
                 loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False
             )
+            if ctrl_c.requested:
+                where = ""
+                if ckpt and main:
+                    save_checkpoint(ckpt / "last", model, optimizer, scaler, done, best, on_save)
+                    where = f": {ckpt / 'last'} holds it, resume=True (--resume) continues"
+                raise KeyboardInterrupt(f"training interrupted after step {done}{where}")
     finally:
+        ctrl_c.restore()
         bar.close()
         log.close()
     return log.rows

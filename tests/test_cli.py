@@ -304,7 +304,7 @@ def test_leximind_commands(tmp_path, capsys):
             "leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "--json", *source, cwd=tmp_path
         )
         assert answered.returncode == 0, answered.stderr[-2000:]
-        assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic"}
+        assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic", "notes"}
     for stdin in (["-"], []):  # '-' or a pipe: the text comes from standard input (issue 17)
         piped = subprocess.run(
             [
@@ -318,7 +318,7 @@ def test_leximind_commands(tmp_path, capsys):
             text=True,
             cwd=tmp_path,
         )
-        assert piped.returncode == 0 and set(json.loads(piped.stdout)) == {"emotion"}, piped.stderr[-2000:]
+        assert piped.returncode == 0 and set(json.loads(piped.stdout)) == {"emotion", "notes"}, piped.stderr[-2000:]
     from leximind.cli import analyze_command, evaluate_command  # in this process: no subprocess start-up time
 
     evaluate_command(["--checkpoint", str(out / "best"), "--limit", "3", "--json"])  # --json prints, as lightbrain's
@@ -326,8 +326,9 @@ def test_leximind_commands(tmp_path, capsys):
     assert printed["split"] == "test" and printed["emotion"]["n"] == 3
 
     analyze_command(["--checkpoint", str(out / "best"), "hello there"])
-    text = capsys.readouterr().out
-    assert text.startswith("summary:") and "emotion:" in text and "topic:" in text
+    printed = capsys.readouterr()
+    assert printed.out.startswith("summary: (none)\n") and "emotion:" in printed.out and "topic:" in printed.out
+    assert printed.err == "leximind: note: no summary: 2 words are too few to summarize (it takes 30)\n"
     analyze_command(["--checkpoint", str(out / "best"), "hello there", "--task", "topic", "--num-beams", "1"])
     assert capsys.readouterr().out.startswith("topic:")
     for bad, message in [

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -134,10 +135,17 @@ def test_app_bad_input_and_truncation(quick):
     for bad in ("", "   ", [], ["ok", ""]):
         with pytest.raises(ValueError, match="analyze"):
             app.analyze(bad)
-    with pytest.warns(UserWarning, match="truncated") as caught:  # one warning, not one per task
+    with warnings.catch_warnings(record=True) as caught:  # no warning: the result's notes say it (issue 17)
+        warnings.simplefilter("always")
         result = app.analyze("word " * 1000)
-    assert len(caught) == 1 and "had more than 256 tokens" in str(caught[0].message)
-    assert set(result) == {"summary", "emotion", "topic"} and math.isclose(
+    assert not caught and result["notes"][0].startswith("the text was cut: LexiMind reads 256 tokens and this one has")
+    assert app.analyze("word " * 200)["notes"] == []  # 200 words: under 256 tokens with the prefix, not cut
+    short = app.analyze("a sentence of six words here")  # a summary would be invented, not shortened
+    assert short["summary"] is None and short["notes"] == ["no summary: 6 words are too few to summarize (it takes 30)"]
+    assert app.analyze("a sentence of six words here", tasks=["topic"])["notes"] == []  # no summary asked
+    with pytest.raises(ValueError, match="half of a UTF-16 pair"):
+        app.analyze("caf\udce9")  # a lone surrogate: how Python reads a byte that is not UTF-8
+    assert set(result) == {"summary", "emotion", "topic", "notes"} and math.isclose(
         sum(result["topic"]["probabilities"].values()), 1, abs_tol=1e-3
     )
     with pytest.raises(FileNotFoundError):
