@@ -19,7 +19,7 @@ from transformers import T5Config as HFT5Config
 from transformers import T5ForConditionalGeneration
 from transformers import logging as hf_logging
 
-from leximind.generate import generate
+from leximind.generate import generate_seq2seq
 from leximind.model import T5
 from lightbrain.core import get_device
 
@@ -80,7 +80,7 @@ def main():
                 args.batch * (args.src + args.tgt),
             ),
             f"greedy generation, new tokens/s ({n} per example)": (
-                (lambda: generate(ours, src, mask, max_new_tokens=n, min_new_tokens=n)),
+                (lambda: generate_seq2seq(ours, src, mask, max_new_tokens=n, min_new_tokens=n)),
                 (
                     lambda: hf.generate(
                         input_ids=src, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False
@@ -89,7 +89,7 @@ def main():
                 args.batch * n,
             ),
             f"4-beam generation, new tokens/s ({n} per example)": (
-                (lambda: generate(ours, src, mask, max_new_tokens=n, min_new_tokens=n, num_beams=4)),
+                (lambda: generate_seq2seq(ours, src, mask, max_new_tokens=n, min_new_tokens=n, num_beams=4)),
                 (
                     lambda: hf.generate(
                         input_ids=src,

@@ -7,16 +7,17 @@ __all__ = ['EMOTION_LABELS', 'AG_NEWS_LABELS', 'load_emotion', 'load_ag_news', '
 # leximind.data: LexiMind's three datasets, each from a local copy, the hub or the course's slice (chapter 13).
 import csv
 from pathlib import Path
-
-from datasets import DatasetDict
+from typing import TYPE_CHECKING
 
 from lightbrain.data import check_text_file, load_source, read_local, require_columns, standard_splits, with_labels
 
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the hub's order: label id = index
 AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]  # the hub's order: label id = index
+if TYPE_CHECKING:  # as in chapter 02: `datasets` is imported where it is used, to keep `import leximind` quick
+    from datasets import DatasetDict
 
 
-def load_emotion(source: str | None = None) -> DatasetDict:
+def load_emotion(source: str | None = None) -> "DatasetDict":
     """dair-ai/emotion: `text` and `label` (sadness, joy, love, anger, fear, surprise) from the hub, files or the
     course's slice."""
     dsd = load_source("emotion", source, "emotion", read_local, "dair-ai/emotion", "split")
@@ -34,7 +35,7 @@ def _ag_news_original(path: Path) -> bool:
     return len(row) == 3 and row[0] in {"1", "2", "3", "4"}
 
 
-def load_ag_news(source: str | None = None) -> DatasetDict:
+def load_ag_news(source: str | None = None) -> "DatasetDict":
     """AG News: `text` and `label` (World, Sports, Business, Sci/Tech) from the hub, hub-format or original CSV
     files, or the course's slice."""
 
@@ -52,7 +53,7 @@ def load_ag_news(source: str | None = None) -> DatasetDict:
 def load_cnn_dailymail(
     source: str | None = None,  # None (hub, else the course's slice), "builtin", a local path, or a hub id
     summary_column: str = "highlights",  # the summary's column in local files (renamed to "highlights")
-) -> DatasetDict:
+) -> "DatasetDict":
     "CNN/DailyMail 3.0.0: `article` and `highlights` from the hub, JSON lines files or the course's slice."
 
     def local(path):

@@ -6,10 +6,12 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/evaluation.html.
 
 # %% auto #0
 __all__ = ['summarize', 'classify', 'rouge', 'rouge_tokens', 'rouge_n', 'rouge_l', 'classification_metrics', 'plot_confusion',
-           'macro_f1', 'evaluate', 'lead', 'tfidf_classifier', 'baselines', 'bootstrap_ci', 'checkpoint_report']
+           'macro_f1', 'evaluate_leximind', 'lead', 'tfidf_classifier', 'baselines', 'bootstrap_ci',
+           'checkpoint_report']
 
 # %% ../nbs/14_evaluation.ipynb #3d08205c
 import json
+import math
 import re
 import warnings
 from collections import Counter
@@ -18,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from leximind.generate import generate
+from leximind.generate import generate_seq2seq
 from leximind.multitask import TASKS, MultiTaskT5, load_tasks
 from leximind.tokenizer import SentencePieceTokenizer
-from lightbrain.core import evaluating, get_device, model_device, rehearsal_cap
+from lightbrain.core import evaluating, get_device, model_device, progress_bar, rehearsal_cap
 
 # %% ../nbs/14_evaluation.ipynb #9989ed24
 def _batches(items: list, size: int):
@@ -41,15 +43,18 @@ def summarize(
     articles: list[str],
     batch_size: int = 8,
     max_source: int | None = None,
+    progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
     **generation,
 ) -> list[str]:
     """Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, 64 new tokens, unless
     `generation` says otherwise)."""
     options = {"num_beams": 4, "no_repeat_ngram_size": 3, "max_new_tokens": 64} | generation
     device, out = model_device(model), []
-    for rows in _batches(_inputs(model, tokenizer, "summarize", articles, max_source), batch_size):
+    inputs = _inputs(model, tokenizer, "summarize", articles, max_source)
+    batches = progress_bar(_batches(inputs, batch_size), progress, total=math.ceil(len(inputs) / batch_size))
+    for rows in batches:
         batch = tokenizer.pad(rows)
-        ids = generate(model.t5, batch["input_ids"].to(device), batch["attention_mask"].to(device), **options)
+        ids = generate_seq2seq(model.t5, batch["input_ids"].to(device), batch["attention_mask"].to(device), **options)
         out += tokenizer.batch_decode(ids)
     return out
 
@@ -61,11 +66,14 @@ def classify(
     texts: list[str],
     batch_size: int = 32,
     max_source: int | None = None,
+    progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
 ) -> torch.Tensor:
     "Label probabilities (len(texts), n_labels) for classification task `task` (e.g. 'emotion')."
     device, out = model_device(model), []
     with evaluating(model):
-        for rows in _batches(_inputs(model, tokenizer, task, texts, max_source), batch_size):
+        inputs = _inputs(model, tokenizer, task, texts, max_source)
+        batches = progress_bar(_batches(inputs, batch_size), progress, total=math.ceil(len(inputs) / batch_size))
+        for rows in batches:
             batch = tokenizer.pad(rows)
             scores = model.classify(task, batch["input_ids"].to(device), batch["attention_mask"].to(device))
             out.append(scores.float().softmax(-1).cpu())
@@ -170,7 +178,7 @@ def macro_f1(y_true: list[int], y_pred: list[int]) -> float:
     return sum(per_class) / len(classes)
 
 # %% ../nbs/14_evaluation.ipynb #5a90fcb9
-def evaluate(
+def evaluate_leximind(
     model: MultiTaskT5,
     tokenizer: SentencePieceTokenizer,
     tasks: dict,
@@ -266,7 +274,7 @@ def checkpoint_report(
     )
     sources = run["sources"] | {k: v for k, v in sources.items() if v}
     tasks = load_tasks(run["quick"], **sources)
-    report = {"checkpoint": str(ckpt), "sources": sources} | evaluate(
+    report = {"checkpoint": str(ckpt), "sources": sources} | evaluate_leximind(
         model, tokenizer, tasks, limit=limit, num_beams=num_beams
     )
     if with_baselines:

@@ -369,7 +369,7 @@ def _rename_hf(name: str) -> str | None:
     return f"{where}.norm{int(layer) + 1}.weight"  # layer_norm of sublayer 0, 1 (, 2)
 
 
-def _config_from_hf(c: dict) -> T5Config:
+def _t5_config_from_hf(c: dict) -> T5Config:
     "Our config from a Hugging Face T5 config (as a dict); refuse variants our model does not implement."
     if c.get("feed_forward_proj", "relu") not in ("gated-gelu", "relu"):
         raise ValueError(f"unsupported feed-forward {c['feed_forward_proj']!r}")
@@ -415,7 +415,7 @@ def _t5_from_hf(cls, model_or_path) -> T5:
         if not Path(model_or_path).is_dir():
             raise FileNotFoundError(f"{model_or_path}: no such folder (for the hub, use T5.from_pretrained)")
         config, state = _read_hf_folder(Path(model_or_path))
-    model = cls(_config_from_hf(config))
+    model = cls(_t5_config_from_hf(config))
     ours = {new: t for name, t in state.items() if (new := _rename_hf(name))}
     if "lm_head.weight" not in ours:
         ours["lm_head.weight"] = ours["shared.weight"]  # a checkpoint that ties its head stores it once

@@ -28,7 +28,10 @@ class LexiMind:
 
     def __init__(self, model: MultiTaskT5, tokenizer: SentencePieceTokenizer, device=None, **generation):
         self.model = model.to(device or get_device()).eval()
-        self.tokenizer, self.generation = tokenizer, generation  # generation: options for `generate` (default: 4 beams)
+        self.tokenizer, self.generation = (
+            tokenizer,
+            generation,
+        )  # generation: options for `generate_seq2seq` (default: 4 beams)
 
     @classmethod
     def load(cls, path: str | Path, device=None, **generation) -> "LexiMind":
@@ -68,13 +71,19 @@ class LexiMind:
             if "summary" in tasks:
                 wanted = [len(t.split()) >= MIN_SUMMARY_WORDS for t in texts]
                 summaries = iter(
-                    summarize(self.model, self.tokenizer, [t for t, w in zip(texts, wanted) if w], **self.generation)
+                    summarize(
+                        self.model,
+                        self.tokenizer,
+                        [t for t, w in zip(texts, wanted) if w],
+                        progress=False,
+                        **self.generation,
+                    )
                 )
                 for result, w in zip(results, wanted):
                     result["summary"] = next(summaries) if w else None
             for task in (t for t in tasks if t != "summary"):  # emotion, topic
                 for result, labels in zip(
-                    results, self._labels(task, classify(self.model, self.tokenizer, task, texts))
+                    results, self._labels(task, classify(self.model, self.tokenizer, task, texts, progress=False))
                 ):
                     result[task] = labels
         return results[0] if isinstance(text, str) else results

@@ -18,6 +18,7 @@ import sentencepiece as spm
 import torch
 
 from lightbrain.core import hub_online, write_atomic
+from lightbrain.tokenizer import valid_unicode
 
 # %% ../nbs/10_sentencepiece.ipynb #2d646561
 def train_sentencepiece(texts, vocab_size: int = 8000, character_coverage: float = 1.0) -> bytes:
@@ -115,7 +116,9 @@ class SentencePieceTokenizer:
     def encode(self, text: str, add_eos: bool = True) -> list[int]:
         "Token ids of `text` (special tokens written in it become their ids), followed by end-of-sequence."
         ids = []
-        for i, part in enumerate(self._split.split(text)):  # odd parts are special tokens
+        for i, part in enumerate(
+            self._split.split(valid_unicode(text))
+        ):  # chapter 01: lone surrogates become �  # odd parts are special tokens
             if i % 2:
                 ids.append(self.specials[part])
             elif part:

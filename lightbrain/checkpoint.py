@@ -9,7 +9,9 @@ __all__ = ['config_dict', 'save_model', 'read_config', 'check_fields', 'build_co
 import json
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
+from typing import get_args
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -50,8 +52,11 @@ def read_config(path: str | Path, model_type: str) -> dict:
     file = Path(path) / "config.json"
     if not file.is_file():
         raise FileNotFoundError(f"{path} is not a saved model (no config.json)")
-    config = json.loads(file.read_text())
-    if config.pop("model_type", None) != model_type:
+    try:
+        config = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{file} is not valid JSON ({e}): the checkpoint is damaged, save or copy it again") from None
+    if not isinstance(config, dict) or config.pop("model_type", None) != model_type:
         raise ValueError(f"{path} does not hold a {model_type} model")
     return config
 
@@ -63,9 +68,22 @@ def check_fields(values: dict, known, source) -> dict:
     return values
 
 
+def _fits(value, kind) -> bool:
+    "Is `value` (read from JSON) of the field type `kind`: bool, int, float or str, or one of them | None?"
+    kinds = get_args(kind) or (kind,)
+    kinds += (int,) if float in kinds else ()  # JSON writes 1.0 as 1
+    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+
+
 def build_config(config_class, values: dict, source):
-    "`config_class(**values)` (a dataclass), after rejecting fields it does not have."
-    return config_class(**check_fields(values, [f.name for f in fields(config_class)], source))
+    "`config_class(**values)` (a dataclass), after rejecting fields it does not have and values of the wrong type."
+    check_fields(values, [f.name for f in fields(config_class)], source)
+    for f in fields(config_class):
+        if f.name in values and not _fits(values[f.name], f.type):
+            raise ValueError(
+                f"{source}: {f.name} is {values[f.name]!r}, not of type {getattr(f.type, '__name__', f.type)}"
+            )
+    return config_class(**values)
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
@@ -73,7 +91,11 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     file = Path(path) / "model.safetensors"
     if not file.is_file():
         raise FileNotFoundError(f"{path} has config.json but no model.safetensors")
-    state, expected = load_file(file), model.state_dict()
+    try:
+        state = load_file(file)
+    except SafetensorError as e:
+        raise ValueError(f"{file} is damaged or not a safetensors file ({e}): save or copy it again") from None
+    expected = model.state_dict()
     for name, t in state.items():
         if name not in expected:
             raise ValueError(

@@ -18,15 +18,18 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tiktoken
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 
 import lightbrain
 from lightbrain.core import hub_online, write_atomic
 from lightbrain.tokenizer import save_tokenizer
+
+if TYPE_CHECKING:  # `datasets` takes a second to import: each function that needs it imports it when it runs
+    from datasets import Dataset, DatasetDict
 
 # %% ../nbs/02_data.ipynb #4d22e6cb
 PUBMEDQA_HUB_ID = "qiaojin/PubMedQA"
@@ -57,9 +60,11 @@ def local_copy(name: str) -> Path | None:
     return next((p for p in candidates if p.exists()), None)
 
 
-def course_data(name: str) -> DatasetDict:
+def course_data(name: str) -> "DatasetDict":
     """The course's slice of dataset `name` (pubmedqa, emotion, ag_news, cnn_dailymail), grouped by its `split`
     field if it has one."""
+    from datasets import Dataset, DatasetDict
+
     path = COURSE_DATA / f"{name}.jsonl.gz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall the course package")
@@ -75,12 +80,14 @@ def load_source(
     name: str,  # the dataset's name in what is printed
     source: str | None,  # None (a $LIGHTBRAIN_DATA copy, the hub, else the slice), "builtin", a path or a hub id
     course: str,  # its file in the course's slices and in $LIGHTBRAIN_DATA ("emotion" ...)
-    local: Callable[[Path], DatasetDict],  # reads a local file or folder in one of its formats
+    local: Callable[[Path], "DatasetDict"],  # reads a local file or folder in one of its formats
     hub_id: str,  # where it lives on the hub
     config: str | None = None,  # the hub config, if it has several
-) -> DatasetDict:
+) -> "DatasetDict":
     """Load dataset `name` from the course's slice, a local path or the hub, printing which one it used (splits as
     they come)."""
+    from datasets import load_dataset
+
     if source is None and (copy := local_copy(course)):
         source = str(copy)
     if source == "builtin" or (source is None and not hub_online()):
@@ -141,19 +148,26 @@ def _data_files(path: Path) -> dict[str, list[str]]:
 def read_local(
     path: Path,  # a file, or a folder of files named by split
     **kwargs,  # for `datasets.load_dataset` (e.g. `column_names` for a CSV without a header)
-) -> DatasetDict:
+) -> "DatasetDict":
     "A local file or folder in the hub's format, as a DatasetDict split by file name."
+    from datasets import load_dataset, load_from_disk
+    from datasets.exceptions import DatasetGenerationError
+
     if path.is_dir() and (path / "dataset_dict.json").exists():
         return load_from_disk(str(path))
     files = _data_files(path)
-    return load_dataset(_FORMATS[Path(next(iter(files.values()))[0]).suffix], data_files=files, **kwargs)
+    try:
+        return load_dataset(_FORMATS[Path(next(iter(files.values()))[0]).suffix], data_files=files, **kwargs)
+    except DatasetGenerationError as e:  # a truncated JSON file, a CSV row with more fields than the header...
+        cause = str(e.__cause__ or e).strip().splitlines()[0]
+        raise ValueError(f"{path} could not be read ({cause}): is the file complete and in one format?") from None
 
 
 def require_columns(
-    dsd: DatasetDict,
+    dsd: "DatasetDict",
     columns: list[str],  # the columns every split must have
     source: str | Path,  # where the data came from, for the message
-) -> DatasetDict:
+) -> "DatasetDict":
     "Raise a clear error if any split lacks one of `columns`."
     for split, ds in dsd.items():
         if missing := [c for c in columns if c not in ds.column_names]:
@@ -164,11 +178,13 @@ def require_columns(
 
 
 def with_labels(
-    dsd: DatasetDict,
+    dsd: "DatasetDict",
     names: list[str],  # the class names, in label id order
     source: str | Path,  # where the data came from, for the message
-) -> DatasetDict:
+) -> "DatasetDict":
     "Make `label` a ClassLabel with `names`, accepting label ids or label names in the files."
+    from datasets import ClassLabel, Dataset, DatasetDict
+
     require_columns(dsd, ["text", "label"], source)
 
     def to_id(label):
@@ -198,32 +214,44 @@ def _bucket(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
-def _texts(ds: Dataset, key: str | Callable[[dict], str]) -> list[str]:
-    "Each example's document text: the column `key`, or `key(example)`."
-    return list(ds[key]) if isinstance(key, str) else [key(ex) for ex in ds]
+def _texts(ds: "Dataset", key: str | Callable[[dict], str], name: str = "the data") -> list[str]:
+    "Each example's document text: the column `key`, or `key(example)`; an error names an example without one."
+    try:
+        texts = list(ds[key]) if isinstance(key, str) else [key(ex) for ex in ds]
+    except KeyError as e:
+        raise ValueError(f"{name} has no column {e} (its columns: {', '.join(ds.column_names)})") from None
+    if (i := next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)) is not None:
+        raise ValueError(f"{name}: example {i} has no text ({texts[i]!r}): fill it in or remove it")
+    return texts
 
 
-def split_by_text(ds: Dataset, key: str | Callable[[dict], str], shares: dict[str, float]) -> DatasetDict:
+def split_by_text(
+    ds: "Dataset", key: str | Callable[[dict], str], shares: dict[str, float], name: str = "the data"
+) -> "DatasetDict":
     """Divide `ds` into the splits of `shares` ({name: share}, adding up to 1), each example placed by a hash of its
     text."""
+    from datasets import DatasetDict
+
     edges = np.cumsum(list(shares.values()))
     if not np.isclose(edges[-1], 1) or min(shares.values()) <= 0:
         raise ValueError(f"shares must be positive and add up to 1, got {shares}")
-    where = np.searchsorted(edges[:-1], [_bucket(t) for t in _texts(ds, key)], side="right")
+    where = np.searchsorted(edges[:-1], [_bucket(t) for t in _texts(ds, key, name)], side="right")
     return DatasetDict({name: ds.select(np.flatnonzero(where == i)) for i, name in enumerate(shares)})
 
 
 def standard_splits(
-    dsd: DatasetDict,
+    dsd: "DatasetDict",
     key: str | Callable[[dict], str],
     name: str = "data",
     shares: tuple[float, float, float] = (0.8, 0.1, 0.1),
-) -> DatasetDict:
+) -> "DatasetDict":
     """train, validation and test sharing no document: one split is divided by text hash, missing ones carved out of
     train, repeats dropped."""
+    from datasets import DatasetDict
+
     if len(dsd) == 1:
         ((only, ds),) = dsd.items()
-        out = dict(split_by_text(ds, key, dict(zip(SPLITS, shares))))
+        out = dict(split_by_text(ds, key, dict(zip(SPLITS, shares)), name))
         print(
             f"{name}: one split ({only}, {len(ds):,} documents) divided by a hash of each text into "
             + ", ".join(f"{s} {len(out[s]):,}" for s in SPLITS)
@@ -234,14 +262,14 @@ def standard_splits(
         out = {s: dsd[s] for s in SPLITS if s in dsd}
         for split, share in zip(SPLITS[1:], shares[1:]):
             if split not in out:
-                out |= split_by_text(out["train"], key, {"train": 1 - share, split: share})
+                out |= split_by_text(out["train"], key, {"train": 1 - share, split: share}, name)
                 print(
                     f"{name}: no {split} split, so {len(out[split]):,} training documents (chosen by a hash of"
                     " their text) became one"
                 )
     seen = set()
     for split in reversed(SPLITS):  # test keeps everything; earlier splits lose what a later one holds
-        texts = _texts(out[split], key)
+        texts = _texts(out[split], key, name)
         keep = [i for i, t in enumerate(texts) if t not in seen]
         if len(keep) < len(texts):
             print(f"{name}: dropped {len(texts) - len(keep):,} {split} documents that are also in a later split")
@@ -255,9 +283,11 @@ def standard_splits(
     return DatasetDict({s: out[s] for s in SPLITS})
 
 # %% ../nbs/02_data.ipynb #a0d6996e
-def _pubmedqa_original(path: Path) -> DatasetDict | None:
+def _pubmedqa_original(path: Path) -> "DatasetDict | None":
     """The authors' `ori_pqal.json` format (a dict keyed by PMID with QUESTION, CONTEXTS, ...) in the hub's columns,
     or None."""
+    from datasets import Dataset, DatasetDict
+
     if path.suffix != ".json" or path.is_dir():
         return None
     check_text_file(path)
@@ -285,7 +315,7 @@ def _pubmedqa_original(path: Path) -> DatasetDict | None:
     return DatasetDict({"train": Dataset.from_list(rows)})
 
 
-def _pubmedqa_as_it_comes(source: str | None, config: str) -> DatasetDict:
+def _pubmedqa_as_it_comes(source: str | None, config: str) -> "DatasetDict":
     "PubMedQA from `source` with the hub's columns and its own splits (one `train` split per hub config)."
 
     def local(path):
@@ -299,7 +329,7 @@ def _pubmedqa_as_it_comes(source: str | None, config: str) -> DatasetDict:
 def load_pubmedqa(
     source: str | None = None,  # None (hub, else the course's slice), "builtin", a local path, or a hub id
     config: str = "pqa_labeled",  # pqa_labeled, pqa_unlabeled or pqa_artificial (hub only)
-) -> DatasetDict:
+) -> "DatasetDict":
     """PubMedQA with the hub's columns (pubid, question, context, long_answer, final_decision), split into
     train/validation/test."""
     return standard_splits(_pubmedqa_as_it_comes(source, config), "question", "PubMedQA")
@@ -317,9 +347,11 @@ def pubmedqa_text(example: dict) -> str:
     return f"Question: {question}\nContext: {contexts}\nAnswer: {answer}"
 
 
-def pubmedqa_corpus(full: bool) -> DatasetDict:
+def pubmedqa_corpus(full: bool) -> "DatasetDict":
     """PubMedQA for a language model. Full mode with the hub: train on pqa_artificial + pqa_unlabeled, validate and
     test on the expert-labelled items; otherwise the course's slice (or `$LIGHTBRAIN_DATA`'s copy)."""
+    from datasets import DatasetDict, concatenate_datasets
+
     if full and local_copy("pubmedqa"):
         print("PubMedQA: full mode from local files, so only the items they hold, split three ways")
         return load_pubmedqa(None)
@@ -339,8 +371,10 @@ def pubmedqa_corpus(full: bool) -> DatasetDict:
     return standard_splits(corpus, "question", "PubMedQA")
 
 # %% ../nbs/02_data.ipynb #e35f04ec
-def load_text_files(paths: str | Path | list) -> DatasetDict:
+def load_text_files(paths: str | Path | list) -> "DatasetDict":
     "Your own corpus: each UTF-8 text file (or each .txt file in a folder) becomes one document in a `train` split."
+    from datasets import Dataset, DatasetDict
+
     paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
     files = [f for p in paths for f in (sorted(p.glob("*.txt")) if p.is_dir() else [p])]
     for f in files:
@@ -379,9 +413,11 @@ def _token_dtype(vocab_size: int, dtype: str | None) -> np.dtype:
     return dtype
 
 # %% ../nbs/02_data.ipynb #17d26fde
-def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str) -> Dataset:
+def _tokenize(ds: "Dataset", tokenizer, text_fn: Callable[[dict], str], split: str) -> "Dataset":
     """Columns `ids` (a document's tokens, then end-of-text) and `n` (their count); parallel with a progress bar on
     large inputs."""
+    from datasets import Dataset
+
     eot = tokenizer.eot_token
 
     def encode(example):
@@ -396,7 +432,7 @@ def _tokenize(ds: Dataset, tokenizer, text_fn: Callable[[dict], str], split: str
     return ds.map(encode, remove_columns=ds.column_names, num_proc=os.cpu_count(), desc=f"tokenizing {split}")
 
 
-def _write_tokens(ids: Dataset, path: Path, dtype: np.dtype) -> int:
+def _write_tokens(ids: "Dataset", path: Path, dtype: np.dtype) -> int:
     "Write every document's ids, in order, into one flat memory-mapped array at `path`; return the token count."
     total = int(np.sum(ids["n"]))
 
@@ -421,7 +457,7 @@ def text_column(example: dict) -> str:
 # %% ../nbs/02_data.ipynb #0f4689d8
 def prepare(
     # needs a "train" split; "validation" is used if present, else carved out of train by text hash
-    dataset: DatasetDict,
+    dataset: "DatasetDict",
     tokenizer,  # a BPETokenizer or a tiktoken.Encoding with an <|endoftext|> token
     out_dir: str | Path,  # where train.bin, val.bin and meta.json go
     text_fn: Callable[[dict], str] = text_column,  # an example -> its document text (e.g. `pubmedqa_text`)
@@ -444,12 +480,15 @@ def prepare(
     dtype = _token_dtype(info["vocab_size"], dtype)
     if "train" not in dataset:
         raise ValueError(f"the dataset needs a 'train' split; it has {list(dataset)}")
+    read_by = f"read by text_fn={getattr(text_fn, '__name__', text_fn)}"  # for errors: a wrong text_fn is common
+    _texts(dataset["train"].select(range(min(1, len(dataset["train"])))), text_fn, f"the train split, {read_by},")
     if "validation" in dataset:
         splits = {"train": dataset["train"], "val": dataset["validation"]}
     else:
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
-        held = split_by_text(dataset["train"], text_fn, {"train": 1 - val_fraction, "val": val_fraction})
+        shares = {"train": 1 - val_fraction, "val": val_fraction}
+        held = split_by_text(dataset["train"], text_fn, shares, f"the train split, {read_by},")
         splits = {"train": held["train"], "val": held["val"]}
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)  # until the new meta.json is written, the folder reads as unprepared

@@ -83,6 +83,12 @@ def stream(
         raise ValueError(
             "the prompt is empty: start from the end-of-text token, e.g. torch.tensor([[tokenizer.eot_token]])"
         )
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if input_ids.min() < 0 or input_ids.max() >= model.config.vocab_size:
+        raise ValueError(
+            f"the prompt holds token ids outside 0..{model.config.vocab_size - 1}: was it made by another tokenizer?"
+        )
     block = model.config.context_length
     generator = torch.Generator(input_ids.device).manual_seed(seed) if seed is not None else None
     stops = torch.tensor(stop_tokens or [], device=input_ids.device)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightbrain.core import evaluating, model_device, rehearsal_cap
+from lightbrain.core import evaluating, model_device, progress_bar, rehearsal_cap
 from lightbrain.data import get_batch, iter_batches, load_meta, load_tokens
 from lightbrain.model import GPT, GPTConfig
 
@@ -48,7 +48,12 @@ def check_lm_setup(model_config: GPTConfig, data_dir: str | Path):
 
 # %% ../nbs/06_training.ipynb #feb9d782
 def evaluate_lm(
-    model: GPT, data_dir: str | Path, split: str = "val", batch_size: int = 16, device=None
+    model: GPT,
+    data_dir: str | Path,
+    split: str = "val",
+    batch_size: int = 16,
+    device=None,
+    progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
 ) -> tuple[float, int]:
     """Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of
     tokens scored."""
@@ -56,6 +61,7 @@ def evaluate_lm(
     tokens, total, n = load_tokens(data_dir, split), 0.0, 0
     with evaluating(model):
         batches = iter_batches(tokens, batch_size, model.config.context_length, device)
+        batches = progress_bar(batches, progress, desc=f"evaluating {split}", unit=" batches")
         for x, y in islice(batches, rehearsal_cap(len(tokens))):  # every batch, except in a rehearsal (chapter 00)
             total, n = total + model(x, labels=y)[1].item() * y.numel(), n + y.numel()
     return total / n, n

@@ -39,12 +39,15 @@ class GPTConfig:
     use_sdpa: bool = True  # PyTorch's fused attention (False: chapter 03's hand-written function)
 
     def __post_init__(self):
+        for name in ("vocab_size", "context_length", "n_layers", "n_heads", "d_model"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.norm not in ("layernorm", "rmsnorm"):
             raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', not {self.norm!r}")
-        if min(self.vocab_size, self.context_length, self.n_layers, self.n_heads) < 1:
-            raise ValueError(f"sizes must be positive: {self}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
     def tiny(cls, vocab_size: int = 1024, context_length: int = 64, **kw):
@@ -218,7 +221,7 @@ def param_count(config: GPTConfig, tied: bool | None = None, positions: bool = T
     return V * C + (T * C if positions else 0) + L * block + norm + (0 if tied else V * C)
 
 # %% ../nbs/05_gpt.ipynb #46578d43
-def _config_from_hf(c) -> GPTConfig:
+def _gpt_config_from_hf(c) -> GPTConfig:
     "Our config for a Hugging Face `GPT2Config`; refuse variants our model does not implement."
     if c.activation_function != "gelu_new":
         raise ValueError(f"unsupported activation {c.activation_function!r}: GPT-2 uses 'gelu_new'")
@@ -271,7 +274,7 @@ def _gpt_from_hf(cls, model_or_path) -> GPT:
         if not Path(model_or_path).is_dir():
             raise FileNotFoundError(f"{model_or_path}: no such folder (for the hub, use GPT.from_pretrained)")
         model_or_path = GPT2LMHeadModel.from_pretrained(model_or_path)
-    config = _config_from_hf(model_or_path.config)
+    config = _gpt_config_from_hf(model_or_path.config)
     model = cls(config)
     model.load_state_dict(_state_from_hf(model_or_path.state_dict(), config.n_layers))
     return model.eval()

@@ -8,7 +8,7 @@ from transformers import T5Config as HFT5Config
 from transformers import T5ForConditionalGeneration
 from transformers import logging as hf_logging
 
-from leximind.generate import generate
+from leximind.generate import generate_seq2seq
 from leximind.model import T5, T5Config
 
 hf_logging.set_verbosity_error()
@@ -57,31 +57,35 @@ def pair(seed):
 def test_equal_to_hf_and_cache_free_decoding(seed):
     ours_model, hf, inputs, mask = pair(seed)
     for kw in SETTINGS:
-        ours = generate(ours_model, inputs, mask, max_new_tokens=40, **kw)
+        ours = generate_seq2seq(ours_model, inputs, mask, max_new_tokens=40, **kw)
         ref = hf.generate(input_ids=inputs, attention_mask=mask, max_new_tokens=40, do_sample=False, **kw)
         assert ours.shape == ref.shape and torch.equal(ours, ref), kw
-        assert torch.equal(generate(ours_model, inputs, mask, max_new_tokens=40, use_cache=False, **kw), ours), kw
+        assert torch.equal(
+            generate_seq2seq(ours_model, inputs, mask, max_new_tokens=40, use_cache=False, **kw), ours
+        ), kw
 
 
 def test_some_outputs_end_early():
     "The comparison above covers end-of-sequence handling, not only runs to the length limit."
     ours_model, _, inputs, mask = pair(0)
-    ended = sum(int((generate(ours_model, inputs, mask, max_new_tokens=40, **kw) == 1).any(1).sum()) for kw in SETTINGS)
+    ended = sum(
+        int((generate_seq2seq(ours_model, inputs, mask, max_new_tokens=40, **kw) == 1).any(1).sum()) for kw in SETTINGS
+    )
     assert ended >= 3
 
 
 def test_batched_equals_single():
     model, _, inputs, mask = pair(1)
     for kw in (dict(), dict(num_beams=4)):
-        batch = generate(model, inputs, mask, max_new_tokens=30, **kw)
+        batch = generate_seq2seq(model, inputs, mask, max_new_tokens=30, **kw)
         for row in range(3):
-            alone = generate(model, inputs[row : row + 1, : int(mask[row].sum())], max_new_tokens=30, **kw)[0]
+            alone = generate_seq2seq(model, inputs[row : row + 1, : int(mask[row].sum())], max_new_tokens=30, **kw)[0]
             assert torch.equal(batch[row, : len(alone)], alone)
 
 
 def test_min_new_tokens_and_no_repeat():
     model, _, inputs, mask = pair(2)
-    out = generate(model, inputs, mask, max_new_tokens=30, min_new_tokens=15, no_repeat_ngram_size=2)
+    out = generate_seq2seq(model, inputs, mask, max_new_tokens=30, min_new_tokens=15, no_repeat_ngram_size=2)
     for row in out.tolist():
         body = row[1:]
         assert 1 not in body[:15]
@@ -93,12 +97,12 @@ def test_min_new_tokens_and_no_repeat():
 def test_bad_input():
     model = T5(T5Config.tiny(context_length=16))
     with pytest.raises(ValueError, match="empty"):
-        generate(model, torch.ones(2, 4, dtype=torch.long), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]))
+        generate_seq2seq(model, torch.ones(2, 4, dtype=torch.long), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]))
     with pytest.raises(ValueError, match="empty"):
-        generate(model, torch.zeros(1, 0, dtype=torch.long))
+        generate_seq2seq(model, torch.zeros(1, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="num_beams"):
-        generate(model, torch.ones(1, 4, dtype=torch.long), num_beams=0)
+        generate_seq2seq(model, torch.ones(1, 4, dtype=torch.long), num_beams=0)
     # longer than the model reads: refused, not silently cut (the tokenizer is the one place that cuts)
     with pytest.raises(ValueError, match="longer than the model's context_length"):
-        generate(model, torch.ones(1, 17, dtype=torch.long), max_new_tokens=3)
-    assert generate(model, torch.ones(1, 16, dtype=torch.long), max_new_tokens=3).shape[0] == 1
+        generate_seq2seq(model, torch.ones(1, 17, dtype=torch.long), max_new_tokens=3)
+    assert generate_seq2seq(model, torch.ones(1, 16, dtype=torch.long), max_new_tokens=3).shape[0] == 1
