@@ -43,7 +43,9 @@ class T5Config:
     norm_eps: float = 1e-6
     feed_forward: str = "gated-gelu"  # "gated-gelu" (T5 1.1, FLAN-T5) or "relu" (original T5)
     tie_embeddings: bool = False  # original T5: True (tied head, decoder output scaled by d_model ** -0.5)
-    context_length: int = 512  # longest encoder input: the tokenizer cuts longer texts to it, `generate` refuses them
+    context_length: int = (
+        512  # longest encoder input: the tokenizer cuts longer texts to it, `generate_seq2seq` refuses them
+    )
     pad_id: int = 0  # also the decoder's start token
     eos_id: int = 1
     use_sdpa: bool = True  # PyTorch's fused attention (False: chapter 03's hand-written function)

@@ -92,7 +92,9 @@ class LexiMind:
         "What the reader of the answers to `text` must know: a text too short to summarize, a text too long to read."
         notes = []
         if "summary" in tasks and (words := len(text.split())) < MIN_SUMMARY_WORDS:
-            notes.append(f"no summary: {words} words are too few to summarize (it takes {MIN_SUMMARY_WORDS})")
+            notes.append(
+                f"no summary: the text is too short to summarize ({words} of at least {MIN_SUMMARY_WORDS} words)"
+            )
         inputs = [TASKS["summarize" if t == "summary" else t].prefix + text for t in tasks]  # as each task reads it
         limit, n = self.model.t5.config.context_length, max(len(self.tokenizer.encode(x)) for x in inputs)
         if n > limit:

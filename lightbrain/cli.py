@@ -164,6 +164,10 @@ def run_folder(out: Path, resume: bool, overwrite: bool) -> Path:
     `overwrite` (delete it, here, and start again), so that two runs never mix their checkpoints and logs."""
     if resume and overwrite:
         raise ValueError("--resume continues the run in the folder, --overwrite deletes it: give one of them")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: give --out a folder")
+    if resume and not any((out / name / "trainer.pt").is_file() for name in ("last", "last.old")):
+        raise FileNotFoundError(f"nothing to resume: {out / 'last'} holds no checkpoint")
     found = [out / name for name in ("best", "last", "best.old", "last.old", "log.csv", "tb") if (out / name).exists()]
     if found and not resume:
         if not overwrite:

@@ -15,6 +15,7 @@ import os
 import platform
 import random
 import socket
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -178,9 +179,12 @@ def progress_bar(iterable=None, progress: bool | None = None, **options):
     None: as `$LIGHTBRAIN_PROGRESS` says, else only on a terminal."""
     from tqdm.auto import tqdm
 
-    if progress is None and os.environ.get(PROGRESS_ENV, "").strip() in ("0", "1"):
-        progress = os.environ[PROGRESS_ENV].strip() == "1"
-    return tqdm(iterable, disable=None if progress is None else not progress, **options)
+    if progress is None:
+        setting = os.environ.get(PROGRESS_ENV, "").strip()
+        # a notebook's kernel says its streams are terminals: there, bars would fill the stored outputs
+        on_a_terminal = sys.stderr.isatty() and "ipykernel" not in sys.modules
+        progress = setting == "1" if setting in ("0", "1") else on_a_terminal
+    return tqdm(iterable, disable=not progress, **options)
 
 # %% ../nbs/00_core.ipynb #5c20a440
 def _version(package: str) -> str:

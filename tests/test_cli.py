@@ -6,16 +6,19 @@ import json
 import math
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import fields
 
 import pytest
+import torch
 import yaml
 
 import lightbrain
 from lightbrain.cli import PRESETS, command, command_parser, config_values, parse_value
-from lightbrain.data import course_data, load_meta, load_pubmedqa, prepare, pubmedqa_text
+from lightbrain.data import course_data, load_meta, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer, save_tokenizer
 from lightbrain.train import TrainConfig
@@ -32,15 +35,6 @@ def assert_user_error(result, prog: str, message: str):
     assert result.returncode == 2, (result.returncode, result.stderr[-1000:])
     assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith(f"{prog}: error:"), result.stderr[-1000:]
     assert message in result.stderr, result.stderr
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    docs = load_pubmedqa("builtin")
-    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(500))], 300, ["<|endoftext|>"])
-    prepare(docs, tok, d, pubmedqa_text)
-    return d
 
 
 def test_command_turns_user_errors_into_one_line_and_keeps_bugs_loud(capsys):
@@ -252,23 +246,32 @@ def run_lexi(module, function, *args, cwd):
 
 def test_leximind_commands(tmp_path, capsys):
     out = tmp_path / "run"
-    trained = run_lexi(
-        "leximind.cli",
-        "train_command",
-        "--quick",
-        "--out",
-        str(out),
-        "--max-steps",
-        "20",
-        "--eval-interval",
-        "20",
-        "--tensorboard",
-        "false",
-        "--progress",
-        "false",
+    train = ["--quick", "--out", str(out), "--eval-interval", "20", "--tensorboard", "false", "--progress", "false"]
+    code = "import sys; from leximind.cli import train_command; train_command(sys.argv[1:])"
+    # Ctrl-C a few steps in (issue 17): a checkpoint of the steps done, one line, exit code 130; then resume to 20
+    interrupted = subprocess.Popen(
+        [sys.executable, "-c", code, *train, "--max-steps", "1000", "--log-interval", "1"],
         cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not (out / "log.csv").exists() or len((out / "log.csv").read_text().splitlines()) < 4:
+        assert interrupted.poll() is None, interrupted.stderr.read()[-2000:]
+        time.sleep(0.05)
+    interrupted.send_signal(signal.SIGINT)
+    err = interrupted.communicate(timeout=300)[1]
+    step = torch.load(out / "last" / "trainer.pt", weights_only=True)["step"]
+    assert interrupted.returncode == 130 and err.strip().splitlines()[-1] == (
+        f"leximind-train: training interrupted after step {step}: {out / 'last'} holds it, resume=True (--resume) "
+        "continues"
+    ), err[-2000:]
+    trained = run_lexi(
+        "leximind.cli", "train_command", *train, "--max-steps", "20", "--log-interval", "1", "--resume", cwd=tmp_path
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
+    with open(out / "log.csv", newline="") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == list(range(1, 21))  # each step once
     assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out / "best").iterdir()}
     report_file = tmp_path / "report.json"
     evaluated = run_lexi(
@@ -328,7 +331,7 @@ def test_leximind_commands(tmp_path, capsys):
     analyze_command(["--checkpoint", str(out / "best"), "hello there"])
     printed = capsys.readouterr()
     assert printed.out.startswith("summary: (none)\n") and "emotion:" in printed.out and "topic:" in printed.out
-    assert printed.err == "leximind: note: no summary: 2 words are too few to summarize (it takes 30)\n"
+    assert printed.err == "leximind: note: no summary: the text is too short to summarize (2 of at least 30 words)\n"
     analyze_command(["--checkpoint", str(out / "best"), "hello there", "--task", "topic", "--num-beams", "1"])
     assert capsys.readouterr().out.startswith("topic:")
     for bad, message in [

@@ -9,25 +9,12 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 from safetensors.torch import load_file
-
-from lightbrain.data import load_pubmedqa, prepare, pubmedqa_text
-from lightbrain.tokenizer import BPETokenizer
 
 STEPS = 24
 TINY = ["--context-length", "32", "--batch-size", "4", "--n-layers", "1", "--d-model", "32", "--n-heads", "2"]
 QUIET = ["--tensorboard", "false", "--progress", "false"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    docs = load_pubmedqa("builtin")
-    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(300))], 300, ["<|endoftext|>"])
-    prepare(docs, tok, d, pubmedqa_text)
-    return d
 
 
 def train_args(data, out, *more):
@@ -62,15 +49,15 @@ def has_checkpoint(out) -> bool:
     return any((out / name / "trainer.pt").is_file() for name in ("last", "last.old"))
 
 
-def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(data, tmp_path):
+def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(data_dir, tmp_path):
     """Catches: a checkpoint left unreadable by a kill (mid-write or between its renames), a resume that does not
     continue exactly (data order, dropout, optimizer), and log.csv rows duplicated or lost across resumes."""
-    reference = subprocess.run(train_args(data, tmp_path / "ref", "--max-steps", str(STEPS)), capture_output=True)
+    reference = subprocess.run(train_args(data_dir, tmp_path / "ref", "--max-steps", str(STEPS)), capture_output=True)
     assert reference.returncode == 0, reference.stderr[-2000:]
     out, rng, kills = tmp_path / "killed", random.Random(0), 0
     while kills < 6 and (logged := len(log_rows(out)) if (out / "log.csv").exists() else 0) < STEPS - 1:
         flag = "--resume" if has_checkpoint(out) else "--overwrite"
-        proc = subprocess.Popen(train_args(data, out, "--max-steps", str(STEPS), flag), stderr=subprocess.PIPE)
+        proc = subprocess.Popen(train_args(data_dir, out, "--max-steps", str(STEPS), flag), stderr=subprocess.PIPE)
         target = min(logged + rng.randint(1, 4), STEPS - 1)  # a step this run reaches, then a moment after it
         while not (out / "log.csv").exists() or len(log_rows(out)) < target:
             assert proc.poll() is None, proc.stderr.read()[-2000:]
@@ -80,7 +67,7 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(data, 
         proc.wait()
         kills += 1
     flag = "--resume" if has_checkpoint(out) else "--overwrite"
-    final = subprocess.run(train_args(data, out, "--max-steps", str(STEPS), flag), capture_output=True)
+    final = subprocess.run(train_args(data_dir, out, "--max-steps", str(STEPS), flag), capture_output=True)
     assert final.returncode == 0, final.stderr[-2000:]
     assert kills >= 3, "too few kills to test anything: the run finished too soon"
     rows = log_rows(out)
@@ -92,15 +79,15 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(data, 
             load_file(tmp_path / "ref" / name / "model.safetensors"),
         )
         assert all(torch.equal(got[k], want[k]) for k in want)
-    assert not any(p.name.endswith((".tmp", ".old")) for p in out.iterdir())
+    assert not any(p.is_dir() and p.name.endswith((".tmp", ".old")) for p in out.iterdir())  # checkpoint leftovers
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(data, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path):
     """Catches: Ctrl-C ending in a traceback, losing the steps since the last checkpoint, or leaving a log that the
     resumed run then duplicates."""
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        train_args(data, out, "--max-steps", "100000", "--eval-interval", "1000"),
+        train_args(data_dir, out, "--max-steps", "100000", "--eval-interval", "1000"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -117,43 +104,47 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(data, tmp_path):
         "continues"
     )
     assert [int(r[0]) for r in log_rows(out)] == list(range(1, step + 1))
-    resumed = subprocess.run(train_args(data, out, "--max-steps", str(step + 3), "--resume"), capture_output=True)
+    resumed = subprocess.run(train_args(data_dir, out, "--max-steps", str(step + 3), "--resume"), capture_output=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert [int(r[0]) for r in log_rows(out)] == list(range(1, step + 4))
 
 
-def test_a_second_run_into_a_finished_run_is_refused_unless_told(data, tmp_path):
+def test_a_second_run_into_a_finished_run_is_refused_unless_told(data_dir, tmp_path):
     """Catches the bug issue 17 found: a second run into the same folder replaced the first run's better `best` and
     appended its steps to the first run's log.csv."""
     out = tmp_path / "run"
-    first = subprocess.run(train_args(data, out, "--max-steps", "3"), capture_output=True, text=True)
+    first = subprocess.run(train_args(data_dir, out, "--max-steps", "3"), capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
     before = (out / "best" / "model.safetensors").read_bytes()
-    again = subprocess.run(train_args(data, out, "--max-steps", "3", "--lr", "1e-2"), capture_output=True, text=True)
+    again = subprocess.run(
+        train_args(data_dir, out, "--max-steps", "3", "--lr", "1e-2"), capture_output=True, text=True
+    )
     assert again.returncode == 2 and again.stderr.strip() == (
         f"lightbrain-train: error: {out} holds a run already: --resume continues it, --overwrite starts again"
     )
     assert (out / "best" / "model.safetensors").read_bytes() == before
-    both = subprocess.run(train_args(data, out, "--resume", "--overwrite"), capture_output=True, text=True)
+    both = subprocess.run(train_args(data_dir, out, "--resume", "--overwrite"), capture_output=True, text=True)
     assert both.returncode == 2 and "give one of them" in both.stderr
     new = subprocess.run(
-        train_args(data, out, "--max-steps", "2", "--eval-interval", "2", "--overwrite"), capture_output=True, text=True
+        train_args(data_dir, out, "--max-steps", "2", "--eval-interval", "2", "--overwrite"),
+        capture_output=True,
+        text=True,
     )
     assert new.returncode == 0, new.stderr[-2000:]
     assert [int(r[0]) for r in log_rows(out)] == [1, 2]  # the new run's log alone
     assert torch.load(out / "last" / "trainer.pt", weights_only=True)["step"] == 2
 
 
-def test_a_diverging_loss_is_one_line_and_keeps_the_last_good_checkpoint(data, tmp_path):
+def test_a_diverging_loss_is_one_line_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
     """Catches a NaN loss ending in a traceback (it used to: an uncaught FloatingPointError), and a checkpoint saved
     after the weights diverged (it was: the update at a finite loss made them infinite, and `last` kept them)."""
     out = tmp_path / "run"
-    good = subprocess.run(train_args(data, out, "--max-steps", "3"), capture_output=True, text=True)
+    good = subprocess.run(train_args(data_dir, out, "--max-steps", "3"), capture_output=True, text=True)
     assert good.returncode == 0, good.stderr[-2000:]
     # a learning rate of 1e6 without clipping: the first update throws the weights to inf or NaN
     args = ["--max-steps", "30", "--lr", "1e6", "--min-lr", "1e6", "--warmup-steps", "0", "--grad-clip", "0"]
     args += ["--eval-interval", "1"]  # the diverged weights meet an evaluation and a checkpoint save at once
-    result = subprocess.run(train_args(data, out, *args, "--resume"), capture_output=True, text=True)
+    result = subprocess.run(train_args(data_dir, out, *args, "--resume"), capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
     assert result.stderr.startswith("lightbrain-train: error: the ") and "Traceback" not in result.stderr
     assert "training stopped before" in result.stderr and f"the last good checkpoint is {out / 'last'}" in result.stderr

@@ -141,7 +141,9 @@ def test_app_bad_input_and_truncation(quick):
     assert not caught and result["notes"][0].startswith("the text was cut: LexiMind reads 256 tokens and this one has")
     assert app.analyze("word " * 200)["notes"] == []  # 200 words: under 256 tokens with the prefix, not cut
     short = app.analyze("a sentence of six words here")  # a summary would be invented, not shortened
-    assert short["summary"] is None and short["notes"] == ["no summary: 6 words are too few to summarize (it takes 30)"]
+    assert short["summary"] is None and short["notes"] == [
+        "no summary: the text is too short to summarize (6 of at least 30 words)"
+    ]
     assert app.analyze("a sentence of six words here", tasks=["topic"])["notes"] == []  # no summary asked
     with pytest.raises(ValueError, match="half of a UTF-16 pair"):
         app.analyze("caf\udce9")  # a lone surrogate: how Python reads a byte that is not UTF-8

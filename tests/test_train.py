@@ -33,15 +33,6 @@ from lightbrain.train import (
 QUIET = dict(tensorboard=False, progress=False)
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    docs = load_pubmedqa("builtin")
-    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(500))], 300, ["<|endoftext|>"])
-    prepare(docs, tok, d, pubmedqa_text)
-    return d
-
-
 def tiny(dropout=0.1, seed=0):
     torch.manual_seed(seed)
     return GPT(GPTConfig.tiny(vocab_size=300, context_length=32, dropout=dropout))

@@ -1,0 +1,298 @@
+"""Bad input, everywhere a user can give it (issue 17): each case must end in one clear, specific error (or, for text
+that tokenizers must accept, the same result as the reference library), never in a traceback from deep inside
+torch, datasets or safetensors, and never in a silently wrong result. Each test names the bug it catches."""
+
+import json
+import random
+import re
+import shutil
+
+import pytest
+import torch
+
+from leximind.cli import analyze_command
+from leximind.data import load_ag_news, load_cnn_dailymail, load_emotion
+from leximind.generate import generate_seq2seq
+from leximind.model import T5, T5Config
+from leximind.multitask import MultiTaskT5
+from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from lightbrain.cli import evaluate_command, generate_command, train_command
+from lightbrain.core import get_device, progress_bar
+from lightbrain.data import course_data, load_meta, load_pubmedqa, load_tokens, prepare, pubmedqa_text
+from lightbrain.generate import generate
+from lightbrain.model import GPT, GPTConfig
+from lightbrain.tokenizer import BPETokenizer, get_gpt2_tokenizer, save_tokenizer
+
+TEXTS = ["plain ascii", "nul\x00byte", "emoji 😀🧪 and 👩‍⚕️", "שלום עולם، مرحبا", "", "   \n\t  ", "e\u0301 vs é"]
+LONE = ["a\ud800b", "caf\udce9", "\udfff", "pair \ud83d\ude00 split"]  # lone surrogates (the last is a valid pair)
+
+
+@pytest.fixture(scope="module")
+def gpt2_pair():
+    try:
+        reference = get_gpt2_tokenizer()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    return BPETokenizer.from_gpt2_files(), reference
+
+
+def test_odd_text_through_the_bpe_tokenizer_matches_tiktoken(gpt2_pair):
+    """Catches: lone surrogates crashing encode with UnicodeEncodeError (they did) instead of becoming U+FFFD as in
+    tiktoken; any difference from tiktoken on NUL bytes, emoji, right-to-left text, empty and blank text, and on
+    pieces thousands of bytes long (chapter 01's heap path: the pair-by-pair scan took 134 s for 32,000 bytes)."""
+    ours, reference = gpt2_pair
+    rng = random.Random(0)
+    long = ["a" * 32_000, "ab" * 3000, "".join(rng.choice("abcdefgh") for _ in range(4000)), "é" * 2000, "-" * 999]
+    for text in TEXTS + LONE + long:
+        assert ours.encode(text) == reference.encode(text), text
+        assert ours.encode_ordinary(text) == reference.encode_ordinary(text), text
+    for text in TEXTS:  # valid text: the round trip is exact
+        assert ours.decode(ours.encode(text)) == text
+
+
+def test_ids_outside_the_vocabulary_are_refused():
+    """Catches: a decode that silently skips or wraps an unknown id, a generation from a prompt made by another
+    tokenizer failing deep in the embedding with 'index out of range in self' (it did)."""
+    tok = BPETokenizer.train("hello world " * 20, 300, ["<|endoftext|>"])
+    for bad in ([tok.n_vocab], [-1]):
+        with pytest.raises(ValueError, match="not in the vocabulary"):
+            tok.decode(bad)
+    model = GPT(GPTConfig.tiny(vocab_size=300, context_length=16))
+    for bad in (torch.tensor([[5, 300]]), torch.tensor([[-1]])):
+        with pytest.raises(ValueError, match=r"outside 0\.\.299: was it made by another tokenizer"):
+            generate(model, bad, 3)
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 0"):  # it returned the prompt silently
+        generate(model, torch.tensor([[1]]), -1)
+
+
+def test_a_special_token_on_an_ordinary_id_says_where_special_ids_start():
+    "Catches the misleading 'special token ids [0] collide with ordinary token ids' (issue 17)."
+    with pytest.raises(ValueError, match=r"ordinary tokens' ids \(0 to 255\): special tokens take the ids after them"):
+        BPETokenizer([], {"<|endoftext|>": 0})
+
+
+def test_sentencepiece_accepts_any_python_string():
+    "Catches: sentencepiece's 'Unable to cast Python instance of type str' on a lone surrogate (it did)."
+    texts = [ex["text"] for ex in course_data("emotion")["train"].select(range(3000))]
+    tok = SentencePieceTokenizer(train_sentencepiece(texts, 600))
+    for text in LONE:
+        assert tok.encode(text) == tok.encode(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([tok.vocab_size])
+
+
+def _write(folder, name, content) -> str:
+    path = folder / name
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
+    return str(path)
+
+
+def test_bad_data_files_get_one_clear_error(tmp_path):
+    """Catches what issue 17 found: a truncated JSON(L) file or a CSV row with an extra field ended in datasets'
+    DatasetGenerationError ('An error occurred while generating the dataset'); a null text in AttributeError
+    ('NoneType' object has no attribute 'encode'); plus every other malformed file a loader meets."""
+    rows = [json.dumps({"text": f"tweet number {i} here", "label": i % 6}) for i in range(40)]
+    good = "\n".join(rows)
+    cases = [
+        ("missing.jsonl", None, "no such file or folder"),
+        ("empty.jsonl", "", "is empty"),
+        ("binary.jsonl", bytes(range(256)), "is not UTF-8 text"),
+        ("latin1.jsonl", (good + '\n{"text": "caf\xe9", "label": 1}').encode("latin-1"), "is not UTF-8 text"),
+        ("cut.jsonl", good + '\n{"text": "half a li', "could not be read (JSON parse error"),
+        ("cut.json", json.dumps([json.loads(r) for r in rows])[:-30], "could not be read"),
+        (
+            "ragged.csv",
+            "text,label\n" + "".join(f"t {i},{i % 6}\n" for i in range(40)) + "x,1,extra\n",
+            "could not be read",
+        ),
+        ("label9.jsonl", good + '\n{"text": "x y", "label": 9}', "label 9 is not one of"),
+        ("happy.jsonl", good + '\n{"text": "x y", "label": "happy"}', "label 'happy' is not one of"),
+        ("nolabel.jsonl", good + '\n{"text": "x y", "label": null}', "label None is not one of"),
+        ("notext.jsonl", good + '\n{"text": null, "label": 1}', "has no text (None): fill it in or remove it"),
+        ("nocolumn.jsonl", "\n".join(json.dumps({"tweet": "t"}) for _ in range(40)), "has no column 'text'"),
+        ("words.txt", "hello", "expected files of one format"),
+    ]
+    for name, content, message in cases:
+        source = str(tmp_path / name) if content is None else _write(tmp_path, name, content)
+        with pytest.raises((ValueError, FileNotFoundError), match=message.replace("(", r"\(").replace(")", r"\)")):
+            load_emotion(source)
+    assert load_emotion(_write(tmp_path, "named.jsonl", good + '\n{"text": "x y z", "label": "joy"}'))  # a name: fine
+    ag = "\n".join(f'"{1 + i % 5}","title {i}","text {i}"' for i in range(40))  # class 5 does not exist
+    with pytest.raises(ValueError, match="label 4 is not one of"):
+        load_ag_news(_write(tmp_path, "ag.csv", ag))
+    cnn = "\n".join(json.dumps({"article": None if i == 3 else f"a {i}", "highlights": "h"}) for i in range(40))
+    with pytest.raises(ValueError, match="CNN/DailyMail: example 3 has no text"):
+        load_cnn_dailymail(_write(tmp_path, "cnn.jsonl", cnn))
+    pubmed = [
+        {"pubid": i, "question": None, "context": {"contexts": ["c"]}, "long_answer": "a", "final_decision": "yes"}
+        for i in range(40)
+    ]
+    with pytest.raises(ValueError, match="PubMedQA: example 0 has no text"):  # it became 'Question: None'
+        load_pubmedqa(_write(tmp_path, "pq.jsonl", "\n".join(map(json.dumps, pubmed))))
+
+
+def test_prepare_and_load_tokens_refuse_what_would_train_on_wrong_tokens(tmp_path):
+    """Catches: prepare without text_fn ending in a raw KeyError: 'text' (it did); token files whose size does not
+    match meta.json read as valid (load_tokens never checked); a prepare killed while rewriting a folder leaving the
+    old meta.json beside new token files (training then ran on a train split holding validation documents)."""
+    docs = load_pubmedqa("builtin")
+    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(100))], 300, ["<|endoftext|>"])
+    with pytest.raises(ValueError, match="read by text_fn=text_column, has no column 'text'"):
+        prepare(docs, tok, tmp_path / "d")
+    prepare(docs, tok, tmp_path / "d", pubmedqa_text)
+    with open(tmp_path / "d" / "val.bin", "ab") as f:
+        f.write(b"\0\0")
+    with pytest.raises(ValueError, match="not meta.json's"):
+        load_tokens(tmp_path / "d", "val")
+
+    calls = []
+
+    def dies_on_validation(example):  # a kill during the rewrite: after train.bin, before val.bin is written
+        calls.append(1)
+        if len(calls) > 1 + len(docs["train"]):  # one call to check it, then one per training document
+            raise RuntimeError("killed")
+        return pubmedqa_text(example)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        prepare(docs, tok, tmp_path / "d", dies_on_validation)
+    with pytest.raises(FileNotFoundError, match="no prepared tokens"):
+        load_meta(tmp_path / "d")
+
+
+@pytest.fixture(scope="module")
+def gpt_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpt") / "ckpt"
+    tok = BPETokenizer.train("a small text for a small model " * 20, 300, ["<|endoftext|>"])
+    GPT(GPTConfig.tiny(vocab_size=300, context_length=16)).save(folder)
+    save_tokenizer(tok, folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "model.safetensors").write_bytes(b""), "is damaged or not a safetensors file"),
+        (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:500]), "damaged"),
+        (lambda f: (f / "model.safetensors").write_bytes(b"\0garbage" * 50), "damaged"),
+        (lambda f: (f / "model.safetensors").unlink(), "has config.json but no model.safetensors"),
+        (lambda f: (f / "config.json").write_text('{"model_type": "lightbrain-gpt", '), "is not valid JSON"),
+        (lambda f: _edit_config(f, d_model="wide"), "d_model is 'wide', not of type int"),
+        (lambda f: _edit_config(f, n_heads=0), "n_heads must be at least 1, got 0"),
+        (lambda f: _edit_config(f, dropout=1.5), r"dropout must be in \[0, 1\)"),
+        (lambda f: _edit_config(f, bogus=1), "unknown fields \\['bogus'\\]"),
+        (lambda f: _edit_config(f, n_layers=3), "the checkpoint is from another config"),
+        (lambda f: _edit_config(f, model_type="leximind-t5"), "does not hold a lightbrain-gpt model"),
+        (lambda f: shutil.rmtree(f), "is not a saved model"),
+    ],
+)
+def test_a_damaged_or_edited_checkpoint_is_one_line(gpt_checkpoint, tmp_path, capsys, damage, message):
+    """Catches what issue 17 found: a truncated or garbage model.safetensors ending in safetensors' own
+    SafetensorError traceback; an edited config.json ending in TypeError or ZeroDivisionError."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(gpt_checkpoint, folder)
+    damage(folder)
+    with pytest.raises(SystemExit) as stop:
+        generate_command(["--checkpoint", str(folder), "--max-new-tokens", "2"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("lightbrain-generate: error: ") and err.count("\n") == 1, err
+    assert re.search(message, err), err
+
+
+def _edit_config(folder, **values):
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | values))
+
+
+def test_commands_refuse_bad_options_and_settings_in_one_line(gpt_checkpoint, tmp_path, capsys, monkeypatch):
+    """Catches: lightbrain-evaluate --batch-size -1 ending in a traceback (it did); sampling settings out of range;
+    --resume with nothing to resume; an output folder that is a file; LIGHTBRAIN_DEVICE=cuda on a machine without
+    CUDA ending in torch's 'Torch not compiled with CUDA enabled' traceback (it did)."""
+    cases = [
+        (
+            evaluate_command,
+            ["--checkpoint", str(gpt_checkpoint), "--batch-size", "-1"],
+            "--batch-size must be at least 1",
+        ),
+        (generate_command, ["--checkpoint", str(gpt_checkpoint), "--temperature", "-1"], "temperature must be >= 0"),
+        (generate_command, ["--checkpoint", str(gpt_checkpoint), "--top-p", "0"], "top_p must be in (0, 1]"),
+        (generate_command, ["--checkpoint", str(gpt_checkpoint), "--top-k", "-2"], "top_k must be >= 1"),
+        (generate_command, ["--checkpoint", str(gpt_checkpoint), "--max-new-tokens", "-5"], "max_new_tokens must"),
+        (train_command, ["--quick", "--out", str(tmp_path / "none"), "--resume"], "nothing to resume"),
+    ]
+    (tmp_path / "file").write_text("not a folder")
+    cases.append((train_command, ["--quick", "--out", str(tmp_path / "file"), "--max-steps", "1"], "file"))
+    for command, argv, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            command(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and "Traceback" not in err, (argv, err)
+        assert err.strip().splitlines()[-1].startswith(("lightbrain-", "usage:")), err
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("LIGHTBRAIN_DEVICE", "cuda")
+        with pytest.raises(ValueError, match="LIGHTBRAIN_DEVICE=cuda but this PyTorch sees no cuda device"):
+            get_device()
+
+
+def test_generate_seq2seq_refuses_impossible_settings():
+    "Catches: more beams than tokens (topk fails deep in beam search) and ids from another tokenizer."
+    model = T5(T5Config.tiny(vocab_size=50))
+    ids = torch.tensor([[3, 4, 1]])
+    with pytest.raises(ValueError, match="num_beams=60 is more than the 50 tokens"):
+        generate_seq2seq(model, ids, num_beams=60)
+    with pytest.raises(ValueError, match=r"ids outside 0\.\.49"):
+        generate_seq2seq(model, torch.tensor([[3, 50, 1]]))
+
+
+@pytest.fixture(scope="module")
+def lexi_checkpoint(tmp_path_factory):
+    "A LexiMind checkpoint as leximind-train writes it (untrained: these tests are about input, not answers)."
+    folder = tmp_path_factory.mktemp("lexi")
+    tokenizer = SentencePieceTokenizer(train_sentencepiece([ex["text"] for ex in course_data("emotion")["train"]], 600))
+    torch.manual_seed(0)
+    MultiTaskT5(T5(T5Config.tiny(vocab_size=tokenizer.vocab_size, context_length=64))).save(folder)
+    tokenizer.save(folder)
+    return folder
+
+
+def test_the_leximind_command_answers_odd_text_in_one_line(lexi_checkpoint, capsys):
+    """Catches: a lone surrogate (how Python reads command-line bytes that are not UTF-8) ending in a traceback; no
+    summary invented for a one-word text (one was); a cut text reported as a raw Python warning with its source line
+    (it was); notes on stdout, where they would break --json."""
+    with pytest.raises(SystemExit) as stop:
+        analyze_command(["--checkpoint", str(lexi_checkpoint), "caf\udce9"])
+    err = capsys.readouterr().err
+    assert (
+        stop.value.code == 2 and err.startswith("leximind: error: analyze() needs valid text") and err.count("\n") == 1
+    )
+    analyze_command(["--checkpoint", str(lexi_checkpoint), "Hello", "--num-beams", "1"])
+    out, err = capsys.readouterr()
+    assert out.startswith("summary: (none)\n")
+    assert err == "leximind: note: no summary: the text is too short to summarize (1 of at least 30 words)\n"
+    analyze_command(["--checkpoint", str(lexi_checkpoint), "word " * 200, "--task", "topic", "--json"])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["notes"] == ["the text was cut: LexiMind reads 64 tokens and this one has 204"]
+    assert err == "leximind: note: the text was cut: LexiMind reads 64 tokens and this one has 204\n"
+    for text in TEXTS[:4]:  # odd but valid text: answers, no error
+        analyze_command(["--checkpoint", str(lexi_checkpoint), text, "--task", "emotion", "--json"])
+        assert json.loads(capsys.readouterr().out)["emotion"]["label"]
+
+
+def test_progress_bars_show_only_when_asked(capsys, monkeypatch):
+    "Catches long work without a progress bar (BPE training had none), and a bar that cannot be turned off."
+    BPETokenizer.train("some text to train on " * 50, 280, progress=True)
+    assert "BPE merges" in capsys.readouterr().err
+    BPETokenizer.train("some text to train on " * 50, 280, progress=False)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("LIGHTBRAIN_PROGRESS", "1")
+    assert not progress_bar(range(2)).disable
+    monkeypatch.setenv("LIGHTBRAIN_PROGRESS", "0")
+    assert progress_bar(range(2)).disable
+
+
+def test_empty_training_text_is_refused():
+    "Catches a tokenizer trained on nothing: 256 bytes and no word (both trainers refuse)."
+    for text in ("", []):
+        with pytest.raises(ValueError, match="empty"):
+            BPETokenizer.train(text, 300)
+    with pytest.raises(ValueError, match="empty"):
+        train_sentencepiece(["", "  "], 100)
