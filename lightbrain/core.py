@@ -7,10 +7,11 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'CAP_ENV', 'HUB_HOST', 'PROGRESS_ENV', 'get_device', 'model_device', 'evaluating',
            'DtypePolicy', 'dtype_policy', 'seed_everything', 'get_mode', 'rehearsing', 'rehearsal_cap', 'hub_online',
-           'write_atomic', 'progress_bar', 'env_report']
+           'write_atomic', 'progress_bar', 'lazy_import', 'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import random
@@ -185,6 +186,19 @@ def progress_bar(iterable=None, progress: bool | None = None, **options):
         on_a_terminal = sys.stderr.isatty() and "ipykernel" not in sys.modules
         progress = setting == "1" if setting in ("0", "1") else on_a_terminal
     return tqdm(iterable, disable=not progress, **options)
+
+# %% ../nbs/00_core.ipynb #e0208480
+def lazy_import(name: str):
+    "Module `name`, loaded on first use of one of its attributes (for a heavy library that may not be needed)."
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ModuleNotFoundError(f"No module named {name!r}")
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 # %% ../nbs/00_core.ipynb #5c20a440
 def _version(package: str) -> str:

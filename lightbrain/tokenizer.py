@@ -556,10 +556,6 @@ def load_tokenizer(name_or_path: str | Path = "gpt2"):
 
 # %% ../nbs/01_tokenization.ipynb #d8929913
 import html as _html
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # IPython takes half a second to import: `show_tokens` imports it when it runs
-    from IPython.display import HTML
 
 _COLOURS = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d8f3dc"]
 
@@ -575,9 +571,10 @@ def _token_spans(text: str, tokenizer) -> tuple[str, int]:
     return "".join(spans), len(ids)
 
 
-def show_tokens(text: str, **tokenizers) -> "HTML":
-    "Render `text` coloured by token for each named tokenizer, e.g. `show_tokens(s, ours=tok, gpt2=enc)`."
-    from IPython.display import HTML
+def show_tokens(text: str, **tokenizers):
+    """`text` coloured by token for each named tokenizer, e.g. `show_tokens(s, ours=tok, gpt2=enc)`, as IPython
+    HTML."""
+    from IPython.display import HTML  # here, not at the top: IPython takes half a second to import
 
     rows = []
     for name, tokenizer in tokenizers.items():

@@ -8,13 +8,14 @@ import re
 import shutil
 
 import pytest
+import sentencepiece as spm
 import torch
 
 from leximind.cli import analyze_command
 from leximind.data import load_ag_news, load_cnn_dailymail, load_emotion
 from leximind.generate import generate_seq2seq
 from leximind.model import T5, T5Config
-from leximind.multitask import MultiTaskT5
+from leximind.multitask import TASKS, MultiTaskT5, run_files
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.cli import evaluate_command, generate_command, train_command
 from lightbrain.core import get_device, progress_bar
@@ -22,6 +23,7 @@ from lightbrain.data import course_data, load_meta, load_pubmedqa, load_tokens, 
 from lightbrain.generate import generate
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer, get_gpt2_tokenizer, save_tokenizer
+from lightbrain.train import TrainConfig
 
 TEXTS = ["plain ascii", "nul\x00byte", "emoji 😀🧪 and 👩‍⚕️", "שלום עולם، مرحبا", "", "   \n\t  ", "e\u0301 vs é"]
 LONE = ["a\ud800b", "caf\udce9", "\udfff", "pair \ud83d\ude00 split"]  # lone surrogates (the last is a valid pair)
@@ -270,8 +272,10 @@ def test_the_leximind_command_answers_odd_text_in_one_line(lexi_checkpoint, caps
     assert err == "leximind: note: no summary: the text is too short to summarize (1 of at least 30 words)\n"
     analyze_command(["--checkpoint", str(lexi_checkpoint), "word " * 200, "--task", "topic", "--json"])
     out, err = capsys.readouterr()
-    assert json.loads(out)["notes"] == ["the text was cut: LexiMind reads 64 tokens and this one has 204"]
-    assert err == "leximind: note: the text was cut: LexiMind reads 64 tokens and this one has 204\n"
+    sp = spm.SentencePieceProcessor(model_file=str(lexi_checkpoint / "spiece.model"))  # the count, independently
+    n = len(sp.encode(TASKS["topic"].prefix + "word " * 200)) + 1  # + end-of-sequence
+    assert json.loads(out)["notes"] == [f"the text was cut: LexiMind reads 64 tokens and this one has {n}"]
+    assert err == f"leximind: note: the text was cut: LexiMind reads 64 tokens and this one has {n}\n"
     for text in TEXTS[:4]:  # odd but valid text: answers, no error
         analyze_command(["--checkpoint", str(lexi_checkpoint), text, "--task", "emotion", "--json"])
         assert json.loads(capsys.readouterr().out)["emotion"]["label"]
@@ -296,3 +300,29 @@ def test_empty_training_text_is_refused():
             BPETokenizer.train(text, 300)
     with pytest.raises(ValueError, match="empty"):
         train_sentencepiece(["", "  "], 100)
+
+
+def test_resume_onto_another_tokenizers_data_is_refused(data_dir, tmp_path, capsys):
+    "Catches a --resume that trained on with token ids meaning other words (issue 17: nothing refused it)."
+    docs = load_pubmedqa("builtin")
+    other = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(50))], 300, ["<|endoftext|>"])
+    prepare(docs, other, tmp_path / "other", pubmedqa_text)
+    tiny = ["--quick", "--out", str(tmp_path / "run"), "--context-length", "16", "--n-layers", "1", "--batch-size", "2"]
+    tiny += ["--max-steps", "2", "--eval-interval", "2", "--eval-iters", "1", "--tensorboard", "false"]
+    train_command([*tiny, "--data", str(data_dir), "--progress", "false"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        train_command([*tiny, "--data", str(tmp_path / "other"), "--max-steps", "4", "--resume"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "holds tokens of another tokenizer than the run in" in err, err
+
+
+def test_run_json_records_local_data_by_absolute_path(lexi_checkpoint, tmp_path, monkeypatch):
+    "Catches relative data paths in run.json, which made leximind-evaluate fail from another folder (issue 17)."
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "emotion.jsonl").write_text("")
+    run_files(
+        SentencePieceTokenizer.load(lexi_checkpoint), True, {"emotion": "emotion.jsonl", "ag_news": None}, TrainConfig()
+    )(tmp_path)
+    sources = json.loads((tmp_path / "run.json").read_text())["sources"]
+    assert sources == {"emotion": str((tmp_path / "emotion.jsonl").resolve()), "ag_news": None}

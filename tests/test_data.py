@@ -151,7 +151,9 @@ def test_pubmedqa_corpus_full_mode(monkeypatch):
         .remove_columns("final_decision"),
     }
     monkeypatch.setattr(data_module, "hub_online", lambda: True)
-    monkeypatch.setattr(data_module, "load_dataset", lambda hub, config: DatasetDict({"train": configs[config]}))
+    monkeypatch.setattr(
+        data_module.datasets, "load_dataset", lambda hub, config: DatasetDict({"train": configs[config]})
+    )
     corpus = pubmedqa_corpus(full=True)
     assert_disjoint(corpus, "question", "PubMedQA full mode")
     assert len(corpus["validation"]) + len(corpus["test"]) == 1000  # every labelled item is held out
