@@ -12,6 +12,8 @@ import time
 import torch
 from safetensors.torch import load_file
 
+from lightbrain.cli import train_command
+
 STEPS = 24
 TINY = ["--context-length", "32", "--batch-size", "4", "--n-layers", "1", "--d-model", "32", "--n-heads", "2"]
 QUIET = ["--tensorboard", "false", "--progress", "false"]
@@ -109,44 +111,44 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path):
     assert [int(r[0]) for r in log_rows(out)] == list(range(1, step + 4))
 
 
-def test_a_second_run_into_a_finished_run_is_refused_unless_told(data_dir, tmp_path):
+def in_process(data, out, *more, capsys) -> tuple[int, str]:
+    "`lightbrain-train` run in this process (no start-up time): its exit code and what it wrote to stderr."
+    try:
+        train_command(train_args(data, out, *more)[3:])  # the command's arguments, without `python -c CODE`
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_a_second_run_into_a_finished_run_is_refused_unless_told(data_dir, tmp_path, capsys):
     """Catches the bug issue 17 found: a second run into the same folder replaced the first run's better `best` and
     appended its steps to the first run's log.csv."""
     out = tmp_path / "run"
-    first = subprocess.run(train_args(data_dir, out, "--max-steps", "3"), capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr[-2000:]
+    assert in_process(data_dir, out, "--max-steps", "3", capsys=capsys)[0] == 0
     before = (out / "best" / "model.safetensors").read_bytes()
-    again = subprocess.run(
-        train_args(data_dir, out, "--max-steps", "3", "--lr", "1e-2"), capture_output=True, text=True
-    )
-    assert again.returncode == 2 and again.stderr.strip() == (
-        f"lightbrain-train: error: {out} holds a run already: --resume continues it, --overwrite starts again"
+    assert in_process(data_dir, out, "--max-steps", "3", "--lr", "1e-2", capsys=capsys) == (
+        2,
+        f"lightbrain-train: error: {out} holds a run already: --resume continues it, --overwrite starts again\n",
     )
     assert (out / "best" / "model.safetensors").read_bytes() == before
-    both = subprocess.run(train_args(data_dir, out, "--resume", "--overwrite"), capture_output=True, text=True)
-    assert both.returncode == 2 and "give one of them" in both.stderr
-    new = subprocess.run(
-        train_args(data_dir, out, "--max-steps", "2", "--eval-interval", "2", "--overwrite"),
-        capture_output=True,
-        text=True,
-    )
-    assert new.returncode == 0, new.stderr[-2000:]
+    code, err = in_process(data_dir, out, "--resume", "--overwrite", capsys=capsys)
+    assert code == 2 and "give one of them" in err
+    assert in_process(data_dir, out, "--max-steps", "2", "--eval-interval", "2", "--overwrite", capsys=capsys)[0] == 0
     assert [int(r[0]) for r in log_rows(out)] == [1, 2]  # the new run's log alone
     assert torch.load(out / "last" / "trainer.pt", weights_only=True)["step"] == 2
 
 
-def test_a_diverging_loss_is_one_line_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+def test_a_diverging_loss_is_one_line_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, capsys):
     """Catches a NaN loss ending in a traceback (it used to: an uncaught FloatingPointError), and a checkpoint saved
     after the weights diverged (it was: the update at a finite loss made them infinite, and `last` kept them)."""
     out = tmp_path / "run"
-    good = subprocess.run(train_args(data_dir, out, "--max-steps", "3"), capture_output=True, text=True)
-    assert good.returncode == 0, good.stderr[-2000:]
+    assert in_process(data_dir, out, "--max-steps", "3", capsys=capsys)[0] == 0
     # a learning rate of 1e6 without clipping: the first update throws the weights to inf or NaN
     args = ["--max-steps", "30", "--lr", "1e6", "--min-lr", "1e6", "--warmup-steps", "0", "--grad-clip", "0"]
     args += ["--eval-interval", "1"]  # the diverged weights meet an evaluation and a checkpoint save at once
-    result = subprocess.run(train_args(data_dir, out, *args, "--resume"), capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
-    assert result.stderr.startswith("lightbrain-train: error: the ") and "Traceback" not in result.stderr
-    assert "training stopped before" in result.stderr and f"the last good checkpoint is {out / 'last'}" in result.stderr
+    code, err = in_process(data_dir, out, *args, "--resume", capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("lightbrain-train: error: the "), err[-2000:]
+    assert "training stopped before" in err and f"the last good checkpoint is {out / 'last'}" in err
     assert torch.load(out / "last" / "trainer.pt", weights_only=True)["step"] >= 3
     assert all(t.isfinite().all() for t in load_file(out / "last" / "model.safetensors").values())
