@@ -2,6 +2,7 @@
 dataclasses), and every LightBrain command run as a user would, in a subprocess."""
 
 import csv
+import io
 import json
 import math
 import re
@@ -244,7 +245,7 @@ def run_lexi(module, function, *args, cwd):
     return run(function, *args, cwd=cwd, module=module)
 
 
-def test_leximind_commands(tmp_path, capsys):
+def test_leximind_commands(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     train = ["--quick", "--out", str(out), "--eval-interval", "20", "--tensorboard", "false", "--progress", "false"]
     code = "import sys; from leximind.cli import train_command; train_command(sys.argv[1:])"
@@ -302,28 +303,23 @@ def test_leximind_commands(tmp_path, capsys):
     (tmp_path / "article.txt").write_text(
         "Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday."
     )
-    for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path / "article.txt")]):
-        answered = run_lexi(
-            "leximind.cli", "analyze_command", "--checkpoint", str(out / "best"), "--json", *source, cwd=tmp_path
-        )
-        assert answered.returncode == 0, answered.stderr[-2000:]
-        assert set(json.loads(answered.stdout)) == {"summary", "emotion", "topic", "notes"}
-    for stdin in (["-"], []):  # '-' or a pipe: the text comes from standard input (issue 17)
-        piped = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from leximind.cli import analyze_command; analyze_command(sys.argv[1:])",
-            ]
-            + ["--checkpoint", str(out / "best"), "--json", "--task", "emotion", *stdin],
-            input="i feel so relaxed after work today",
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        )
-        assert piped.returncode == 0 and set(json.loads(piped.stdout)) == {"emotion", "notes"}, piped.stderr[-2000:]
     from leximind.cli import analyze_command, evaluate_command  # in this process: no subprocess start-up time
 
+    for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path / "article.txt")]):
+        analyze_command(["--checkpoint", str(out / "best"), "--json", *source])
+        assert set(json.loads(capsys.readouterr().out)) == {"summary", "emotion", "topic", "notes"}
+    monkeypatch.setattr(sys, "stdin", io.StringIO("i feel so relaxed after work today"))  # '-': standard input
+    analyze_command(["--checkpoint", str(out / "best"), "--json", "--task", "emotion", "-"])
+    assert set(json.loads(capsys.readouterr().out)) == {"emotion", "notes"}
+    piped = subprocess.run(  # a real pipe and nothing on the command line: the text comes from it (issue 17)
+        [sys.executable, "-c", "import sys; from leximind.cli import analyze_command; analyze_command(sys.argv[1:])"]
+        + ["--checkpoint", str(out / "best"), "--json", "--task", "emotion"],
+        input="i feel so relaxed after work today",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert piped.returncode == 0 and set(json.loads(piped.stdout)) == {"emotion", "notes"}, piped.stderr[-2000:]
     evaluate_command(["--checkpoint", str(out / "best"), "--limit", "3", "--json"])  # --json prints, as lightbrain's
     printed = json.loads(capsys.readouterr().out)
     assert printed["split"] == "test" and printed["emotion"]["n"] == 3
