@@ -327,8 +327,7 @@ class BPETokenizer:
         text: str,  # the text to encode
         allowed_special: str | set[str] = "none_raise",  # "none_raise" (refuse specials), "none", "all" or a set
     ) -> list[int]:
-        "Encode `text` to token ids, GPT-2 style."
-        text = valid_unicode(text)
+        "Encode `text` to token ids, GPT-2 style (lone surrogates become U+FFFD in `encode_ordinary`)."
         allowed = self._allowed_specials(text, allowed_special)
         if not allowed:
             return self.encode_ordinary(text)
