@@ -150,7 +150,7 @@ class FeedForward(nn.Module):
             return self.wo(self.dropout(h).to(self.wo.weight.dtype))
 
 
-def _attention(config: T5Config) -> MultiHeadAttention:
+def _attention(config: T5Config, cross: bool = False) -> MultiHeadAttention:
     "Chapter 03's attention as T5 uses it: no biases, heads of d_kv, no 1/sqrt(d) scaling."
     return MultiHeadAttention(
         config.d_model,
@@ -159,6 +159,7 @@ def _attention(config: T5Config) -> MultiHeadAttention:
         bias=False,
         dropout=config.dropout,
         scale=1.0,
+        cross=cross,
         use_sdpa=config.use_sdpa,
     )
 
@@ -184,7 +185,7 @@ class DecoderBlock(nn.Module):
     def __init__(self, config: T5Config):
         super().__init__()
         self.norm1, self.self_attn = RMSNorm(config.d_model, config.norm_eps), _attention(config)
-        self.norm2, self.cross_attn = RMSNorm(config.d_model, config.norm_eps), _attention(config)
+        self.norm2, self.cross_attn = RMSNorm(config.d_model, config.norm_eps), _attention(config, cross=True)
         self.norm3, self.ff = RMSNorm(config.d_model, config.norm_eps), FeedForward(config)
         self.drop = nn.Dropout(config.dropout)
 
@@ -250,11 +251,12 @@ class T5(Checkpointable, nn.Module):
             nn.init.normal_(self.lm_head.weight, std=1.0)
         for bias in (self.enc_bias, self.dec_bias):
             nn.init.normal_(bias.embedding.weight, std=c.d_model**-0.5)
+        inner = c.n_heads * c.d_kv
         for m in self.modules():
             if isinstance(m, MultiHeadAttention):
-                nn.init.normal_(m.q_proj.weight, std=(c.d_model * c.d_kv) ** -0.5)
-                for p in (m.k_proj, m.v_proj):
-                    nn.init.normal_(p.weight, std=c.d_model**-0.5)
+                q, kv = (m.q_proj.weight, m.kv_proj.weight) if m.cross else m.qkv_proj.weight.split([inner, 2 * inner])
+                nn.init.normal_(q, std=(c.d_model * c.d_kv) ** -0.5)
+                nn.init.normal_(kv, std=c.d_model**-0.5)  # keys and values
                 nn.init.normal_(m.out_proj.weight, std=(c.n_heads * c.d_kv) ** -0.5)
             if isinstance(m, FeedForward):
                 for name in ("wi_0", "wi_1", "wi"):
@@ -409,6 +411,18 @@ def _read_hf_folder(path: Path) -> tuple[dict, dict]:
     return config, state
 
 
+def _fuse_attention(model: T5, state: dict) -> dict:
+    "Stack a T5 checkpoint's separate q, k, v weights into our fused projections (q and kv in cross-attention)."
+    for name, m in model.named_modules():
+        parts = [state.pop(f"{name}.{p}_proj.weight", None) for p in "qkv"]
+        if isinstance(m, MultiHeadAttention) and all(t is not None for t in parts):
+            if m.cross:
+                state[f"{name}.q_proj.weight"], state[f"{name}.kv_proj.weight"] = parts[0], torch.cat(parts[1:])
+            else:
+                state[f"{name}.qkv_proj.weight"] = torch.cat(parts)
+    return state
+
+
 def _t5_from_hf(cls, model_or_path) -> T5:
     "Our T5 with the weights of a Hugging Face `T5ForConditionalGeneration`, or of a local folder it saved."
     if isinstance(model_or_path, nn.Module):
@@ -418,7 +432,7 @@ def _t5_from_hf(cls, model_or_path) -> T5:
             raise FileNotFoundError(f"{model_or_path}: no such folder (for the hub, use T5.from_pretrained)")
         config, state = _read_hf_folder(Path(model_or_path))
     model = cls(_t5_config_from_hf(config))
-    ours = {new: t for name, t in state.items() if (new := _rename_hf(name))}
+    ours = _fuse_attention(model, {new: t for name, t in state.items() if (new := _rename_hf(name))})
     if "lm_head.weight" not in ours:
         ours["lm_head.weight"] = ours["shared.weight"]  # a checkpoint that ties its head stores it once
     missing, unexpected = model.load_state_dict(ours, strict=False)

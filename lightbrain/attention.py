@@ -83,10 +83,11 @@ class MultiHeadAttention(nn.Module):
         d_model: int,  # width of the input and output
         n_heads: int,
         head_dim: int | None = None,  # width of each head; None: d_model // n_heads
-        bias: bool = True,  # biases on the four projections
+        bias: bool = True,  # biases on the projections
         dropout: float = 0.0,  # dropout on the attention weights, in training
         scale: float | None = None,  # multiplies the scores; None: 1/sqrt(head_dim)
-        kv_dim: int | None = None,  # width of the context for cross-attention; None: d_model
+        cross: bool = False,  # cross-attention: keys and values come from a `context`, not from the input
+        kv_dim: int | None = None,  # cross-attention only: width of the context; None: d_model
         use_sdpa: bool = True,  # True: PyTorch's fused kernel; False: our hand-written function
     ):
         super().__init__()
@@ -94,20 +95,38 @@ class MultiHeadAttention(nn.Module):
             if d_model % n_heads:
                 raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: pass head_dim")
             head_dim = d_model // n_heads
-        self.n_heads, self.head_dim = n_heads, head_dim
+        if kv_dim is not None and not cross:
+            raise ValueError("kv_dim is the width of a cross-attention context: pass cross=True as well")
+        self.n_heads, self.head_dim, self.cross = n_heads, head_dim, cross
         self.dropout, self.scale, self.use_sdpa = dropout, scale, use_sdpa
-        inner, kv_dim = n_heads * head_dim, kv_dim or d_model
-        self.q_proj, self.k_proj = nn.Linear(d_model, inner, bias=bias), nn.Linear(kv_dim, inner, bias=bias)
-        self.v_proj, self.out_proj = nn.Linear(kv_dim, inner, bias=bias), nn.Linear(inner, d_model, bias=bias)
+        inner = n_heads * head_dim
+        if cross:  # queries from the input; keys and values, in one product, from the context
+            self.q_proj = nn.Linear(d_model, inner, bias=bias)
+            self.kv_proj = nn.Linear(kv_dim or d_model, 2 * inner, bias=bias)
+        else:  # queries, keys and values all from the input: one product makes the three
+            self.qkv_proj = nn.Linear(d_model, 3 * inner, bias=bias)
+        self.out_proj = nn.Linear(inner, d_model, bias=bias)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         "(B, T, n_heads * head_dim) -> (B, n_heads, T, head_dim)"
         return t.view(t.shape[0], t.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
 
+    def project(self, x: torch.Tensor, context: torch.Tensor | None = None) -> list[torch.Tensor]:
+        "The heads' queries (from `x`), keys and values (from `x`, or the context): each (B, n_heads, T, head_dim)."
+        if self.cross != (context is not None):
+            raise ValueError(
+                "cross-attention needs a context (build with cross=False for self-attention)"
+                if self.cross
+                else "self-attention takes no context (build with cross=True for cross-attention)"
+            )
+        if not self.cross:
+            return [self._heads(t) for t in self.qkv_proj(x).chunk(3, dim=-1)]
+        return [self._heads(self.q_proj(x))] + [self._heads(t) for t in self.kv_proj(context).chunk(2, dim=-1)]
+
     def forward(
         self,
         x: torch.Tensor,  # (B, L, d_model): the queries' positions
-        context: torch.Tensor | None = None,  # (B, S, kv_dim): keys and values for cross-attention; None: self
+        context: torch.Tensor | None = None,  # (B, S, kv_dim): cross-attention's keys and values come from it
         mask: torch.Tensor
         | None = None,  # boolean (True = may attend) or additive, broadcastable to (B, n_heads, L, S)
         is_causal: bool = False,  # causal self-attention (aligned to the end when there is a cache)
@@ -115,12 +134,10 @@ class MultiHeadAttention(nn.Module):
         past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cached (k, v), each (B, n_heads, S_past, head_dim)
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         "Attend; return the output (B, L, d_model) and the (k, v) used, to pass back as `past_kv` next time."
-        q = self._heads(self.q_proj(x))  # (B, H, L, Dh)
-        if context is not None and past_kv is not None:
-            k, v = past_kv  # cross-attention: the context does not change
+        if self.cross and past_kv is not None:  # the context does not change: its keys and values were cached
+            q, (k, v) = self._heads(self.q_proj(x)), past_kv
         else:
-            source = x if context is None else context
-            k, v = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))  # (B, H, S_new, Dh)
+            q, k, v = self.project(x, context)  # (B, H, L, Dh), (B, H, S_new, Dh) twice
             if past_kv is not None:
                 k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
         mask, is_causal = _merge_masks(mask, position_bias, is_causal, q.shape[2], k.shape[2], x.device)

@@ -241,7 +241,7 @@ def _gpt_config_from_hf(c) -> GPTConfig:
 
 
 def _state_from_hf(sd: dict, n_layers: int) -> dict:
-    "Rename (and transpose, split) a `GPT2LMHeadModel` state dict into ours."
+    "Rename (and transpose) a `GPT2LMHeadModel` state dict into ours."
     out = {
         "wte.weight": sd["transformer.wte.weight"],
         "wpe.weight": sd["transformer.wpe.weight"],
@@ -253,11 +253,12 @@ def _state_from_hf(sd: dict, n_layers: int) -> dict:
         hf, us = f"transformer.h.{i}.", f"blocks.{i}."
         for n in ("ln_1", "ln_2"):
             out[us + n + ".weight"], out[us + n + ".bias"] = sd[hf + n + ".weight"], sd[hf + n + ".bias"]
-        for (w, b), name in zip(
-            zip(sd[hf + "attn.c_attn.weight"].t().chunk(3), sd[hf + "attn.c_attn.bias"].chunk(3)), ("q", "k", "v")
+        for hf_name, name in (
+            ("attn.c_attn", "attn.qkv_proj"),
+            ("attn.c_proj", "attn.out_proj"),
+            ("mlp.c_fc", "mlp.fc"),
+            ("mlp.c_proj", "mlp.proj"),
         ):
-            out[us + f"attn.{name}_proj.weight"], out[us + f"attn.{name}_proj.bias"] = w, b
-        for hf_name, name in (("attn.c_proj", "attn.out_proj"), ("mlp.c_fc", "mlp.fc"), ("mlp.c_proj", "mlp.proj")):
             out[us + name + ".weight"], out[us + name + ".bias"] = (
                 sd[hf + hf_name + ".weight"].t(),
                 sd[hf + hf_name + ".bias"],

@@ -81,16 +81,21 @@ def test_cs336_reference_fixture():
 
 
 def _copy_from(ref: nn.MultiheadAttention, ours: MultiHeadAttention):
+    "PyTorch's projections into ours: its q, k, v stacked are our qkv_proj (self) or q_proj and kv_proj (cross)."
     with torch.no_grad():
         if ref._qkv_same_embed_dim:
-            ws = ref.in_proj_weight.chunk(3)
+            wq, wk, wv = ref.in_proj_weight.chunk(3)
         else:
-            ws = (ref.q_proj_weight, ref.k_proj_weight, ref.v_proj_weight)
-        bs = ref.in_proj_bias.chunk(3) if ref.in_proj_bias is not None else (None,) * 3
-        for proj, w, b in zip((ours.q_proj, ours.k_proj, ours.v_proj), ws, bs):
-            proj.weight.copy_(w)
-            if b is not None:
-                proj.bias.copy_(b)
+            wq, wk, wv = ref.q_proj_weight, ref.k_proj_weight, ref.v_proj_weight
+        bq, bk, bv = ref.in_proj_bias.chunk(3) if ref.in_proj_bias is not None else (None,) * 3
+        if ours.cross:
+            parts = [(ours.q_proj, [wq], [bq]), (ours.kv_proj, [wk, wv], [bk, bv])]
+        else:
+            parts = [(ours.qkv_proj, [wq, wk, wv], [bq, bk, bv])]
+        for proj, ws, bs in parts:
+            proj.weight.copy_(torch.cat(ws))
+            if bq is not None:
+                proj.bias.copy_(torch.cat(bs))
         ours.out_proj.weight.copy_(ref.out_proj.weight)
         if ref.out_proj.bias is not None:
             ours.out_proj.bias.copy_(ref.out_proj.bias)
@@ -102,13 +107,15 @@ def test_mha_matches_torch_multiheadattention(use_sdpa, bias):
     torch.manual_seed(0)
     ref = nn.MultiheadAttention(24, 3, bias=bias, batch_first=True).eval()
     ours = MultiHeadAttention(24, 3, bias=bias, use_sdpa=use_sdpa).eval()
+    ours_cross = MultiHeadAttention(24, 3, bias=bias, cross=True, use_sdpa=use_sdpa).eval()
     _copy_from(ref, ours)
+    _copy_from(ref, ours_cross)
     x, ctx = torch.randn(3, 7, 24), torch.randn(3, 5, 24)
     forbidden = torch.ones(7, 7, dtype=torch.bool).triu(1)
     assert close(ours(x, is_causal=True)[0], ref(x, x, x, attn_mask=forbidden, need_weights=False)[0])
     pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2, [False] * 4 + [True]])
     assert close(
-        ours(x, context=ctx, mask=~pad[:, None, None, :])[0],
+        ours_cross(x, context=ctx, mask=~pad[:, None, None, :])[0],
         ref(x, ctx, ctx, key_padding_mask=pad, need_weights=False)[0],
     )
 
@@ -116,7 +123,7 @@ def test_mha_matches_torch_multiheadattention(use_sdpa, bias):
 def test_mha_cross_attention_with_other_width():
     torch.manual_seed(0)
     ref = nn.MultiheadAttention(16, 2, kdim=10, vdim=10, batch_first=True).eval()
-    ours = MultiHeadAttention(16, 2, kv_dim=10).eval()
+    ours = MultiHeadAttention(16, 2, cross=True, kv_dim=10).eval()
     _copy_from(ref, ours)
     x, ctx = torch.randn(2, 4, 16), torch.randn(2, 6, 10)
     assert close(ours(x, context=ctx)[0], ref(x, ctx, ctx, need_weights=False)[0])
@@ -139,7 +146,7 @@ def test_kv_cache_equals_full_attention(use_sdpa):
 
 def test_cross_attention_cache_reuses_context():
     torch.manual_seed(0)
-    mha = MultiHeadAttention(16, 2).eval()
+    mha = MultiHeadAttention(16, 2, cross=True).eval()
     x, ctx = torch.randn(1, 3, 16), torch.randn(1, 5, 16)
     ref, kv = mha(x, context=ctx)
     assert close(mha(x, context=torch.zeros_like(ctx), past_kv=kv)[0], ref)
@@ -168,3 +175,26 @@ def test_dropout_only_in_training():
 def test_bad_shapes():
     with pytest.raises(ValueError, match="not divisible"):
         MultiHeadAttention(10, 3)
+    with pytest.raises(ValueError, match="pass cross=True"):
+        MultiHeadAttention(16, 2, kv_dim=10)
+
+
+def test_self_and_cross_attention_refuse_each_others_inputs():
+    "A context given to self-attention would be silently ignored (or a missing one crash deep inside): refused."
+    x = torch.randn(1, 3, 16)
+    with pytest.raises(ValueError, match="self-attention takes no context"):
+        MultiHeadAttention(16, 2)(x, context=x)
+    with pytest.raises(ValueError, match="cross-attention needs a context"):
+        MultiHeadAttention(16, 2, cross=True)(x)
+
+
+def test_fused_projection_is_three_projections_stacked():
+    "qkv_proj's rows are [queries; keys; values]: a wrong order or split would swap keys and values."
+    torch.manual_seed(0)
+    mha, x = MultiHeadAttention(16, 2, head_dim=5).eval(), torch.randn(2, 3, 16)
+    q, k, v = mha.project(x)
+    wq, wk, wv = mha.qkv_proj.weight.chunk(3)
+    bq, bk, bv = mha.qkv_proj.bias.chunk(3)
+    heads = lambda t: t.view(2, 3, 2, 5).transpose(1, 2)
+    for ours, w, b in ((q, wq, bq), (k, wk, bk), (v, wv, bv)):
+        assert close(ours, heads(x @ w.T + b))

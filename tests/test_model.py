@@ -62,7 +62,7 @@ def test_init_matches_gpt2():
     hf = GPT2LMHeadModel(GPT2Config(**{**TINY, "n_embd": 256}))
     ours = GPT(GPTConfig(vocab_size=1000, context_length=64, n_layers=2, n_heads=4, d_model=256))
     pairs = [
-        (ours.blocks[0].attn.q_proj.weight, hf.transformer.h[0].attn.c_attn.weight.std().item()),
+        (ours.blocks[0].attn.qkv_proj.weight, hf.transformer.h[0].attn.c_attn.weight.std().item()),
         (ours.wte.weight, hf.transformer.wte.weight.std().item()),
         (ours.blocks[1].attn.out_proj.weight, 0.02 / math.sqrt(2 * 2)),
         (ours.blocks[0].mlp.proj.weight, 0.02 / math.sqrt(2 * 2)),
