@@ -157,7 +157,7 @@ def main():
     rows = [lightbrain_tiny()]
     batches, model, seconds = flan_t5_batches(Path(args.data))
     per_task, probabilities, step_flops, step_tokens = leximind_full(batches, model)
-    main_steps, side_steps = PRESETS[TrainConfig]["full"].max_steps, 6 * 300
+    main_steps, side_steps = PRESETS[TrainConfig]["full"].max_steps, 6 * 200
     rows.append(
         {
             "chapter": "13",
@@ -169,7 +169,7 @@ def main():
     rows.append(
         {
             "chapter": "13",
-            "what": "6 side runs of 300 steps",
+            "what": "6 side runs of 200 steps",
             "tokens": side_steps * step_tokens,
             "flops": side_steps * step_flops,
         }

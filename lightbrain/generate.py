@@ -89,25 +89,28 @@ def stream(
         raise ValueError(
             f"the prompt holds token ids outside 0..{model.config.vocab_size - 1}: was it made by another tokenizer?"
         )
-    block = model.config.context_length
+    block, n = model.config.context_length, input_ids.shape[1]  # n: tokens in the sequence so far
     generator = torch.Generator(input_ids.device).manual_seed(seed) if seed is not None else None
-    stops = torch.tensor(stop_tokens or [], device=input_ids.device)
+    stops = torch.tensor(stop_tokens, device=input_ids.device) if stop_tokens else None
     done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    cache, fed = (KVCache() if use_cache else None), 0  # fed: how many tokens of input_ids the cache holds
+    seq = torch.cat([input_ids, input_ids.new_zeros(input_ids.shape[0], max_new_tokens)], dim=1)  # room for all
+    cache, fed = (KVCache() if use_cache else None), 0  # fed: how many tokens of seq the cache holds
     with evaluating(model):
         for _ in range(max_new_tokens):
-            if input_ids.shape[1] > block or not use_cache:
+            if n > block or not use_cache:
                 cache, fed = None, 0  # crop: positions shift, recompute
-            window = input_ids[:, -block:] if cache is None else input_ids[:, fed:]
+            window = seq[:, max(0, n - block) : n] if cache is None else seq[:, fed:n]
             logits = model(window, cache=cache, last_only=True)[0][:, -1].float()
-            fed = input_ids.shape[1]
-            logits = apply_repetition_penalty(logits, input_ids, repetition_penalty)
+            fed = n
+            logits = apply_repetition_penalty(logits, seq[:, :n], repetition_penalty)
             token = next_token(logits, temperature, top_k, top_p, generator)
-            token = torch.where(done, input_ids[:, -1], token)  # stopped rows repeat their stop token
-            done |= torch.isin(token, stops)
-            input_ids = torch.cat([input_ids, token[:, None]], dim=1)
+            if stops is not None:
+                token = torch.where(done, seq[:, n - 1], token)  # stopped rows repeat their stop token
+                done |= torch.isin(token, stops)
+            seq[:, n] = token  # written in place: no new sequence tensor per token
+            n += 1
             yield token
-            if done.all():
+            if stops is not None and done.all():
                 break
 
 

@@ -357,18 +357,28 @@ class BPETokenizer:
 
     def encode_iterable(
         self,
-        lines: Iterable[str],  # e.g. an open text file
+        texts: Iterable[str],  # an open text file (read in blocks), or strings of any length: lines, pages, ...
         allowed_special: str | set[str] = "none_raise",
+        block: int = 1 << 16,  # characters encoded at a time (and read at a time from a file)
     ) -> Iterator[int]:
-        "Lazily encode `lines`, yielding exactly the ids that `encode` would give for their concatenation."
-        chunk = []
-        for line in lines:
-            if chunk and _safe_cut(chunk[-1], line):
-                yield from self.encode("".join(chunk), allowed_special)
-                chunk = []
-            chunk.append(line)
-        if chunk:
-            yield from self.encode("".join(chunk), allowed_special)
+        """Lazily encode `texts`, yielding exactly the ids that `encode` gives for their concatenation. Memory stays
+        near `block` characters whatever the layout (with GPT-2's pattern; another pattern is encoded in one piece)."""
+        if hasattr(texts, "read"):  # a file: read blocks, not lines (a file can be one huge line)
+            read = texts.read
+            texts = iter(lambda: read(block), "")
+        pieces, size, limit = [], 0, block  # text not encoded yet, its length, the length that triggers a cut
+        for text in texts:
+            pieces.append(text)
+            size += len(text)
+            if size < limit or self.pattern != GPT2_PATTERN:
+                continue
+            pending = "".join(pieces)
+            cut = _last_cut(pending, self.special_tokens)
+            if cut:
+                yield from self.encode(pending[:cut], allowed_special)
+            pieces, size = [pending[cut:]], len(pending) - cut
+            limit = max(block, 2 * size)  # a pre-token longer than a block: wait for twice as much before looking again
+        yield from self.encode("".join(pieces), allowed_special)
 
     def save(self, folder: str | Path) -> Path:
         "Write the tokenizer to folder/tokenizer.json, readable JSON (atomically: a temporary file, then a rename)."
@@ -456,18 +466,20 @@ def _bpe_heap(piece: bytes, ranks: dict[bytes, int]) -> list[bytes]:
     return parts
 
 # %% ../nbs/01_tokenization.ipynb #8cf105ba
-_SPACE = regex.compile(r"\s")
+_CUT = regex.compile(r"(?r)\S\s")  # (?r): search from the end, so the first match is the last in the text
 
 
-def _safe_cut(before: str, after: str) -> bool:
-    "True if no pre-token can span the end of `before` and the start of `after`."
-    return (
-        len(before) >= 2
-        and before[-1] == "\n"
-        and not _SPACE.match(before[-2])
-        and after != ""
-        and not _SPACE.match(after[0])
-    )
+def _last_cut(text: str, special_tokens: Iterable[str]) -> int:
+    """The last position where GPT-2's pre-split surely cuts `text` whatever follows (just before whitespace that
+    follows a non-space character) and no special token is cut; 0 if there is none."""
+    end = len(text)
+    while match := _CUT.search(text, 0, end):
+        cut = match.start() + 1
+        spans = [j for s in special_tokens if (j := text.rfind(s, 0, cut + len(s) - 1)) >= 0 and j + len(s) > cut]
+        if not spans:
+            return cut
+        end = min(spans)  # look again before the special token
+    return 0
 
 # %% ../nbs/01_tokenization.ipynb #fe07211d
 def _unicode(token: bytes) -> str:

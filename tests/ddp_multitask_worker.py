@@ -10,15 +10,19 @@ import sys
 
 import torch
 
-from leximind.model import T5
-from leximind.multitask import MultiTaskBatches, MultiTaskT5, count_tokens, load_tasks, multitask_loss, quick_setup
+from leximind.model import T5, T5Config
+from leximind.multitask import TASKS, MultiTaskBatches, MultiTaskT5, count_tokens, load_tasks, multitask_loss
+from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
 from lightbrain.train import TrainConfig, train
 
 out = sys.argv[1]
 with contextlib.redirect_stdout(io.StringIO()):
     tasks = load_tasks(builtin=True)
-tokenizer, config = quick_setup(tasks)
+texts = [TASKS[t].prefix + x for t in ("emotion", "topic") for x in tasks[t]["train"]["text"][:1000]]
+texts += tasks["summarize"]["train"]["article"][:100]
+tokenizer = SentencePieceTokenizer(train_sentencepiece(texts, 500))  # small and quick: this test is about DDP
+config = T5Config.tiny(vocab_size=tokenizer.vocab_size, context_length=64)
 seed_everything(0)
 model = MultiTaskT5(T5(config))
 if os.environ["RANK"] == "0":  # the starting weights, to check that training changed them

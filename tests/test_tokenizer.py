@@ -1,8 +1,11 @@
 """lightbrain.tokenizer against independent references: tiktoken's GPT-2, the CS336 reference BPE trainer,
 a naive BPE trainer written here, and Hypothesis-generated text."""
 
+import io
 import json
+import tracemalloc
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 import regex
@@ -122,11 +125,15 @@ def test_to_tiktoken_agrees(tok, s):
 
 
 @SETTINGS
-@given(st.lists(st.text(alphabet=st.sampled_from("ab \n\t.'é👋"), max_size=12), max_size=12))
-def test_encode_iterable_equals_encode(tok, lines):
-    assert list(tok.encode_iterable(lines)) == tok.encode("".join(lines))
-    file_lines = "".join(lines).splitlines(keepends=True)
-    assert list(tok.encode_iterable(file_lines)) == tok.encode("".join(lines))
+@given(
+    st.lists(st.text(alphabet=st.sampled_from("ab \n\t.'é👋"), max_size=12) | st.just(ENDOFTEXT), max_size=12),
+    st.integers(1, 8),
+)
+def test_encode_iterable_equals_encode(tok, pieces, block):
+    "Blocks of a few characters force a cut at every chance: a cut inside a pre-token or a special token would show."
+    text = "".join(pieces)
+    assert list(tok.encode_iterable(pieces, "all", block=block)) == tok.encode(text, "all")
+    assert list(tok.encode_iterable(io.StringIO(text), "all", block=block)) == tok.encode(text, "all")
 
 
 @SETTINGS
@@ -190,6 +197,38 @@ def test_gpt2_parity_real_text(gpt2_pair, name):
     ours, reference = gpt2_pair
     text = shared("cs336_2025", "fixtures", name).read_text(encoding="utf-8")
     assert ours.encode(text, allowed_special="all") == reference.encode(text, allowed_special="all")
+
+
+def _paragraphs(text: str, layout: str, repeat: int) -> Iterator[str]:
+    """`text` `repeat` times, as a file would give it: blank-line paragraphs, line by line; or one huge line, or no
+    newline at all, in reads of 1,000 characters."""
+    lines = text.splitlines()
+    for _ in range(repeat):
+        if layout == "blank-line paragraphs":
+            yield from (line + "\n\n" for line in lines)
+        else:
+            line = " ".join(lines) + " "
+            yield from (line[i : i + 1000] for i in range(0, len(line), 1000))
+    if layout == "one huge line":
+        yield "\n"
+
+
+@pytest.mark.parametrize("layout", ["blank-line paragraphs", "one huge line", "no newline"])
+def test_encode_iterable_memory_is_bounded(gpt2_pair, layout):
+    """Issue 18: with blank-line paragraphs the old line-based cut found no safe point and read everything. Peak
+    memory (tracemalloc) while encoding 5 MB stays under 3 MB, and the ids equal tiktoken's for the whole text."""
+    ours, reference = gpt2_pair
+    text = shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:200_000]
+    whole = "".join(_paragraphs(text, layout, 1))
+    assert list(ours.encode_iterable(_paragraphs(text, layout, 1))) == reference.encode_ordinary(whole)
+    if layout == "one huge line":  # a file of one line is read in blocks, not lines
+        assert list(ours.encode_iterable(io.StringIO(whole))) == reference.encode_ordinary(whole)
+    ours.encode(text)  # fill the pre-token cache first: it is bounded separately (100,000 entries)
+    tracemalloc.start()
+    count = sum(1 for _ in ours.encode_iterable(_paragraphs(text, layout, 25)))  # 5 MB of text, made lazily
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count > 1_250_000 and peak < 3 * 2**20, (count, peak)
 
 
 def test_gpt2_parity_tinyshakespeare(gpt2_pair):
