@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import shared
-from lightbrain.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, get_gpt2_tokenizer
+from lightbrain.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, get_gpt2_tokenizer, text_chunks
 
 SETTINGS = settings(max_examples=150, deadline=None)
 TEXT = (
@@ -359,3 +359,14 @@ def test_cut_or_edited_gpt2_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="the merges make only 999 of 50,257 tokens"):
         BPETokenizer.from_hf_files(encoder, cut)
     assert BPETokenizer.from_gpt2_files(encoder, vocab_bpe).encode("hello world") == [31373, 995]
+
+
+def test_training_on_file_chunks_in_processes_equals_training_on_the_text(tmp_path):
+    """Issue 18: a file read in blocks and cut at safe points, counted in two processes, must give the merges of the
+    whole text counted at once (a cut inside a pre-token, or a lost block, would change the counts)."""
+    text = shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:300_000]
+    path = tmp_path / "corpus.txt"
+    path.write_text(text.replace("\n\n", f"\n{ENDOFTEXT}\n"), encoding="utf-8")
+    whole = BPETokenizer.train(path.read_text(encoding="utf-8"), 600, [ENDOFTEXT])
+    chunked = BPETokenizer.train(text_chunks([path], [ENDOFTEXT], block=5_000), 600, [ENDOFTEXT], processes=2)
+    assert chunked.merges == whole.merges
