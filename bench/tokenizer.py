@@ -41,8 +41,8 @@ def load_corpus(path: str | None) -> tuple[str, str]:
     ), "the course's PubMedQA slice (tinyshakespeare not found)"
 
 
-def train_hf(text: str, vocab_size: int) -> Tokenizer:
-    "Hugging Face's BPE trainer with GPT-2's byte-level pre-split."
+def hf_trainer(vocab_size: int) -> tuple[Tokenizer, trainers.BpeTrainer]:
+    "Hugging Face's BPE tokenizer with GPT-2's byte-level pre-split, and its trainer."
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     trainer = trainers.BpeTrainer(
@@ -51,6 +51,12 @@ def train_hf(text: str, vocab_size: int) -> Tokenizer:
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
+    return tok, trainer
+
+
+def train_hf(text: str, vocab_size: int) -> Tokenizer:
+    "Hugging Face's trainer on `text`."
+    tok, trainer = hf_trainer(vocab_size)
     tok.train_from_iterator([text], trainer)
     return tok
 
@@ -114,12 +120,7 @@ def train_one(which: str, path: str, vocab_size: int) -> dict:
     if which == "ours":
         BPETokenizer.train(text_chunks([path]), vocab_size, [ENDOFTEXT], processes=os.cpu_count())
     else:
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-        alphabet = pre_tokenizers.ByteLevel.alphabet()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=[ENDOFTEXT], show_progress=False, initial_alphabet=alphabet
-        )
+        tok, trainer = hf_trainer(vocab_size)
         tok.train([path], trainer)
     seconds = time.perf_counter() - start
     done.set()

@@ -414,8 +414,9 @@ def _read_hf_folder(path: Path) -> tuple[dict, dict]:
 def _fuse_attention(model: T5, state: dict) -> dict:
     "Stack a T5 checkpoint's separate q, k, v weights into our fused projections (q and kv in cross-attention)."
     for name, m in model.named_modules():
-        parts = [state.pop(f"{name}.{p}_proj.weight", None) for p in "qkv"]
-        if isinstance(m, MultiHeadAttention) and all(t is not None for t in parts):
+        keys = [f"{name}.{p}_proj.weight" for p in "qkv"]
+        if isinstance(m, MultiHeadAttention) and all(key in state for key in keys):
+            parts = [state.pop(key) for key in keys]
             if m.cross:
                 state[f"{name}.q_proj.weight"], state[f"{name}.kv_proj.weight"] = parts[0], torch.cat(parts[1:])
             else:

@@ -394,8 +394,7 @@ class BPETokenizer:
         """Lazily encode `texts`, yielding exactly the ids that `encode` gives for their concatenation. Memory stays
         near `block` characters whatever the layout (with GPT-2's pattern; another pattern is encoded in one piece)."""
         if hasattr(texts, "read"):  # a file: read blocks, not lines (a file can be one huge line)
-            read = texts.read
-            texts = iter(lambda: read(block), "")
+            texts = _blocks(texts, block)
         block = block if self.pattern == GPT2_PATTERN else float("inf")  # another pattern: one piece
         for chunk in _chunks(texts, self.special_tokens, block):
             yield from self.encode(chunk, allowed_special)
@@ -502,6 +501,12 @@ def _last_cut(text: str, special_tokens: Iterable[str]) -> int:
     return 0
 
 
+def _blocks(file, size: int) -> Iterator[str]:
+    "An open text file, read `size` characters at a time."
+    while text := file.read(size):
+        yield text
+
+
 def _chunks(texts: Iterable[str], special_tokens: Iterable[str], block: int | float) -> Iterator[str]:
     "The concatenation of `texts` in pieces of about `block` characters, cut only where `_last_cut` allows."
     pieces, size, limit = [], 0, block  # text not cut yet, its length, the length that triggers a cut
@@ -529,8 +534,7 @@ def text_chunks(
     files larger than memory."""
     for path in paths:
         with open(path, encoding="utf-8") as f:
-            read = f.read
-            yield from _chunks(iter(lambda: read(block), ""), special_tokens, block)
+            yield from _chunks(_blocks(f, block), special_tokens, block)
 
 # %% ../nbs/01_tokenization.ipynb #fe07211d
 def _unicode(token: bytes) -> str:
