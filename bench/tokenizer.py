@@ -4,7 +4,8 @@
 
 The corpus is tinyshakespeare from the shared data mirror when present, else the course's built-in sample.
 Both trainers use GPT-2's pre-split (HF: the ByteLevel pre-tokenizer with its GPT-2 regex) and reserve one
-special token. Encoding is timed on the same corpus: best of three runs, our cache cold on the first run only.
+special token; each training is timed best of three. Encoding is timed on the same corpus: best of three runs, our
+cache cold on the first run only.
 Then training at corpus scale: a file of at least --large-mb MB (default 200) made of the shared data's real texts,
 their lines shuffled and repeated, trained to 8,192 tokens from the file by both trainers, each in its own process
 (ours reads it in blocks with `text_chunks` and counts in one process per core), with each one's peak memory
@@ -173,8 +174,8 @@ def main():
 
     rows, trained = [], {}
     for vocab in (512, 2048, 8192):
-        ours = best_time(lambda: trained.__setitem__(vocab, BPETokenizer.train(text, vocab, [ENDOFTEXT])), repeat=1)
-        hf = best_time(lambda: train_hf(text, vocab), repeat=1)
+        ours = best_time(lambda: trained.__setitem__(vocab, BPETokenizer.train(text, vocab, [ENDOFTEXT])), repeat=3)
+        hf = best_time(lambda: train_hf(text, vocab), repeat=3)
         rows.append([vocab, f"{ours:.2f} s", f"{hf:.2f} s", f"{ours / hf:.2f}x"])
     print("Training to a vocabulary size (same text, same pre-split)")
     print(table(["vocab", "ours (Python)", "HF tokenizers (Rust)", "ours / HF"], rows), "\n")

@@ -9,14 +9,16 @@ __all__ = ['GPT2_PATTERN', 'ENDOFTEXT', 'GPT2_URLS', 'GPT2_SHA256', 'valid_unico
            'get_gpt2_tokenizer', 'save_tokenizer', 'load_tokenizer', 'show_tokens', 'token_playground']
 
 # %% ../nbs/01_tokenization.ipynb #d9041fc0
+import gc
 import hashlib
 import heapq
 import json
 import multiprocessing
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import partial
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 
 import regex
@@ -29,7 +31,7 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     "Replace every non-overlapping occurrence of `pair` in `ids` (left to right) with `new_id`."
     out, i = [], 0
     while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+        if ids[i] == pair[0] and i + 1 < len(ids) and ids[i + 1] == pair[1]:
             out.append(new_id)
             i += 2
         else:
@@ -54,6 +56,18 @@ class _Reversed:
         return self.key > other.key
 
 
+@contextmanager
+def _gc_paused():
+    "Pause Python's cycle collector inside the block (it is switched back on after, if it was on)."
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def _train_bpe(
     word_counts: dict[str, int],  # each distinct pre-token and how often it occurs
     n_merges: int,  # how many merges to learn
@@ -65,9 +79,9 @@ def _train_bpe(
     freqs = list(word_counts.values())
     tokens = [bytes([b]) for b in range(256)]  # token id -> its bytes
     ids_of = {t: i for i, t in enumerate(tokens)}  # bytes -> token id
-    pair_counts, where = Counter(), defaultdict(set)  # pair -> count; pair -> indices of the words it occurs in
+    pair_counts, where = defaultdict(int), defaultdict(set)  # pair -> count; pair -> indices of the words it occurs in
     for i, (w, f) in enumerate(zip(words, freqs)):
-        for pair in zip(w, w[1:]):
+        for pair in pairwise(w):
             pair_counts[pair] += f
             where[pair].add(i)
 
@@ -89,17 +103,18 @@ def _train_bpe(
             tokens.append(merged)
             merges.append((tokens[pair[0]], tokens[pair[1]]))
             bar.update()
-        delta = Counter()
+        delta = defaultdict(int)  # pair -> change in its count
         for i in where.pop(pair):
             w, f = words[i], freqs[i]
             new = _merge(w, pair, new_id)
             if len(new) == len(w):
                 continue  # this word no longer contains the pair
-            for p in zip(w, w[1:]):
+            for p in pairwise(w):
                 delta[p] -= f
-            for p in zip(new, new[1:]):
+            for p in pairwise(new):
                 delta[p] += f
-                where[p].add(i)
+                if new_id in p:
+                    where[p].add(i)  # a pair made by this merge (the word is already listed under the others)
             words[i] = new
         for p, d in delta.items():
             if d == 0:
@@ -109,6 +124,7 @@ def _train_bpe(
                 heapq.heappush(heap, entry(p))
             else:
                 del pair_counts[p]
+                where.pop(p, None)  # no word holds it any more
     bar.close()
     return merges
 
@@ -288,7 +304,8 @@ class BPETokenizer:
         if not counts:
             raise ValueError("the training text is empty: pass a non-empty string or an iterable of strings")
         n_merges = vocab_size - 256 - len(special_tokens)
-        merges = _train_bpe(counts, n_merges, progress)
+        with _gc_paused():  # the merge loop makes millions of small objects and no reference cycles
+            merges = _train_bpe(counts, n_merges, progress)
         if len(merges) < n_merges:
             print(
                 f"note: the text only supports {len(merges)} merges, "

@@ -1,6 +1,7 @@
 """lightbrain.tokenizer against independent references: tiktoken's GPT-2, the CS336 reference BPE trainer,
 a naive BPE trainer written here, and Hypothesis-generated text."""
 
+import gc
 import io
 import json
 import tracemalloc
@@ -102,6 +103,27 @@ def test_incremental_training_equals_naive(text, n_merges):
 def test_tie_break_is_greatest_pair():
     # " cd" has pairs (b" ", b"c") and (b"c", b"d"); "ab" has (b"a", b"b"): all seen once. The greatest pair wins.
     assert BPETokenizer.train("ab cd", 257).merges == [(b"c", b"d")]
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_training_leaves_the_garbage_collector_as_it_found_it(collector_on, monkeypatch):
+    # training pauses Python's cycle collector for the merge loop; the caller's setting must come back, even when the
+    # loop is interrupted (Ctrl-C in a notebook)
+    import lightbrain.tokenizer as module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    try:
+        gc.enable() if collector_on else gc.disable()
+        BPETokenizer.train(TEXT, 300)
+        assert gc.isenabled() == collector_on
+        monkeypatch.setattr(module, "_train_bpe", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            BPETokenizer.train(TEXT, 300)
+        assert gc.isenabled() == collector_on
+    finally:
+        gc.enable()
 
 
 def test_training_is_deterministic_and_accepts_iterables():
