@@ -68,7 +68,7 @@ def _greedy(
     c = model.config
     sequences = torch.full((encoder_out.shape[0], 1), c.pad_id, dtype=torch.long, device=encoder_out.device)
     done = torch.zeros(encoder_out.shape[0], dtype=torch.bool, device=encoder_out.device)
-    cache = Seq2SeqCache() if use_cache else None
+    cache = Seq2SeqCache(max_len=max_new_tokens) if use_cache else None  # the decoder's positions, start included
     for _ in range(max_new_tokens):
         scores = _constrain(
             _next_scores(model, sequences, encoder_out, attention_mask, cache),
@@ -117,7 +117,7 @@ def _beam_search(
     finished_len = torch.ones((B, num_beams), dtype=torch.long, device=dev)
     can_improve = torch.ones((B, 1), dtype=torch.bool, device=dev)
     offsets = torch.arange(B, device=dev)[:, None] * num_beams  # beam b of item i is row i * num_beams + b
-    cache = Seq2SeqCache() if use_cache else None
+    cache = Seq2SeqCache(max_len=max_new_tokens) if use_cache else None  # the decoder's positions, start included
     for cur in range(1, max_len):  # cur: tokens so far in each beam
         flat = running[:, :, :cur].reshape(B * num_beams, cur)
         log_probs = _constrain(

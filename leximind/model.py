@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightbrain.attention import MultiHeadAttention
+from lightbrain.attention import KVBuffer, MultiHeadAttention
 from lightbrain.checkpoint import Checkpointable
 from lightbrain.core import hub_online
 from lightbrain.norm import RMSNorm
@@ -179,8 +179,8 @@ class EncoderBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """Causal self-attention, cross-attention to the encoder output, then feed-forward; returns the keys and values
-    it used."""
+    """Causal self-attention, cross-attention to the encoder output, then feed-forward; returns the cross-attention's
+    keys and values, to cache."""
 
     def __init__(self, config: T5Config):
         super().__init__()
@@ -190,26 +190,29 @@ class DecoderBlock(nn.Module):
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x, encoder_out, encoder_mask, position_bias, past_self=None, past_cross=None):
-        a, self_kv = self.self_attn(self.norm1(x), is_causal=True, position_bias=position_bias, past_kv=past_self)
-        x = x + self.drop(a)
+        x = x + self.drop(
+            self.self_attn(self.norm1(x), is_causal=True, position_bias=position_bias, past_kv=past_self)[0]
+        )
         a, cross_kv = self.cross_attn(self.norm2(x), context=encoder_out, mask=encoder_mask, past_kv=past_cross)
         x = x + self.drop(a)
-        return x + self.drop(self.ff(self.norm3(x))), self_kv, cross_kv
+        return x + self.drop(self.ff(self.norm3(x))), cross_kv
 
 # %% ../nbs/11_encoder_decoder.ipynb #eb3adb5a
 class Seq2SeqCache:
-    "Per decoder block: the self-attention keys/values so far (growing) and the cross-attention keys/values (fixed)."
+    """Per decoder block: the self-attention keys/values so far (a `KVBuffer`, filled in place) and the cross-attention
+    keys/values (fixed)."""
 
-    def __init__(self):
-        self.self_kv, self.cross_kv = [], []
+    def __init__(self, max_len: int):  # decoder positions to make room for
+        self.max_len, self.self_kv, self.cross_kv = max_len, [], []
 
     def __len__(self) -> int:
-        return self.self_kv[0][0].shape[2] if self.self_kv else 0
+        return len(self.self_kv[0]) if self.self_kv else 0
 
     def reorder_beams(self, rows: torch.Tensor):
         """Follow the beams that survived a beam-search step: row i's cache becomes row rows[i]'s (rows stay within
         their input's beams)."""
-        self.self_kv = [(k[rows], v[rows]) for k, v in self.self_kv]
+        for buffer in self.self_kv:
+            buffer.reorder(rows)
         # the cross-attention cache needs no reordering: all beams of an input share the same encoder output
 
 
@@ -286,7 +289,7 @@ class T5(Checkpointable, nn.Module):
         decoder_input_ids: torch.Tensor,  # (B, T) the decoder's input (the new tokens only, if a cache is given)
         encoder_out: torch.Tensor,  # (B, S, d_model) from `encode`
         attention_mask: torch.Tensor | None = None,  # (B, S) the encoder input's mask
-        cache: Seq2SeqCache | None = None,  # extended in place
+        cache: Seq2SeqCache | None = None,  # filled in place
     ) -> torch.Tensor:
         "Logits (B, T, vocab_size) for each decoder position."
         past = len(cache) if cache is not None else 0
@@ -294,15 +297,16 @@ class T5(Checkpointable, nn.Module):
         mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
         x = self.drop(self.shared(decoder_input_ids))
         bias = self.dec_bias(T, past + T, offset=past)  # (1, H, T, past + T)
-        selves, crosses = [], []
+        if cache is not None and not cache.self_kv:  # first use: one buffer per block
+            cache.self_kv = [KVBuffer(cache.max_len) for _ in self.decoder]
+        crosses = []
         for i, block in enumerate(self.decoder):
-            past_self = cache.self_kv[i] if cache is not None and cache.self_kv else None
+            past_self = cache.self_kv[i] if cache is not None else None
             past_cross = cache.cross_kv[i] if cache is not None and cache.cross_kv else None
-            x, self_kv, cross_kv = block(x, encoder_out, mask, bias, past_self, past_cross)
-            selves.append(self_kv)
+            x, cross_kv = block(x, encoder_out, mask, bias, past_self, past_cross)
             crosses.append(cross_kv)
         if cache is not None:
-            cache.self_kv, cache.cross_kv = selves, crosses
+            cache.cross_kv = crosses
         x = self.drop(self.dec_norm(x))
         if self.config.tie_embeddings:
             x = x * self.config.d_model**-0.5  # the original T5 rescales before its tied head

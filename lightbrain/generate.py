@@ -94,7 +94,8 @@ def stream(
     stops = torch.tensor(stop_tokens, device=input_ids.device) if stop_tokens else None
     done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     seq = torch.cat([input_ids, input_ids.new_zeros(input_ids.shape[0], max_new_tokens)], dim=1)  # room for all
-    cache, fed = (KVCache() if use_cache else None), 0  # fed: how many tokens of seq the cache holds
+    cache = KVCache(max_len=min(n + max_new_tokens, block)) if use_cache else None  # room for every position
+    fed = 0  # how many tokens of seq the cache holds
     with evaluating(model):
         for _ in range(max_new_tokens):
             if n > block or not use_cache:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightbrain.attention import MultiHeadAttention
+from lightbrain.attention import KVBuffer, MultiHeadAttention
 from lightbrain.checkpoint import Checkpointable
 from lightbrain.core import hub_online
 from lightbrain.norm import LayerNorm, RMSNorm
@@ -114,21 +114,20 @@ class Block(nn.Module):
         )
         self.mlp, self.drop = MLP(config), nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, past_kv=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        a, kv = self.attn(self.ln_1(x), is_causal=True, past_kv=past_kv)
-        x = x + self.drop(a)
-        return x + self.drop(self.mlp(self.ln_2(x))), kv
+    def forward(self, x: torch.Tensor, past_kv: KVBuffer | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln_1(x), is_causal=True, past_kv=past_kv)[0])
+        return x + self.drop(self.mlp(self.ln_2(x)))
 
 # %% ../nbs/05_gpt.ipynb #f97a0d83
 class KVCache:
-    "The keys and values of every block for the positions seen so far; `GPT.forward` extends it in place."
+    "The keys and values of every block for the positions seen so far, a `KVBuffer` each; `GPT.forward` fills it."
 
-    def __init__(self):
-        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+    def __init__(self, max_len: int | None = None):  # positions to make room for; None: the model's whole context
+        self.max_len, self.layers = max_len, []
 
     def __len__(self) -> int:
         "Number of positions cached."
-        return self.layers[0][0].shape[2] if self.layers else 0
+        return len(self.layers[0]) if self.layers else 0
 
 
 class GPT(Checkpointable, nn.Module):
@@ -162,7 +161,7 @@ class GPT(Checkpointable, nn.Module):
         self,
         input_ids: torch.Tensor,  # (B, T) token ids
         labels: torch.Tensor | None = None,  # (B, T) each position's next token (already shifted); -100 is ignored
-        cache: KVCache | None = None,  # extended in place; positions continue after the cached ones
+        cache: KVCache | None = None,  # filled in place; positions continue after the cached ones
         last_only: bool = False,  # logits for the last position only (B, 1, vocab_size): all that generation needs
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         "Logits (B, T, vocab_size) for every position, and the mean cross-entropy loss if `labels` is given."
@@ -182,13 +181,11 @@ class GPT(Checkpointable, nn.Module):
             )
         positions = torch.arange(start, start + T, device=input_ids.device)
         x = self.drop(self.wte(input_ids) + self.wpe(positions))  # (B, T, C)
-        past = cache.layers if cache is not None and cache.layers else [None] * len(self.blocks)
-        new = []
-        for block, past_kv in zip(self.blocks, past):
-            x, kv = block(x, past_kv)
-            new.append(kv)
-        if cache is not None:
-            cache.layers = new
+        if cache is not None and not cache.layers:  # first use: one buffer per block
+            cache.layers = [KVBuffer(cache.max_len or self.config.context_length) for _ in self.blocks]
+        layers = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, past_kv in zip(self.blocks, layers):
+            x = block(x, past_kv)
         if last_only:
             x = x[:, -1:]  # skip the output layer's work for the rest
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)

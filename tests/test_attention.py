@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from conftest import shared
-from lightbrain.attention import MultiHeadAttention, attention_weights, scaled_dot_product_attention
+from lightbrain.attention import KVBuffer, MultiHeadAttention, attention_weights, scaled_dot_product_attention
 
 
 def close(a, b, tol=1e-5):
@@ -136,12 +136,26 @@ def test_kv_cache_equals_full_attention(use_sdpa):
     x = torch.randn(2, 9, 32)
     bias = torch.randn(1, 4, 9, 9)
     full, (k, v) = mha(x, is_causal=True, position_bias=bias)
-    out, past = mha(x[:, :3], is_causal=True, position_bias=bias[:, :, :3, :3])
-    outs = [out]
+    past = KVBuffer(max_len=9)
+    outs = [mha(x[:, :3], is_causal=True, position_bias=bias[:, :, :3, :3], past_kv=past)[0]]
+    buffer = past.k.data_ptr()
     for t in range(3, 9):
-        out, past = mha(x[:, t : t + 1], is_causal=True, past_kv=past, position_bias=bias[:, :, t : t + 1, : t + 1])
-        outs.append(out)
-    assert close(torch.cat(outs, 1), full) and close(past[0], k) and past[0].shape == (2, 4, 9, 12)
+        outs.append(mha(x[:, t : t + 1], is_causal=True, past_kv=past, position_bias=bias[:, :, t : t + 1, : t + 1])[0])
+    assert close(torch.cat(outs, 1), full) and close(past.k, k) and close(past.v, v) and len(past) == 9
+    assert past.k.data_ptr() == buffer  # written in place: a cache that reallocates (torch.cat) fails here
+
+
+def test_kv_buffer_refuses_overflow_and_reorders_rows():
+    torch.manual_seed(0)
+    past, k, v = KVBuffer(max_len=4), torch.randn(3, 2, 3, 5), torch.randn(3, 2, 3, 5)
+    past.append(k, v)
+    with pytest.raises(ValueError, match="holds 4 positions and 5 do not fit"):
+        past.append(k[:, :, :2], v[:, :, :2])
+    rows = torch.tensor([2, 0, 0])
+    past.reorder(rows)
+    assert torch.equal(past.k[:, :, :3], k[rows]) and torch.equal(past.v[:, :, :3], v[rows]) and len(past) == 3
+    with pytest.raises(TypeError, match="KVBuffer"):  # the old contract, a (k, v) pair, is refused in one line
+        MultiHeadAttention(10, 2)(torch.randn(3, 1, 10), is_causal=True, past_kv=(k, v))
 
 
 def test_cross_attention_cache_reuses_context():

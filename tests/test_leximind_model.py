@@ -149,7 +149,7 @@ def test_cache_in_chunks_equals_full_decode():
     with torch.no_grad():
         enc = model.encode(src, mask)
         full = model.decode(dec, enc, mask)
-        cache = Seq2SeqCache()
+        cache = Seq2SeqCache(max_len=8)
         parts = [model.decode(dec[:, a:b], enc, mask, cache) for a, b in [(0, 3), (3, 4), (4, 8)]]
     assert len(cache) == 8 and rel(torch.cat(parts, 1), full) <= 1e-5
 

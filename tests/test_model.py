@@ -102,6 +102,10 @@ def test_cache_in_chunks_equals_full_forward():
     assert len(cache) == 30 and (torch.cat(chunks, 1) - full).abs().max() <= 1e-5
     with pytest.raises(ValueError, match="exceed"):
         model(torch.zeros(1, 40, dtype=torch.long), cache=cache)
+    small = KVCache(max_len=12)  # room for 12 positions: the 13th is refused, not silently reallocated
+    model(ids[:, :12], cache=small)
+    with pytest.raises(ValueError, match="holds 12 positions and 13 do not fit"):
+        model(ids[:, 12:13], cache=small)
 
 
 def test_attention_paths_agree():
