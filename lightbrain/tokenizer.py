@@ -551,7 +551,10 @@ def text_chunks(
     files larger than memory."""
     for path in paths:
         with open(path, encoding="utf-8") as f:
-            yield from _chunks(_blocks(f, block), special_tokens, block)
+            try:
+                yield from _chunks(_blocks(f, block), special_tokens, block)
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path} is not UTF-8 text ({e.reason}): re-save it as UTF-8") from None
 
 # %% ../nbs/01_tokenization.ipynb #fe07211d
 def _unicode(token: bytes) -> str:

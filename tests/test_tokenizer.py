@@ -392,3 +392,11 @@ def test_training_on_file_chunks_in_processes_equals_training_on_the_text(tmp_pa
     whole = BPETokenizer.train(path.read_text(encoding="utf-8"), 600, [ENDOFTEXT])
     chunked = BPETokenizer.train(text_chunks([path], [ENDOFTEXT], block=5_000), 600, [ENDOFTEXT], processes=2)
     assert chunked.merges == whole.merges
+
+
+def test_text_chunks_refuses_a_file_that_is_not_utf8_in_one_line(tmp_path):
+    # the bad byte sits past the first block, so the error comes mid-stream, not on opening
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"plain ascii text " * 100 + "café".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.txt is not UTF-8 text \(.+\): re-save it as UTF-8$"):
+        BPETokenizer.train(text_chunks([path], block=64), 300)
