@@ -79,11 +79,11 @@ def _train_bpe(
     freqs = list(word_counts.values())
     tokens = [bytes([b]) for b in range(256)]  # token id -> its bytes
     ids_of = {t: i for i, t in enumerate(tokens)}  # bytes -> token id
-    pair_counts, where = defaultdict(int), defaultdict(list)  # pair -> count; pair -> the words it occurs in (by index)
+    pair_counts, where = defaultdict(int), defaultdict(set)  # pair -> count; pair -> indices of the words it occurs in
     for i, (w, f) in enumerate(zip(words, freqs)):
         for pair in pairwise(w):
             pair_counts[pair] += f
-            where[pair].append(i)
+            where[pair].add(i)
 
     def entry(pair):
         return (-pair_counts[pair], _Reversed((tokens[pair[0]], tokens[pair[1]])), pair)
@@ -108,13 +108,13 @@ def _train_bpe(
             w, f = words[i], freqs[i]
             new = _merge(w, pair, new_id)
             if len(new) == len(w):
-                continue  # this word no longer contains the pair (or was listed twice)
+                continue  # this word no longer contains the pair
             for p in pairwise(w):
                 delta[p] -= f
             for p in pairwise(new):
                 delta[p] += f
                 if new_id in p:
-                    where[p].append(i)  # a pair made by this merge (the word is already listed under the others)
+                    where[p].add(i)  # a pair made by this merge (the word is already listed under the others)
             words[i] = new
         for p, d in delta.items():
             if d == 0:
