@@ -39,3 +39,4 @@ train(
 torch.save(
     {k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}/rank{torch.distributed.get_rank()}.pt"
 )
+torch.distributed.destroy_process_group()  # as lightbrain-train does: leaving it to exit can abort in gloo's threads

@@ -26,3 +26,4 @@ config = TrainConfig.quick(
 rows = train(model, lm_batches(data, 32, "cpu"), lm_loss, config, device="cpu")
 if torch.distributed.get_rank() == 0:
     json.dump([r["loss"] for r in rows], open(out, "w"))
+torch.distributed.destroy_process_group()  # as lightbrain-train does: leaving it to exit can abort in gloo's threads
