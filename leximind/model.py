@@ -190,9 +190,8 @@ class DecoderBlock(nn.Module):
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x, encoder_out, encoder_mask, position_bias, past_self=None, past_cross=None):
-        x = x + self.drop(
-            self.self_attn(self.norm1(x), is_causal=True, position_bias=position_bias, past_kv=past_self)[0]
-        )
+        a, _ = self.self_attn(self.norm1(x), is_causal=True, position_bias=position_bias, past_kv=past_self)
+        x = x + self.drop(a)
         a, cross_kv = self.cross_attn(self.norm2(x), context=encoder_out, mask=encoder_mask, past_kv=past_cross)
         x = x + self.drop(a)
         return x + self.drop(self.ff(self.norm3(x))), cross_kv

@@ -166,9 +166,7 @@ class MultiHeadAttention(nn.Module):
         | None = None,  # boolean (True = may attend) or additive, broadcastable to (B, n_heads, L, S)
         is_causal: bool = False,  # causal self-attention (aligned to the end when there is a cache)
         position_bias: torch.Tensor | None = None,  # additive (B or 1, n_heads, L, S), e.g. T5's relative bias
-        past_kv: KVBuffer
-        | tuple
-        | None = None,  # self-attention: a KVBuffer to fill; cross: the (k, v) returned before
+        past_kv: KVBuffer | tuple | None = None,  # self-attention: a KVBuffer to fill; cross: the (k, v) it returned
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         "Attend; return the output (B, L, d_model) and the (k, v) used (cross-attention's to pass back as `past_kv`)."
         if self.cross and past_kv is not None:  # the context does not change: its keys and values were cached

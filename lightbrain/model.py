@@ -115,7 +115,8 @@ class Block(nn.Module):
         self.mlp, self.drop = MLP(config), nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, past_kv: KVBuffer | None = None) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln_1(x), is_causal=True, past_kv=past_kv)[0])
+        a, _ = self.attn(self.ln_1(x), is_causal=True, past_kv=past_kv)  # the cache is filled in place
+        x = x + self.drop(a)
         return x + self.drop(self.mlp(self.ln_2(x)))
 
 # %% ../nbs/05_gpt.ipynb #f97a0d83

@@ -14,6 +14,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lightbrain.tokenizer
 from conftest import shared
 from lightbrain.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, get_gpt2_tokenizer, text_chunks
 
@@ -109,8 +110,6 @@ def test_tie_break_is_greatest_pair():
 def test_training_leaves_the_garbage_collector_as_it_found_it(collector_on, monkeypatch):
     # training pauses Python's cycle collector for the merge loop; the caller's setting must come back, even when the
     # loop is interrupted (Ctrl-C in a notebook)
-    import lightbrain.tokenizer as module
-
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -118,7 +117,7 @@ def test_training_leaves_the_garbage_collector_as_it_found_it(collector_on, monk
         gc.enable() if collector_on else gc.disable()
         BPETokenizer.train(TEXT, 300)
         assert gc.isenabled() == collector_on
-        monkeypatch.setattr(module, "_train_bpe", interrupted)
+        monkeypatch.setattr(lightbrain.tokenizer, "_train_bpe", interrupted)
         with pytest.raises(KeyboardInterrupt):
             BPETokenizer.train(TEXT, 300)
         assert gc.isenabled() == collector_on
