@@ -62,6 +62,9 @@ def run_one(notebook: Path, env: dict) -> dict:
     os.environ.update(env)  # for the kernel this process starts
     (OUT / "work").mkdir(exist_ok=True)
     nb, start, error = nbformat.read(notebook, as_version=4), time.time(), None
+    if env.get("FAKE_T4") == "1":  # play a T4 before the chapter's first cell (tools/fake_t4.py)
+        play = f"import sys\nsys.path.insert(0, {str(ROOT / 'tools')!r})\nimport fake_t4\n\nfake_t4.install()"
+        nb.cells.insert(0, nbformat.v4.new_code_cell(play))
     try:
         NotebookClient(
             nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(OUT / "work")}}
@@ -98,6 +101,7 @@ def main() -> int:
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "LIGHTBRAIN_DATA": str(OUT / "data"),
+        "FAKE_T4": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }  # this checkout's packages
     if args.one:
