@@ -14,7 +14,7 @@ from leximind.evaluate import checkpoint_report
 from leximind.multitask import PRESETS, RUN_DIRS, TASKS, train_leximind
 from leximind.pipeline import LexiMind
 from lightbrain.cli import command, command_parser, config_values, run_folder, writable_file
-from lightbrain.core import get_mode, write_atomic
+from lightbrain.core import get_mode, runs_folder, write_atomic
 from lightbrain.train import TrainConfig
 
 DATA_OPTIONS = tuple(task.option for task in TASKS.values())  # --cnn-dailymail, --emotion, --ag-news
@@ -37,7 +37,10 @@ def train_command(argv: list[str] | None = None):
         action="store_true",
         help="quick mode (the default without a CUDA GPU): the course's slices, a tiny T5",
     )
-    p.add_argument("--out", help=f"output folder (default: {RUN_DIRS['quick']} or {RUN_DIRS['full']})")
+    p.add_argument(
+        "--out",
+        help=f"output folder (default: {RUN_DIRS['quick']} or {RUN_DIRS['full']} in runs/, or $LIGHTBRAIN_RUNS)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--overwrite", action="store_true", help="delete the run in OUT and start again")
     p.add_argument(
@@ -52,7 +55,9 @@ def train_command(argv: list[str] | None = None):
     _add_data_options(p)
     args = p.parse_args(argv)
     quick = args.quick or get_mode() == "quick"
-    out = run_folder(Path(args.out or RUN_DIRS["quick" if quick else "full"]), args.resume, args.overwrite)
+    out = run_folder(
+        Path(args.out or runs_folder() / RUN_DIRS["quick" if quick else "full"]), args.resume, args.overwrite
+    )
     metrics = train_leximind(
         out,
         quick,
@@ -85,7 +90,9 @@ def _scores(task, m: dict) -> str:
 def evaluate_command(argv: list[str] | None = None):
     "Evaluate a checkpoint on the test splits (chapter 14's `checkpoint_report`); print the scores, or the report."
     p = command_parser("leximind-evaluate", "Evaluate LexiMind on the test splits.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint folder (e.g. runs/leximind/best)")
+    p.add_argument(
+        "--checkpoint", required=True, help="a checkpoint folder or hub model (e.g. runs/leximind/best, you/leximind)"
+    )
     p.add_argument("--json", action="store_true", help="print the full report as one JSON object")
     p.add_argument("--out", help="also write the full report (JSON) to this file")
     p.add_argument("--limit", type=int, help="at most this many test examples per task")
@@ -122,7 +129,9 @@ def analyze_command(argv: list[str] | None = None):
     p = command_parser("leximind", "Summarize a text and classify its emotion and topic with LexiMind.")
     p.add_argument("text", nargs="?", help="the text to analyze; '-', or nothing with a pipe, reads standard input")
     p.add_argument(
-        "--checkpoint", required=True, help="a checkpoint folder written by leximind-train (e.g. runs/leximind/best)"
+        "--checkpoint",
+        required=True,
+        help="a checkpoint folder written by leximind-train, or a hub model (e.g. runs/leximind/best, you/leximind)",
     )
     p.add_argument("--file", help="read the text from this UTF-8 file")
     p.add_argument(

@@ -23,7 +23,8 @@ import torch
 from leximind.generate import generate_seq2seq
 from leximind.multitask import TASKS, MultiTaskT5, load_tasks
 from leximind.tokenizer import SentencePieceTokenizer
-from lightbrain.core import evaluating, get_device, model_device, progress_bar, rehearsal_cap
+from lightbrain.checkpoint import model_folder
+from lightbrain.core import dtype_policy, evaluating, get_device, model_device, progress_bar
 
 # %% ../nbs/14_evaluation.ipynb #9989ed24
 def _batches(items: list, size: int):
@@ -46,15 +47,18 @@ def summarize(
     progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
     **generation,
 ) -> list[str]:
-    """Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, 64 new tokens, unless
-    `generation` says otherwise)."""
-    options = {"num_beams": 4, "no_repeat_ngram_size": 3, "max_new_tokens": 64} | generation
+    """Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, at most the model's
+    `summary_length` tokens, unless `generation` says otherwise), in the device's precision."""
+    options = {"num_beams": 4, "no_repeat_ngram_size": 3, "max_new_tokens": model.summary_length} | generation
     device, out = model_device(model), []
     inputs = _inputs(model, tokenizer, "summarize", articles, max_source)
     batches = progress_bar(_batches(inputs, batch_size), progress, total=math.ceil(len(inputs) / batch_size))
     for rows in batches:
         batch = tokenizer.pad(rows)
-        ids = generate_seq2seq(model.t5, batch["input_ids"].to(device), batch["attention_mask"].to(device), **options)
+        with dtype_policy(device).autocast():  # fp16 on a T4, bf16 on newer GPUs: T5's `wo` stays fp32 (chapter 11)
+            ids = generate_seq2seq(
+                model.t5, batch["input_ids"].to(device), batch["attention_mask"].to(device), **options
+            )
         out += tokenizer.batch_decode(ids)
     return out
 
@@ -68,9 +72,9 @@ def classify(
     max_source: int | None = None,
     progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
 ) -> torch.Tensor:
-    "Label probabilities (len(texts), n_labels) for classification task `task` (e.g. 'emotion')."
+    "Label probabilities (len(texts), n_labels) for classification task `task` (e.g. 'emotion'), in fp16/bf16 on a GPU."
     device, out = model_device(model), []
-    with evaluating(model):
+    with evaluating(model), dtype_policy(device).autocast():
         inputs = _inputs(model, tokenizer, task, texts, max_source)
         batches = progress_bar(_batches(inputs, batch_size), progress, total=math.ceil(len(inputs) / batch_size))
         for rows in batches:
@@ -196,12 +200,13 @@ def evaluate_leximind(
         if split not in dsd:
             raise ValueError(f"the {name} data has no {split!r} split (it has {list(dsd)})")
         n = len(dsd[split]) if limit is None else min(limit, len(dsd[split]))
-        ds = dsd[split].select(range(rehearsal_cap(n)))  # a rehearsal (chapter 00) scores only a few
+        ds = dsd[split].select(range(n))
         texts, targets = list(ds[task.source]), list(ds[task.target])
         if task.kind == "generate":
             predictions = summarize(model, tokenizer, texts, **generation)
             examples = [{"prediction": p, "reference": r} for p, r in zip(predictions[:3], targets[:3])]
-            report[name] = {"n": len(ds), **rouge(predictions, targets), "examples": examples}
+            tokens = generation.get("max_new_tokens", model.summary_length)
+            report[name] = {"n": len(ds), "max_new_tokens": tokens, **rouge(predictions, targets), "examples": examples}
         else:
             predicted = classify(model, tokenizer, name, texts).argmax(-1).tolist()
             report[name] = classification_metrics(targets, predicted, model.labels[name])
@@ -265,7 +270,7 @@ def checkpoint_report(
 ) -> dict:
     """The test report of a checkpoint folder, on the data in its run.json unless `sources` (e.g. `emotion=path`)
     say otherwise."""
-    ckpt = Path(checkpoint)
+    ckpt = model_folder(checkpoint)  # a folder, or a hub model
     model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.load(ckpt)
     run = (
         json.loads((ckpt / "run.json").read_text())

@@ -1,4 +1,4 @@
-"""An encoder that reads, a decoder that writes while looking back at what was read: relative position bias, gated-GELU feed-forward, cross-attention, and FLAN-T5's weights loaded with a parity check.
+"""An encoder that reads, a decoder that writes while looking back at what was read: relative position bias, gated-GELU feed-forward, cross-attention, and FLAN-T5's checkpoint layout loaded and checked against Hugging Face's model: on random weights here, on the real FLAN-T5-base in full mode.
 
 Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/encoder_decoder.html.md"""
 
@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightbrain.attention import KVBuffer, MultiHeadAttention
-from lightbrain.checkpoint import Checkpointable
-from lightbrain.core import hub_online
+from lightbrain.checkpoint import Checkpointable, model_folder
 from lightbrain.norm import RMSNorm
 
 # %% ../nbs/11_encoder_decoder.ipynb #09806121
@@ -337,9 +336,9 @@ class T5(Checkpointable, nn.Module):
         return _t5_from_hf(cls, model_or_path)
 
     @classmethod
-    def from_pretrained(cls, name: str = "google/flan-t5-base") -> "T5":
-        "Download a T5 / FLAN-T5 from the Hugging Face hub (needs a network) and load it."
-        return _t5_from_pretrained(cls, name)
+    def from_pretrained(cls, name_or_path: str | Path = "google/flan-t5-base") -> "T5":
+        "A T5 / FLAN-T5 from the hub (downloaded, or from its cache offline) or a folder in the hub's layout."
+        return _t5_from_pretrained(cls, name_or_path)
 
     # save(folder) and T5.load(folder): chapter 05's Checkpointable
 
@@ -445,12 +444,7 @@ def _t5_from_hf(cls, model_or_path) -> T5:
     return model.eval()
 
 
-def _t5_from_pretrained(cls, name: str = "google/flan-t5-base") -> T5:
-    "Download a T5 / FLAN-T5 from the Hugging Face hub (needs a network) and load it."
-    if not hub_online():
-        raise ConnectionError(
-            f"cannot download {name!r}: the Hugging Face hub is unreachable (T5.from_hf loads a local folder)"
-        )
-    from huggingface_hub import snapshot_download
-
-    return cls.from_hf(snapshot_download(name, allow_patterns=["config.json", "*.safetensors"]))
+def _t5_from_pretrained(cls, name_or_path: str | Path = "google/flan-t5-base") -> T5:
+    """A T5 / FLAN-T5 from a folder in the hub's layout, or from the hub (downloaded; offline, from the hub's cache):
+    chapter 05's `model_folder`."""
+    return cls.from_hf(model_folder(name_or_path, ["config.json", "*.safetensors"]))

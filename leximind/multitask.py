@@ -26,8 +26,9 @@ from torch.nn.utils.rnn import pad_sequence
 from leximind.data import AG_NEWS_LABELS, EMOTION_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from leximind.model import T5, T5Config
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
-from lightbrain.checkpoint import Checkpointable, build_config, check_fields, load_weights, read_config
-from lightbrain.core import evaluating, get_device, hub_online, rehearsal_cap, rehearsing, seed_everything
+from lightbrain.checkpoint import Checkpointable, build_config, check_fields, load_weights, model_folder, read_config
+from lightbrain.core import evaluating, get_device, runs_folder, seed_everything
+from lightbrain.data import local_copy
 from lightbrain.train import TrainConfig, train
 
 # %% ../nbs/13_multitask.ipynb #4d01d897
@@ -125,9 +126,10 @@ class MultiTaskT5(Checkpointable, nn.Module):
         pooling: str = "mean",
         head_dropout: float = 0.1,
         labels: dict[str, list[str]] | None = None,  # task -> class names; default: TASKS' classification tasks
+        summary_length: int = 64,  # tokens a generated summary may have (chapter 13 sets it from the training data)
     ):
         super().__init__()
-        self.t5, self.pooling, self.head_dropout = t5, pooling, head_dropout
+        self.t5, self.pooling, self.head_dropout, self.summary_length = t5, pooling, head_dropout, summary_length
         default = {task.name: list(task.labels) for task in TASKS.values() if task.kind == "classify"}
         self.labels = labels or default
         d = t5.config.d_model
@@ -154,14 +156,16 @@ class MultiTaskT5(Checkpointable, nn.Module):
             "pooling": self.pooling,
             "head_dropout": self.head_dropout,
             "labels": self.labels,
+            "summary_length": self.summary_length,
         }
 
     @classmethod
     def load(cls, path: str | Path) -> "MultiTaskT5":
-        "Load a folder written by `save`."
-        config, source = read_config(path, cls.model_type), Path(path) / "config.json"
+        "Load a folder written by `save`, or a hub model that holds one (chapter 05's `model_folder`)."
+        path = model_folder(path)
+        config, source = read_config(path, cls.model_type), path / "config.json"
         t5 = T5(build_config(T5Config, config.pop("t5"), source))
-        check_fields(config, ("pooling", "head_dropout", "labels"), source)
+        check_fields(config, ("pooling", "head_dropout", "labels", "summary_length"), source)
         return load_weights(cls(t5, **config), path).eval()
 
 # %% ../nbs/13_multitask.ipynb #0e7b2d5d
@@ -204,6 +208,10 @@ class MultiTaskBatches:
                     )
                 self.examples[name, split] = (sources, targets)
         self.probabilities = task_probabilities({t: len(self.examples[t, "train"][0]) for t in tasks}, temperature, cap)
+        lengths = sorted(
+            len(t) for name in tasks if TASKS[name].kind == "generate" for t in self.examples[name, "train"][1]
+        )
+        self.target_length = lengths[int(0.95 * (len(lengths) - 1))] if lengths else max_target  # 95% of them fit
 
     def cut(self, ids: list[int], limit: int) -> torch.Tensor:
         "The tokenizer's `truncate` (at most `limit` ids, ending in end-of-sequence), as a compact int32 tensor."
@@ -256,7 +264,10 @@ PRESETS = {  # each mode's training settings, shared by this chapter and leximin
     }
 }
 SOURCE_LENGTHS = {"quick": (256, 48), "full": (512, 128)}  # (max_source, max_target) tokens
-RUN_DIRS = {"quick": "runs/leximind-quick", "full": "runs/leximind"}  # where this chapter and leximind-train save
+RUN_DIRS = {
+    "quick": "leximind-quick",
+    "full": "leximind",
+}  # in chapter 00's runs_folder(): this chapter's and leximind-train's
 
 
 def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
@@ -273,23 +284,13 @@ def quick_setup(tasks: dict) -> tuple[SentencePieceTokenizer, T5Config]:
     return tokenizer, T5Config.tiny(vocab_size=tokenizer.vocab_size, context_length=SOURCE_LENGTHS["quick"][0])
 
 
-def full_setup(tasks: dict, base: str = "google/flan-t5-base") -> tuple[SentencePieceTokenizer, T5]:
-    """Full mode: FLAN-T5's tokenizer and weights, from a local folder or the hub. A rehearsal (chapter 00) without
-    the hub
-    gets a stand-in, said in the output: FLAN-T5-base's architecture with random weights, a tokenizer trained on the
-    tasks."""
-    if Path(base).is_dir():
-        return SentencePieceTokenizer.from_pretrained(base), T5.from_hf(base)
-    if hub_online() or not rehearsing():
-        return SentencePieceTokenizer.from_pretrained(base), T5.from_pretrained(base)
-    tokenizer = _tokenizer_for(tasks, 32_000)  # as many pieces as the texts allow, up to FLAN-T5's 32,000
-    print(
-        f"{base}: the hub is unreachable, so this rehearsal uses a stand-in: FLAN-T5-base's shape with random weights, "
-        f"and a {tokenizer.vocab_size:,}-piece tokenizer trained on the tasks' texts"
-    )
-    return tokenizer, T5(
-        T5Config.flan_t5_base(vocab_size=tokenizer.vocab_size)
-    )  # it can only write ids the tokenizer has
+def full_setup(base: str = "google/flan-t5-base") -> tuple[SentencePieceTokenizer, T5]:
+    """Full mode: FLAN-T5's tokenizer and weights from the folder `base`, or its copy in `$LIGHTBRAIN_DATA` (found as
+    chapter 02 finds local data), else from the hub."""
+    folder = Path(base) if Path(base).is_dir() else local_copy(Path(base).name)
+    if folder and folder != Path(base):
+        print(f"{base}: the local copy in {folder}")
+    return SentencePieceTokenizer.from_pretrained(folder or base), T5.from_pretrained(folder or base)
 
 # %% ../nbs/13_multitask.ipynb #5470446d
 def run_files(tokenizer: SentencePieceTokenizer, quick: bool, sources: dict, config: TrainConfig):
@@ -314,7 +315,7 @@ def task_metrics(
     out = {}
     with evaluating(model):
         for name in data.probabilities:
-            sources, targets = (x[: rehearsal_cap(limit)] for x in data.examples[name, split])
+            sources, targets = (x[:limit] for x in data.examples[name, split])
             total, count = 0.0, 0
             for i in range(0, len(sources), batch_size):
                 b = data.collate(name, sources[i : i + batch_size], targets[i : i + batch_size])
@@ -341,10 +342,8 @@ def train_leximind(
     max_target: int | None = None,
 ) -> dict:
     """Train LexiMind with this chapter's settings for the mode (`TrainConfig` fields in `config_values` override
-    them) and
-    checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the best
-    checkpoint's
-    validation metrics (`task_metrics`)."""
+    them), checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the
+    best checkpoint's validation metrics (`task_metrics`)."""
     mode, values, sources = "quick" if quick else "full", config_values or {}, sources or {}
     tasks = load_tasks(quick, **sources)
     seed_everything(values.get("seed", 0))  # the model's initialisation, for a repeatable run
@@ -352,14 +351,14 @@ def train_leximind(
         tokenizer, backbone_config = quick_setup(tasks)
         backbone = T5(backbone_config)
     else:
-        tokenizer, backbone = full_setup(tasks, base)
+        tokenizer, backbone = full_setup(base)
     config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **values)
     device = get_device()
     source_length, target_length = SOURCE_LENGTHS[mode]
     data = MultiTaskBatches(
         tasks, tokenizer, max_source or source_length, max_target or target_length, temperature, device=device
     )
-    model = MultiTaskT5(backbone, pooling=pooling)
+    model = MultiTaskT5(backbone, pooling=pooling, summary_length=data.target_length)
     print(
         f"training {sum(p.numel() for p in model.parameters()):,} parameters on {device}; task probabilities "
         + ", ".join(f"{t} {p:.2f}" for t, p in data.probabilities.items())
@@ -380,14 +379,23 @@ def _link(source: str, target: str):
         shutil.copy2(source, target)
 
 
-def trained_checkpoint(folder: str | Path, quick: bool) -> Path:
-    """This chapter's model (`RUN_DIRS`' best checkpoint), trained by `train_leximind` only if it is missing, linked
-    into `folder`."""
-    run_dir = Path(RUN_DIRS["quick" if quick else "full"])
+def trained_checkpoint(
+    folder: str | Path,
+    quick: bool,
+    hub: str | None = None,  # a hub model to take it from, when this runtime has no run (pushed by chapter 13)
+    config_values: dict | None = None,  # TrainConfig fields for the training run, if one is needed
+) -> Path:
+    """This chapter's model, linked into `folder`: its run in `runs_folder()` (on Google Drive if chapter 13 kept it
+    there), else the hub model `hub`, else trained now by `train_leximind` (said in the output)."""
+    run_dir = runs_folder() / RUN_DIRS["quick" if quick else "full"]
     with FileLock(f"{run_dir}.lock"):
-        if not (run_dir / "best" / "run.json").is_file():
-            train_leximind(run_dir, quick, {"tensorboard": False, "progress": False})
+        source = run_dir / "best"
+        if not (source / "run.json").is_file() and hub:
+            source = model_folder(hub)
+        elif not (source / "run.json").is_file():
+            print(f"{source} holds no model (chapter 13 has not run here) and no hub model was named: training one")
+            train_leximind(run_dir, quick, {"tensorboard": False, "progress": False} | (config_values or {}))
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(run_dir / "best", folder, copy_function=_link)
-    print(f"{folder}: the model of {run_dir}/best")
+        shutil.copytree(source, folder, copy_function=_link)
+    print(f"{folder}: the model of {source}")
     return Path(folder)

@@ -17,6 +17,7 @@ import torch
 from leximind.evaluate import classify, summarize
 from leximind.multitask import TASKS, MultiTaskT5
 from leximind.tokenizer import SentencePieceTokenizer
+from lightbrain.checkpoint import model_folder
 from lightbrain.core import get_device
 
 # %% ../nbs/15_leximind_app.ipynb #89cd7110
@@ -35,10 +36,12 @@ class LexiMind:
 
     @classmethod
     def load(cls, path: str | Path, device=None, **generation) -> "LexiMind":
-        "Load a checkpoint folder (model files and spiece.model), such as leximind-train's runs/leximind/best."
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such checkpoint folder (train one with leximind-train)")
+        """Load a checkpoint folder (model files and spiece.model), such as leximind-train's runs/leximind/best, or a
+        hub model that holds one."""
+        try:
+            path = model_folder(path)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e} (train a model with leximind-train)") from None
         return cls(MultiTaskT5.load(path), SentencePieceTokenizer.load(path), device, **generation)
 
     def _labels(self, task: str, probs: torch.Tensor) -> list[dict]:

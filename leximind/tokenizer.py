@@ -17,7 +17,8 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
-from lightbrain.core import hub_online, write_atomic
+from lightbrain.checkpoint import model_folder
+from lightbrain.core import write_atomic
 from lightbrain.tokenizer import valid_unicode
 
 # %% ../nbs/10_sentencepiece.ipynb #2d646561
@@ -186,22 +187,14 @@ class SentencePieceTokenizer:
 
     @classmethod
     def load(cls, path: str | Path, extra_ids: int = 100) -> "SentencePieceTokenizer":
-        "Load a tokenizer written by `save`: its folder, or the spiece.model file in it."
+        """Load a tokenizer written by `save`: the spiece.model file, or a folder holding one (locally, or a hub model
+        such as google/flan-t5-base: chapter 05's `model_folder`)."""
         path = Path(path)
-        return cls(path / "spiece.model" if path.is_dir() else path, extra_ids)
+        return cls(path if path.is_file() else model_folder(path, ["spiece.model"]) / "spiece.model", extra_ids)
 
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | Path = "google/flan-t5-base", extra_ids: int = 100
     ) -> "SentencePieceTokenizer":
-        """Load `spiece.model` from a local folder (or a .model file), or, online, from a Hugging Face hub model
-        such as google/flan-t5-base."""
-        if Path(name_or_path).exists():
-            return cls.load(name_or_path, extra_ids)
-        if not hub_online():
-            raise ConnectionError(
-                f"{name_or_path} is not a local folder or file, and the Hugging Face hub is unreachable"
-            )
-        from huggingface_hub import hf_hub_download
-
-        return cls(hf_hub_download(str(name_or_path), "spiece.model"), extra_ids)
+        "`load`, under the name transformers gives it: FLAN-T5's tokenizer from the hub, or from a folder."
+        return cls.load(name_or_path, extra_ids)

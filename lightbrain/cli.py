@@ -26,7 +26,7 @@ import yaml
 
 import lightbrain
 from lightbrain.checkpoint import check_fields
-from lightbrain.core import get_device, get_mode
+from lightbrain.core import get_device, get_mode, runs_folder
 from lightbrain.data import (
     PUBMEDQA_HUB_ID,
     load_meta,
@@ -248,14 +248,18 @@ def train_command(argv: list[str] | None = None):
     p.add_argument(
         "--data", help="a folder prepared by lightbrain-prepare (default: PubMedQA, the course's slice in quick mode)"
     )
-    p.add_argument("--out", help="output folder (default: runs/lightbrain-quick or runs/lightbrain-tiny)")
+    p.add_argument(
+        "--out", help="output folder (default: lightbrain-quick or lightbrain-tiny in runs/, or $LIGHTBRAIN_RUNS)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--overwrite", action="store_true", help="delete the run in OUT (not its data) and start again")
     args = p.parse_args(argv)
     quick = args.quick or get_mode() == "quick"
     values = config_values(args, tuple(PRESETS))
     out = run_folder(
-        Path(args.out or ("runs/lightbrain-quick" if quick else "runs/lightbrain-tiny")), args.resume, args.overwrite
+        Path(args.out or runs_folder() / ("lightbrain-quick" if quick else "lightbrain-tiny")),
+        args.resume,
+        args.overwrite,
     )
     data = Path(args.data) if args.data else default_data(out, quick)
     meta = load_meta(data)
@@ -307,7 +311,9 @@ def train_command(argv: list[str] | None = None):
 def evaluate_command(argv: list[str] | None = None):
     "Validation loss and perplexity of a checkpoint over the whole validation split (chapter 06's `evaluate_lm`)."
     p = command_parser("lightbrain-evaluate", "Validation loss and perplexity of a LightBrain checkpoint.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint folder (e.g. runs/lightbrain-quick/best)")
+    p.add_argument(
+        "--checkpoint", required=True, help="a checkpoint folder or hub model (e.g. runs/lightbrain-quick/best)"
+    )
     p.add_argument("--data", help="prepared data (default: the data the checkpoint was trained on)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     p.add_argument("--json", action="store_true", help="print one JSON object")

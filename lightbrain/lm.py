@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightbrain.core import evaluating, model_device, progress_bar, rehearsal_cap
+from lightbrain.core import dtype_policy, evaluating, model_device, progress_bar
 from lightbrain.data import get_batch, iter_batches, load_meta, load_tokens
 from lightbrain.model import GPT, GPTConfig
 
@@ -54,14 +54,15 @@ def evaluate_lm(
     batch_size: int = 16,
     device=None,
     progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
+    max_batches: int | None = None,  # score only this many batches (None: the whole split)
 ) -> tuple[float, int]:
     """Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of
     tokens scored."""
     device = device or model_device(model)
     tokens, total, n = load_tokens(data_dir, split), 0.0, 0
-    with evaluating(model):
+    with evaluating(model), dtype_policy(device).autocast():  # the device's precision, as in training
         batches = iter_batches(tokens, batch_size, model.config.context_length, device)
         batches = progress_bar(batches, progress, desc=f"evaluating {split}", unit=" batches")
-        for x, y in islice(batches, rehearsal_cap(len(tokens))):  # every batch, except in a rehearsal (chapter 00)
+        for x, y in islice(batches, max_batches):
             total, n = total + model(x, labels=y)[1].item() * y.numel(), n + y.numel()
     return total / n, n

@@ -1,6 +1,8 @@
 "Device, precision policy, seeding and mode: the rules chapter 00 states."
 
 import os
+import socketserver
+import threading
 
 import pytest
 import torch
@@ -107,6 +109,33 @@ def test_hub_unreachable(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr("lightbrain.core.HUB_HOST", "hub.invalid")  # .invalid never resolves (RFC 2606)
     assert hub_online(timeout=1) is False
+
+
+@pytest.mark.parametrize(
+    "answer, online", [(b"HTTP/1.1 200 Connection established", True), (b"HTTP/1.1 403 No", False)]
+)
+def test_hub_online_asks_the_proxy_the_environment_names(monkeypatch, answer, online):
+    """Catches a check that ignores HTTPS_PROXY (behind a proxy, full mode would fall back to the course's slices) or
+    NO_PROXY, or that calls a refused tunnel online. A local server plays the proxy and records what it was asked."""
+    asked = []
+
+    class Proxy(socketserver.BaseRequestHandler):
+        def handle(self):
+            asked.append(self.request.recv(1024).split(b"\r\n")[0])
+            self.request.sendall(answer + b"\r\n\r\n")
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Proxy) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        assert hub_online(timeout=2) is online
+        assert asked == [b"CONNECT huggingface.co:443 HTTP/1.1"]
+        monkeypatch.setattr("lightbrain.core.HUB_HOST", "hub.invalid")  # exempted by NO_PROXY: asked directly, and
+        monkeypatch.setenv("NO_PROXY", "hub.invalid")  # unreachable, without a word to the proxy
+        assert hub_online(timeout=1) is False and len(asked) == 1
+        server.shutdown()
 
 
 def test_write_atomic_gives_a_normal_file_and_leaves_nothing_on_failure(tmp_path):

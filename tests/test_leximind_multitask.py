@@ -5,6 +5,7 @@ test_cli.py."""
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -209,14 +210,16 @@ def test_ddp_trains_the_multitask_model(tmp_path):
     assert not torch.equal(ranks[0]["t5.shared.weight"], init["t5.shared.weight"])  # it did train
 
 
-def test_full_setup_needs_flan_t5_outside_a_rehearsal(monkeypatch):
-    "Catches full mode silently training a random stand-in when FLAN-T5 cannot be had: only a rehearsal may do that."
+def test_full_setup_needs_flan_t5(monkeypatch, tmp_path):
+    """Catches full mode silently training a random stand-in when FLAN-T5 cannot be had: offline, with no copy in the
+    hub's cache or in $LIGHTBRAIN_DATA, it stops with one line."""
     from leximind.multitask import full_setup
 
-    monkeypatch.delenv("LIGHTBRAIN_REHEARSAL_STEPS", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConnectionError, match="unreachable"):
-        full_setup({}, "google/flan-t5-base")
+    monkeypatch.setenv("LIGHTBRAIN_DATA", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="no such model in the hub's cache"):
+        full_setup("google/flan-t5-base")
 
 
 def test_batches_cut_inputs_as_they_read(quick):
@@ -238,11 +241,11 @@ def test_batches_cut_inputs_as_they_read(quick):
 
 
 def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
-    """Catches chapters 14-15 retraining a model chapter 13 saved, not training one that is missing, or copying
-    instead of linking."""
+    """Catches chapters 14-15 retraining a model chapter 13 saved, not training one that is missing, copying instead
+    of linking, or ignoring $LIGHTBRAIN_RUNS (where Colab keeps chapter 13's run, on Google Drive)."""
     import leximind.multitask as mt
 
-    monkeypatch.setitem(mt.RUN_DIRS, "quick", str(tmp_path / "runs" / "leximind-quick"))
+    monkeypatch.setenv("LIGHTBRAIN_RUNS", str(tmp_path / "drive" / "runs"))
     calls = []
 
     def fake_train(out, quick, *args):  # stands in for two minutes of training: writes what train_leximind writes last
@@ -257,8 +260,43 @@ def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
     assert calls == [True] and (first / "run.json").is_file()
     second = mt.trained_checkpoint(tmp_path / "ch15" / "best", quick=True)
     assert calls == [True]  # found, not retrained
-    saved = tmp_path / "runs" / "leximind-quick" / "best" / "model.safetensors"
+    saved = tmp_path / "drive" / "runs" / "leximind-quick" / "best" / "model.safetensors"
     assert (second / "model.safetensors").stat().st_ino == saved.stat().st_ino  # a hard link, not a copy
+
+
+def test_a_fresh_runtime_takes_chapter_13s_model_from_the_hub(quick, tmp_path, monkeypatch):
+    """Colab's next notebook: no run in runs/, the model pushed by chapter 13 on the hub (here its offline cache, in
+    the hub's own layout). Catches retraining it, and a push that leaves out the tokenizer or run.json."""
+    import huggingface_hub
+
+    import leximind.multitask as mt
+    from lightbrain.checkpoint import push_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LIGHTBRAIN_RUNS", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+
+    def upload_folder(self, repo_id, folder_path, **kw):  # the hub, played by its cache layout on this machine
+        snapshot = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / ("0" * 40)
+        shutil.copytree(folder_path, snapshot)
+        (snapshot.parent.parent / "refs").mkdir()
+        (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: f"https://hf.co/{repo_id}")
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    tokenizer, config = quick[1], quick[3].t5.config
+    folder = tmp_path / "elsewhere" / "best"
+    MultiTaskT5(T5(config), summary_length=40).save(folder)
+    mt.run_files(tokenizer, True, {}, mt.PRESETS[mt.TrainConfig]["quick"])(folder)
+    assert push_checkpoint(folder, "someone/leximind") == "https://hf.co/someone/leximind"
+    monkeypatch.setattr(mt, "train_leximind", lambda *a, **k: pytest.fail("trained although the hub has the model"))
+    got = mt.trained_checkpoint(tmp_path / "ch14" / "best", quick=True, hub="someone/leximind")
+    assert sorted(p.name for p in got.iterdir()) == ["config.json", "model.safetensors", "run.json", "spiece.model"]
+    assert MultiTaskT5.load("someone/leximind").summary_length == 40
+    with pytest.raises(FileNotFoundError, match="no such model in the hub's cache"):
+        mt.trained_checkpoint(tmp_path / "ch15" / "best", quick=True, hub="someone/other")
 
 
 def test_rouge_by_hand_matches_rouge_score():

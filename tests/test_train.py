@@ -235,13 +235,12 @@ def test_evaluate_is_repeatable_and_leaves_training_mode(data_dir):
     assert model.training
 
 
-def test_rehearsal_caps_steps_and_evaluation(data_dir, monkeypatch):
-    "Catches a rehearsal (LIGHTBRAIN_REHEARSAL_STEPS) that still runs the full schedule, or skips the final evaluation."
+def test_no_setting_in_the_environment_changes_how_long_training_runs(data_dir, monkeypatch):
+    """Catches the library reading a rehearsal setting again (issue 30): the old LIGHTBRAIN_REHEARSAL_STEPS must cap
+    nothing; evaluate_lm's max_batches is the one way to score fewer batches."""
     monkeypatch.setenv("LIGHTBRAIN_REHEARSAL_STEPS", "3")
-    rows = run(data_dir, 500)
-    assert rows[-1]["step"] == 3 and "val_loss" in rows[-1]
-    assert evaluate_lm(tiny(), data_dir)[1] == 3 * 16 * 32  # three batches of 16 windows of 32 tokens
-    monkeypatch.delenv("LIGHTBRAIN_REHEARSAL_STEPS")
+    assert run(data_dir, 5)[-1]["step"] == 5
+    assert evaluate_lm(tiny(), data_dir, max_batches=3)[1] == 3 * 16 * 32  # three batches of 16 windows of 32 tokens
     assert evaluate_lm(tiny(), data_dir)[1] > 3 * 16 * 32
 
 

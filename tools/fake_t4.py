@@ -11,8 +11,11 @@ without complaint. Inside `fake_t4()` PyTorch behaves as on a machine with one 1
 - an operation that mixes a `cuda` tensor with a CPU tensor raises PyTorch's own `RuntimeError` ("Expected all
   tensors to be on the same device ..."), as do `.numpy()` of a `cuda` tensor and a CPU tensor indexed by a `cuda` one
   (0-dimensional CPU tensors mix with `cuda` ones, as in PyTorch);
-- a large model (10 million parameters or more) run with its weights on the CPU raises an error too: on a GPU machine
-  that is a model left behind, computing on the CPU while the GPU idles;
+- a forward pass of 100 GFLOP or more (about 2 x parameters x tokens) with the weights on the CPU raises an error too:
+  on a GPU machine that is a model left behind, computing on the CPU while the GPU idles (small models, such as a
+  parity check's, may run on the CPU);
+- `torch.Generator(device="cuda")` is a CPU generator that plays a cuda one: a random draw with a generator of the
+  other device fails as in PyTorch; memory queries count the bytes of the tensors that play cuda ones;
 - `torch.autocast("cuda", dtype=torch.float16)` runs the CPU's fp16 autocast, `GradScaler("cuda")` scales the loss
   and skips non-finite steps as on the GPU, and `autocast("cuda", dtype=torch.bfloat16)` is refused as on a T4.
 
@@ -21,7 +24,6 @@ and the backward pass run in C++ are not checked). `python tools/rehearse.py` ru
 it; `tests/test_fake_t4.py` checks the mechanism itself.
 """
 
-import resource
 import weakref
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -46,10 +48,32 @@ def _device(t: torch.Tensor) -> torch.device:
     return CUDA if getattr(t, _MARK, False) else t.device
 
 
+class _Memory:
+    "The bytes held by tensors that play cuda ones, now and at their peak: what the T4's memory queries answer."
+
+    now = peak = 0
+    held: dict[int, int] = {}  # storage address -> bytes
+
+    @classmethod
+    def track(cls, t: torch.Tensor):
+        storage = t.untyped_storage()
+        address, size = storage.data_ptr(), storage.nbytes()
+        if size and address not in cls.held:
+            cls.held[address], cls.now = size, cls.now + size
+            cls.peak = max(cls.peak, cls.now)
+            weakref.finalize(t, cls.free, address)  # approximate: the first tensor seen on a storage frees it
+
+    @classmethod
+    def free(cls, address: int):
+        cls.now -= cls.held.pop(address, 0)
+
+
 def _mark(out, device: torch.device):
     "Give every tensor in `out` (a tensor, or a tuple or list of them) the played device `device`."
     if isinstance(out, torch.Tensor):
         setattr(out, _MARK, device.type == "cuda")
+        if device.type == "cuda":
+            _Memory.track(out)
     elif isinstance(out, (tuple, list)):
         for x in out:
             _mark(x, device)
@@ -98,6 +122,27 @@ def _moved(func, self: torch.Tensor, device: torch.device | None, args, kwargs):
     if device.type == "cuda" and device.index not in (None, 0):
         raise RuntimeError("CUDA error: invalid device ordinal (this fake T4 machine has one GPU, cuda:0)")
     return _mark(out, torch.device(device.type))
+
+
+class _Generator(torch.Generator):
+    "torch.Generator(device='cuda') played by a CPU generator that remembers it plays a cuda one."
+
+    def __new__(cls, device="cpu"):
+        gen = super().__new__(cls, "cpu")
+        gen.plays_cuda = torch.device(device).type == "cuda"
+        return gen
+
+    @property
+    def device(self) -> torch.device:
+        return CUDA if self.plays_cuda else CPU
+
+
+def _check_generator(kwargs: dict, device: torch.device):
+    "PyTorch's error for a random draw on one device with a generator of the other."
+    gen = kwargs.get("generator")
+    if gen is not None and getattr(gen, "plays_cuda", False) != (device.type == "cuda"):
+        found = "cuda" if getattr(gen, "plays_cuda", False) else "cpu"
+        raise RuntimeError(f"Expected a '{device.type}' device type for generator but found '{found}'")
 
 
 def _check_same_device(func, tensors: list) -> torch.device:
@@ -150,6 +195,7 @@ class FakeT4Mode(TorchFunctionMode):
             return False
         if "device" in kwargs and kwargs["device"] is not None:  # a factory: torch.zeros(..., device="cuda")
             device = torch.device(kwargs["device"])
+            _check_generator(kwargs, device)
             out = func(*args, **{**kwargs, "device": CPU if device.type == "cuda" else kwargs["device"]})
             return _mark(out, device)
         if func in (T.__getitem__, T.__setitem__, T.index_put_, T.index_put):  # a cuda tensor takes CPU indices
@@ -161,6 +207,7 @@ class FakeT4Mode(TorchFunctionMode):
         if func == torch._has_compatible_shallow_copy_type:  # asks about the tensors' types, not their values
             return func(*args, **kwargs)
         device = _check_same_device(func, list(_tensors(args, kwargs)))
+        _check_generator(kwargs, device)
         out = func(*args, **kwargs)
         return _mark(out, device) if device.type == "cuda" else out
 
@@ -178,29 +225,34 @@ class _Autocast(torch.amp.autocast_mode.autocast):
         super().__init__(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
 
 
-LARGE_MODEL = 10_000_000  # parameters: a model this large run on the CPU while a GPU is available is a bug
+CPU_FLOP_LIMIT = 1e11  # one forward pass this large on the CPU while a GPU is available: a model left behind
 _sizes = weakref.WeakKeyDictionary()  # module -> its parameter count, counted once
 
 
-def _refuse_large_models_on_the_cpu(module: torch.nn.Module, args):
-    "A forward pre-hook for every module: a large model whose weights are on the CPU is one left behind."
+def _tokens(args) -> int:
+    "Roughly how many tokens a forward call's inputs hold: its first tensor's elements (per vector, if floats)."
+    for a in args:
+        a = next(iter(v for v in a.values() if isinstance(v, torch.Tensor)), None) if isinstance(a, dict) else a
+        if isinstance(a, torch.Tensor):
+            return a.numel() if not a.is_floating_point() else a.numel() // max(1, a.shape[-1])
+    return 0
+
+
+def _refuse_large_work_on_the_cpu(module: torch.nn.Module, args):
+    "A forward pre-hook for every module: a large forward pass with the weights on the CPU is a model left behind."
     if module not in _sizes:
         _sizes[module] = sum(p.numel() for p in module.parameters())
-    if _sizes[module] >= LARGE_MODEL:
-        first = next(module.parameters())
-        if _device(first).type == "cpu":
-            raise RuntimeError(
-                f"fake T4: a {type(module).__name__} of {_sizes[module]:,} parameters runs on the CPU while a GPU is "
-                "available: move it to the device (model.to(device), or load it there)"
-            )
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    flops = 2 * _sizes[module] * _tokens(args)  # positional inputs: a global hook sees no keywords
+    if flops >= CPU_FLOP_LIMIT and _device(next(module.parameters())).type == "cpu":
+        raise RuntimeError(
+            f"fake T4: a {type(module).__name__} of {_sizes[module]:,} parameters runs a forward pass of about "
+            f"{flops / 1e9:,.0f} GFLOP on the CPU while a GPU is available: move it to the device (model.to(device), "
+            "or load it there)"
+        )
 
 
 def _cuda_answers() -> dict:
-    "What torch.cuda's queries answer on a machine with one T4 (memory: this process's, for want of a GPU's)."
+    "What torch.cuda's queries answer on a machine with one T4 (memory: the bytes of the tensors that play cuda ones)."
     return {
         "is_available": lambda: True,
         "device_count": lambda: 1,
@@ -210,10 +262,10 @@ def _cuda_answers() -> dict:
         "get_device_capability": lambda device=None: (T4.major, T4.minor),
         "get_device_properties": lambda device=None: T4,
         "is_bf16_supported": lambda including_emulation=True: False,
-        "mem_get_info": lambda device=None: (T4.total_memory - _peak_rss(), T4.total_memory),
-        "memory_allocated": lambda device=None: _peak_rss(),
-        "max_memory_allocated": lambda device=None: _peak_rss(),
-        "reset_peak_memory_stats": lambda device=None: None,
+        "mem_get_info": lambda device=None: (T4.total_memory - _Memory.now, T4.total_memory),
+        "memory_allocated": lambda device=None: _Memory.now,
+        "max_memory_allocated": lambda device=None: _Memory.peak,
+        "reset_peak_memory_stats": lambda device=None: setattr(_Memory, "peak", _Memory.now),
         "synchronize": lambda device=None: None,
         "empty_cache": lambda: None,
         "set_device": lambda device: None,
@@ -226,7 +278,7 @@ def _cuda_answers() -> dict:
 def fake_t4():
     "Inside the `with` block, this process plays a machine with one T4 (see the module's docstring)."
     saved = {name: getattr(torch.cuda, name) for name in _cuda_answers()}
-    saved_autocast = torch.autocast, torch.amp.autocast
+    saved_autocast, saved_generator = (torch.autocast, torch.amp.autocast), torch.Generator
     saved_parameter_new = torch.nn.Parameter.__new__
     old_is_enabled, old_get_dtype = torch.is_autocast_enabled, torch.get_autocast_dtype
 
@@ -237,10 +289,13 @@ def fake_t4():
     for name, answer in _cuda_answers().items():
         setattr(torch.cuda, name, answer)
     torch.autocast = torch.amp.autocast = _Autocast
-    torch.is_autocast_enabled = lambda device_type="cuda": old_is_enabled("cpu" if device_type == "cuda" else device_type)
+    torch.is_autocast_enabled = lambda device_type="cuda": old_is_enabled(
+        "cpu" if device_type == "cuda" else device_type
+    )
     torch.get_autocast_dtype = lambda device_type: old_get_dtype("cpu" if device_type == "cuda" else device_type)
     torch.nn.Parameter.__new__ = parameter_new
-    hook = torch.nn.modules.module.register_module_forward_pre_hook(_refuse_large_models_on_the_cpu)
+    torch.Generator = _Generator
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(_refuse_large_work_on_the_cpu)
     mode = FakeT4Mode()
     mode.__enter__()
     try:
@@ -253,6 +308,7 @@ def fake_t4():
         torch.autocast, torch.amp.autocast = saved_autocast
         torch.is_autocast_enabled, torch.get_autocast_dtype = old_is_enabled, old_get_dtype
         torch.nn.Parameter.__new__ = saved_parameter_new
+        torch.Generator = saved_generator
 
 
 _installed = []  # install()'s context, kept: a context manager collected as garbage would exit

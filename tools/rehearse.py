@@ -1,18 +1,25 @@
-"""A rehearsal of full mode on a CPU: `python tools/rehearse.py [--steps N] [NOTEBOOK ...]` (default: every chapter).
+"""A rehearsal of full mode on a CPU that plays a GPU: `python tools/rehearse.py [--steps N] [NOTEBOOK ...]` (default:
+every chapter).
 
 Each chapter's full-mode branch (LIGHTBRAIN_MODE=full) runs at full size (LightBrain-Tiny with GPT-2's tokenizer,
-FLAN-T5-base, the real batch sizes) but only for a few steps and examples (LIGHTBRAIN_REHEARSAL_STEPS, chapter 00),
-with the hub switched off: the real loaders read hub-format local copies of the data (LIGHTBRAIN_DATA, chapter 02)
-made from the offline mirror in ../shared/data (or --data). Without the hub, FLAN-T5-base is a stand-in of the same
-shape with random weights (chapter 13 says so in its output). Each notebook runs in its own process and is written,
-executed, to runs/rehearsal/ (the notebook in nbs/ is not touched), and works in runs/rehearsal/work/, so the
-rehearsal's data and checkpoints never mix with those of real runs in nbs/. The table at the end gives each
-chapter's wall
-time and peak memory: the largest resident set of any process it started (the Jupyter kernel, the tokenizer, ...).
-A rehearsal finds what breaks only in full mode; it measures nothing about a GPU.
+FLAN-T5-base's shape, the real batch sizes) but only for a few steps and examples, on a CPU that plays a 16 GB T4
+(tools/fake_t4.py, installed by a first cell): a model left on the CPU while its batches go to the GPU fails as it
+would on a GPU, and fp16 autocast with loss scaling takes the T4's path. The hub is switched off: the real loaders
+read hub-format local copies of the data (LIGHTBRAIN_DATA, chapter 02) made from the offline mirror in
+../shared/data (or --data), and FLAN-T5-base is a folder in the hub's layout with random weights (tools/hub_t5.py),
+which chapter 13's `full_setup` finds in LIGHTBRAIN_DATA as it finds the data.
+
+The sizes come from each chapter's own cell tagged `parameters` (papermill's convention): after it, the rehearsal
+adds the assignments in SIZES below (a few steps, a few examples). The library reads no rehearsal setting: what a
+chapter runs is what its cells say. Each notebook runs in its own process and is written, executed, to
+runs/rehearsal/ (the notebook in nbs/ is not touched), and works in runs/rehearsal/work/, so the rehearsal's data
+and checkpoints never mix with those of real runs in nbs/. The table at the end gives each chapter's wall time and
+peak memory: the largest resident set of any process it started (the Jupyter kernel, the tokenizer, ...). A
+rehearsal finds what breaks only in full mode or only on a GPU; it measures nothing about a GPU's speed.
 """
 
 import argparse
+import csv
 import json
 import os
 import resource
@@ -22,12 +29,36 @@ import sys
 import time
 from pathlib import Path
 
+import hub_t5
 import nbformat
+import sentencepiece as spm
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "runs" / "rehearsal"
+TRAIN = "{{'max_steps': {n}, 'eval_iters': {n}}}"  # a training run of n steps, evaluated on n batches
+SIZES = {  # per chapter: the assignments added after its `parameters` cell ({n}: --steps)
+    "04_normalization": "steps = {n}",
+    "06_training": f"config_values = {TRAIN}",
+    "07_generation": "lengths = ({n}, 2 * {n})",
+    "08_lightbrain_pubmed": f"config_values = {TRAIN}",
+    "13_multitask": f"config_values = {TRAIN}\nside_steps = scored = side_scored = {{n}}",
+    "14_evaluation": f"limit = decoding_articles = {{n}}\nconfig_values = {TRAIN}",
+    "15_leximind_app": f"batch_sizes = (1, {{n}})\nconfig_values = {TRAIN}",
+}
+
+
+def rehearsed(nb, chapter: str, steps: int):
+    "The notebook as the rehearsal runs it: a played T4 first, then its sizes turned down after its parameters cell."
+    play = f"import sys\nsys.path.insert(0, {str(ROOT / 'tools')!r})\nimport fake_t4\n\nfake_t4.install()"
+    cells = [nbformat.v4.new_code_cell(play)]
+    for cell in nb.cells:
+        cells.append(cell)
+        if "parameters" in cell.metadata.get("tags", []) and chapter in SIZES:
+            cells.append(nbformat.v4.new_code_cell(SIZES[chapter].format(n=steps)))
+    nb.cells = cells
+    return nb
 
 
 def make_local_copies(shared: Path, folder: Path) -> Path:
@@ -56,15 +87,12 @@ def make_local_copies(shared: Path, folder: Path) -> Path:
     return folder
 
 
-def run_one(notebook: Path, env: dict) -> dict:
+def run_one(notebook: Path, env: dict, steps: int) -> dict:
     """Execute one notebook in OUT/work (its runs/ and data/ stay apart from nbs/'s); its wall time, result and peak
     memory (MiB)."""
     os.environ.update(env)  # for the kernel this process starts
     (OUT / "work").mkdir(exist_ok=True)
-    nb, start, error = nbformat.read(notebook, as_version=4), time.time(), None
-    if env.get("FAKE_T4") == "1":  # play a T4 before the chapter's first cell (tools/fake_t4.py)
-        play = f"import sys\nsys.path.insert(0, {str(ROOT / 'tools')!r})\nimport fake_t4\n\nfake_t4.install()"
-        nb.cells.insert(0, nbformat.v4.new_code_cell(play))
+    nb, start, error = rehearsed(nbformat.read(notebook, as_version=4), notebook.stem, steps), time.time(), None
     try:
         NotebookClient(
             nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(OUT / "work")}}
@@ -97,15 +125,13 @@ def main() -> int:
     env = {
         **os.environ,
         "LIGHTBRAIN_MODE": "full",
-        "LIGHTBRAIN_REHEARSAL_STEPS": str(args.steps),
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "LIGHTBRAIN_DATA": str(OUT / "data"),
-        "FAKE_T4": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }  # this checkout's packages
     if args.one:
-        print(json.dumps(run_one(Path(args.one), env)))
+        print(json.dumps(run_one(Path(args.one), env, args.steps)))
         return 0
     shared = Path(args.data)
     if not (shared / "emotion").is_dir():
@@ -117,6 +143,11 @@ def main() -> int:
         OUT / "work", ignore_errors=True
     )  # each rehearsal starts without checkpoints (chapters 14-15 then use 13's)
     make_local_copies(shared, OUT / "data")
+    texts = [json.loads(line)["text"] for line in (shared / "emotion" / "train.hf_format.jsonl").open(encoding="utf-8")]
+    texts += [row[1] + " " + row[2] for row in csv.reader((shared / "ag_news" / "test.csv").open(encoding="utf-8"))]
+    spiece = hub_t5.train_spiece(texts, 32_000)  # as many pieces as these texts allow (about 25,500), up to FLAN-T5's
+    vocab = spm.SentencePieceProcessor(model_proto=spiece).get_piece_size() + 100  # + T5's sentinels: every id decodes
+    hub_t5.write_flan_t5(OUT / "data" / "flan-t5-base", spiece, "base", vocab_size=vocab)  # full_setup finds it there
     notebooks = [Path(n).resolve() for n in args.notebooks] or sorted(
         p for p in (ROOT / "nbs").glob("[0-9][0-9]_*.ipynb")
     )
