@@ -1,7 +1,8 @@
-"Shared helpers for the benchmarks: the hardware line, best-of timing and a plain-text table."
+"Shared helpers for the benchmarks: the hardware line, GPU peaks, best-of timing and a plain-text table."
 
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,23 @@ def hardware() -> str:
         pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}"
+
+
+PEAK_TFLOPS = {  # dense fp16/bf16 tensor-core peaks from the datasheets (SXM parts for H100/H200)
+    "T4": 65,
+    "L4": 121,
+    "A10": 125,
+    "A100": 312,
+    "L40S": 362,
+    "H100": 989,
+    "H200": 989,
+}
+
+
+def peak_tflops(device: torch.device) -> float | None:
+    "The GPU's dense fp16/bf16 peak from PEAK_TFLOPS (None on a CPU or an unlisted GPU)."
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    return next((v for k, v in PEAK_TFLOPS.items() if re.search(rf"\b{k}\b", name)), None)
 
 
 def best_time(fn, repeat: int = 3) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import torch
-from common import hardware, table
+from common import hardware, peak_tflops, table
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers import logging as hf_logging
 
@@ -28,7 +28,6 @@ from lightbrain.generate import generate
 from lightbrain.model import GPT, GPTConfig
 
 hf_logging.set_verbosity_error()
-PEAK_TFLOPS = {"T4": 65, "A100": 312, "H100": 989, "H200": 989}  # dense fp16/bf16 tensor-core peaks, datasheets
 
 
 def make_pair(config: GPTConfig, device) -> tuple[GPT, GPT2LMHeadModel]:
@@ -125,8 +124,7 @@ def measure(ours, hf, config, args, device) -> list[list[str]]:
     memory = {k: peak_memory_mb(fn, device) for k, fn in train.items()}
     rows.append(["training step, peak memory MB", *(f"{memory[k]:,.0f}" for k in ("ours", "hf")), ""])
     if device.type == "cuda":
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+        peak = peak_tflops(device)
         mfu = [tokens / seconds[k] * flops_per_token(config) / (peak * 1e12) for k in ("ours", "hf")] if peak else None
         rows.append(["training MFU (fp32 step)", *(f"{m:.1%}" for m in mfu), ""] if mfu else ["MFU", "?", "?", ""])
     ours.eval()

@@ -3,10 +3,12 @@
 Measured here, on a CPU: the tokens each step really holds (batches drawn from the real data with full mode's settings:
 padding included, inputs cut to 512 tokens) and the floating-point operations of a forward and backward pass at those
 shapes, counted by PyTorch's FlopCounterMode on the course's own models (LightBrain-Tiny; FLAN-T5-base's shape).
-Assumed:
-the throughput a T4 sustains in fp16 mixed precision, THROUGHPUT below (a quarter of its 65 TFLOP/s tensor-core peak);
-replace it with a figure timed on a T4 when one exists. Beam search is counted by its FLOPs only; decoding a token at a
-time is limited by memory and Python, not arithmetic, so its real time is longer.
+The FLOPs of
+modules that run in fp32 under fp16 autocast (T5's feed-forward output product `wo`, chapter 11) are counted apart.
+Assumed: the throughput a T4 sustains in fp16 mixed precision (FP16 below: a quarter of its 65 TFLOP/s tensor-core peak)
+and in fp32 (FP32: the same quarter of its 8.1 TFLOP/s fp32 peak); replace them with figures timed on a T4 when they
+exist. Beam search is counted by its FLOPs only; decoding a token at a time is limited by memory and Python, not
+arithmetic, so its real time is longer.
 
     python bench/t4_budget.py [--data ../shared/data]
 """
@@ -42,7 +44,9 @@ from lightbrain.train import TrainConfig
 sys.path.append(str(HERE))  # then this folder's shared helpers
 from common import SHARED_DATA, hardware, table
 
-THROUGHPUT = 65e12 / 4  # FLOP/s assumed for a T4 in fp16 mixed precision (an assumption, not a measurement)
+FP16 = 65e12 / 4  # FLOP/s assumed for a T4 in fp16 mixed precision (an assumption, not a measurement)
+FP32 = 8.1e12 / 4  # FLOP/s assumed for a T4 in fp32, no tensor cores (an assumption, not a measurement)
+FP32_MODULES = ("wo",)  # run in fp32 under autocast: T5's feed-forward output product (chapter 11)
 FULL_SIZES = {
     "summarize": 287_113,
     "emotion": 16_000,
@@ -50,12 +54,20 @@ FULL_SIZES = {
 }  # full mode's training sets (AG News: 90% of 120,000)
 
 
-def flops(step) -> int:
-    "Floating-point operations of `step()`, counted by PyTorch."
+def flops(step) -> torch.Tensor:
+    "Floating-point operations of `step()`, counted by PyTorch: (all of them, those in FP32_MODULES)."
     counter = FlopCounterMode(display=False)
     with counter:
         step()
-    return counter.get_total_flops()
+    counts = counter.get_flop_counts()  # module name -> operation -> FLOPs, backward passes included
+    fp32 = sum(sum(ops.values()) for name, ops in counts.items() if name.rsplit(".", 1)[-1] in FP32_MODULES)
+    return torch.tensor([counter.get_total_flops(), fp32], dtype=torch.float64)
+
+
+def t4_minutes(work: torch.Tensor) -> float:
+    "Minutes a T4 would take for `work` (all FLOPs, fp32 FLOPs) at the assumed throughputs: an estimate."
+    total, fp32 = work.tolist()
+    return ((total - fp32) / FP16 + fp32 / FP32) / 60
 
 
 def lightbrain_tiny() -> dict:
@@ -124,17 +136,19 @@ def leximind_full(batches: dict, model: MultiTaskT5) -> tuple[dict, dict, float,
         s, t = (round(sum(x) / len(x)) for x in zip(*shapes))
         one = data.collate(task, [torch.zeros(s, dtype=torch.long)], [torch.zeros(t, dtype=torch.long)] if t else [0])
         per_task[task] = {"source": s, "target": t, "flops": batch_size * flops(lambda: model(one).backward())}
-    step_flops = sum(probabilities[t] * per_task[t]["flops"] for t in probabilities)
+    step_flops = sum(probabilities[t] * per_task[t]["flops"] for t in probabilities)  # (all, fp32)
     step_tokens = sum(
         probabilities[t] * batch_size * (per_task[t]["source"] + per_task[t]["target"]) for t in probabilities
     )
     return per_task, probabilities, step_flops, step_tokens
 
 
-def beam_search_flops(model: MultiTaskT5, articles: int, source: int = 512, beams: int = 4, length: int = 64) -> float:
-    """Chapter 14's summaries, by FLOPs only: per article one encoder pass and the cross-attention keys and values
-    of its
-    source (once, as the KV cache keeps them), then `beams` x `length` decoder tokens, each attending to the source."""
+def beam_search_flops(
+    model: MultiTaskT5, articles: int, length: int, source: int = 512, beams: int = 4
+) -> torch.Tensor:
+    """Chapter 14's summaries, by FLOPs only (all, fp32): per article one encoder pass and the cross-attention keys and
+    values of its source (once, as the KV cache keeps them), then `beams` x `length` decoder tokens, each attending to
+    the source."""
     c, ids = model.t5.config, torch.zeros(1, source, dtype=torch.long)
     with torch.no_grad():
         encode = flops(lambda: model.t5.encode(ids, torch.ones_like(ids)))
@@ -146,7 +160,8 @@ def beam_search_flops(model: MultiTaskT5, articles: int, source: int = 512, beam
         c.n_decoder_layers * 2 * 2 * c.d_model * c.n_heads * c.d_kv * source
     )  # keys and values of the source, once
     cross_attention = c.n_decoder_layers * 2 * 2 * c.n_heads * c.d_kv * source  # scores and weighted sum, per new token
-    return articles * (encode + cross_kv + beams * length * (token + cross_attention))
+    fp16_extra = torch.tensor([cross_kv + beams * length * cross_attention, 0.0], dtype=torch.float64)
+    return articles * (encode + beams * length * token + fp16_extra)
 
 
 def main():
@@ -174,13 +189,14 @@ def main():
             "flops": side_steps * step_flops,
         }
     )
+    length = batches["summarize"].target_length  # summaries as long as 95% of the training targets (chapter 13)
     for n in (1000, 11_490):
         rows.append(
             {
                 "chapter": "14",
-                "what": f"beam search, {n:,} test articles (FLOPs only: a lower bound)",
-                "tokens": n * (512 + 4 * 64),
-                "flops": beam_search_flops(model, n),
+                "what": f"beam search, {n:,} test articles, {length} tokens (FLOPs only: a lower bound)",
+                "tokens": n * (512 + 4 * length),
+                "flops": beam_search_flops(model, n, length),
             }
         )
     print(hardware())
@@ -192,14 +208,19 @@ def main():
         "minutes here, before step 1"
     )
     print(
-        f"assumed T4 throughput: {THROUGHPUT / 1e12:.2f} TFLOP/s (fp16 mixed precision); every time below is "
-        "an estimate\n"
+        f"assumed T4 throughput: {FP16 / 1e12:.2f} TFLOP/s in fp16 mixed precision, {FP32 / 1e12:.2f} TFLOP/s for the"
+        f" fp32 products ({', '.join(FP32_MODULES)}); every time below is an estimate\n"
     )
     print(
         table(
-            ["task", "batch shape (source, target)", "probability", "GFLOP per step"],
+            ["task", "batch shape (source, target)", "probability", "GFLOP per step", "of which fp32"],
             [
-                [t, f"8 x ({v['source']}, {v['target']})", round(probabilities[t], 3), round(v["flops"] / 1e9)]
+                [
+                    t,
+                    f"8 x ({v['source']}, {v['target']})",
+                    round(probabilities[t], 3),
+                    *(v["flops"] / 1e9).round().int().tolist(),
+                ]
                 for t, v in per_task.items()
             ],
         )
@@ -207,14 +228,15 @@ def main():
     print()
     print(
         table(
-            ["chapter", "full-mode work", "tokens", "TFLOP", "T4 minutes (estimate)"],
+            ["chapter", "full-mode work", "tokens", "TFLOP", "of which fp32", "T4 minutes (estimate)"],
             [
                 [
                     r["chapter"],
                     r["what"],
                     f"{r['tokens'] / 1e6:,.1f}M",
-                    f"{r['flops'] / 1e12:,.0f}",
-                    f"{r['flops'] / THROUGHPUT / 60:,.1f}",
+                    f"{r['flops'][0] / 1e12:,.0f}",
+                    f"{r['flops'][1] / 1e12:,.0f}",
+                    f"{t4_minutes(r['flops']):,.1f}",
                 ]
                 for r in rows
             ],

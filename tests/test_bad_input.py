@@ -184,7 +184,8 @@ def gpt_checkpoint(tmp_path_factory):
         (lambda f: _edit_config(f, bogus=1), "unknown fields \\['bogus'\\]"),
         (lambda f: _edit_config(f, n_layers=3), "the checkpoint is from another config"),
         (lambda f: _edit_config(f, model_type="leximind-t5"), "does not hold a lightbrain-gpt model"),
-        (lambda f: shutil.rmtree(f), "is not a saved model"),
+        (lambda f: shutil.rmtree(f), "ckpt: no such folder"),
+        (lambda f: [p.unlink() for p in f.iterdir()], "is not a saved model"),
     ],
 )
 def test_a_damaged_or_edited_checkpoint_is_one_line(gpt_checkpoint, tmp_path, capsys, damage, message):

@@ -171,7 +171,7 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
         run("generate_command", "--checkpoint", str(out / "best"), "--top-p", "2"), "lightbrain-generate", "top_p"
     )
     assert_user_error(
-        run("generate_command", "--checkpoint", str(tmp_path / "nope")), "lightbrain-generate", "no config.json"
+        run("generate_command", "--checkpoint", str(tmp_path / "nope")), "lightbrain-generate", "nope: no such folder"
     )
     assert_user_error(
         run("train_command", "--quick", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "missing")),
@@ -332,7 +332,7 @@ def test_leximind_commands(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.startswith("topic:")
     for bad, message in [
         (["--checkpoint", str(out / "best"), ""], "non-empty text"),
-        (["--checkpoint", str(tmp_path / "none"), "hi"], "no such checkpoint"),
+        (["--checkpoint", str(tmp_path / "none"), "hi"], "none: no such folder (train a model with leximind-train)"),
         (["--checkpoint", str(out / "best"), "--file", str(tmp_path / "missing.txt")], "No such file"),
     ]:
         with pytest.raises(SystemExit) as exit_info:

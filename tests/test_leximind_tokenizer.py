@@ -156,7 +156,8 @@ def test_bad_input(builtin_pair, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no texts"):
         ours([])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConnectionError, match="unreachable"):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    with pytest.raises(FileNotFoundError, match="no such model in the hub's cache .the hub is unreachable"):
         SentencePieceTokenizer.from_pretrained("google/flan-t5-base")
 
 

@@ -157,8 +157,11 @@ def test_load_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
     with pytest.raises(ValueError, match="does not hold"):
         GPT.load(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="nothing: no such folder"):
         GPT.load(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        GPT.load(tmp_path / "empty")
 
 
 def test_bad_input():

@@ -77,6 +77,10 @@ def write_flan_t5(folder: str | Path, spiece: bytes, size: str = "base", vocab_s
         # transformers 5 ties T5's head to the embedding whatever the config says; FLAN-T5's checkpoints have their own
         model.lm_head.weight = nn.Parameter(torch.randn_like(model.shared.weight) * config.d_model**-0.5)
     model.save_pretrained(folder)
+    config_file = folder / "config.json"  # as the hub's google/flan-t5-* have it: the head is not tied
+    hub_config = json.loads(config_file.read_text()) | {"tie_word_embeddings": False}
+    hub_config.pop("scale_decoder_outputs", None)  # transformers 5's name for the same choice; the hub's files lack it
+    config_file.write_text(json.dumps(hub_config, indent=2))
     saved = load_file(folder / "model.safetensors")
     if "lm_head.weight" not in saved or torch.equal(saved["lm_head.weight"], saved["shared.weight"]):
         raise RuntimeError(f"{folder}: transformers saved no output matrix of its own")
