@@ -146,7 +146,9 @@ def read_local(
     **kwargs,  # for `datasets.load_dataset` (e.g. `column_names` for a CSV without a header)
 ) -> "datasets.DatasetDict":
     "A local file or folder in the hub's format, as a DatasetDict split by file name."
-    from datasets.exceptions import DatasetGenerationError
+    # an attribute, not `from datasets.exceptions import`: while the lazy `datasets` (chapter 00) is not loaded yet,
+    # that would import a second copy of the module, whose class the errors raised by `datasets` are not
+    DatasetGenerationError = datasets.exceptions.DatasetGenerationError
 
     if path.is_dir() and (path / "dataset_dict.json").exists():
         return datasets.load_from_disk(str(path))
@@ -155,7 +157,32 @@ def read_local(
         return datasets.load_dataset(_FORMATS[Path(next(iter(files.values()))[0]).suffix], data_files=files, **kwargs)
     except DatasetGenerationError as e:  # a truncated JSON file, a CSV row with more fields than the header...
         cause = str(e.__cause__ or e).strip().splitlines()[0]
+        if ") changed from" in cause:  # datasets before 5 refuse a JSON column of numbers and strings (label 1, "joy")
+            try:
+                return _read_mixed_json(files)
+            except ValueError:  # not valid JSON either: said below
+                pass
         raise ValueError(f"{path} could not be read ({cause}): is the file complete and in one format?") from None
+
+
+def _json_rows(file: str) -> list[dict]:
+    "The rows of a JSON file (a list of objects) or of a JSON-lines file (an object a line)."
+    text = Path(file).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    return json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in lines]
+
+
+def _read_mixed_json(files: dict[str, list[str]]) -> "datasets.DatasetDict":
+    "JSON(L) files read row by row, the values of a column that mixes types as text (as datasets 5 reads them)."
+    out = {}
+    for split, paths in files.items():
+        rows, types = [row for p in paths for row in _json_rows(p)], defaultdict(set)
+        for row in rows:
+            for k, v in row.items():
+                types[k] |= {type(v)} - {type(None)}
+        as_text = lambda k, v: str(v) if len(types[k]) > 1 and v is not None else v
+        out[split] = datasets.Dataset.from_list([{k: as_text(k, v) for k, v in row.items()} for row in rows])
+    return datasets.DatasetDict(out)
 
 
 def require_columns(

@@ -6,6 +6,8 @@ import json
 import random
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 import sentencepiece as spm
@@ -87,6 +89,18 @@ def _write(folder, name, content) -> str:
     path = folder / name
     path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
     return str(path)
+
+
+def test_a_bad_file_is_one_line_when_it_is_the_first_use_of_datasets(tmp_path):
+    """Catches `from datasets.exceptions import ...` run while the lazy `datasets` module (chapter 00) is not yet
+    loaded: it imports a second copy of the module, so `datasets`' own error escaped as a traceback in a fresh process
+    (a command line's first read), though it was caught in a test session that had loaded `datasets` earlier."""
+    bad = _write(tmp_path, "cut.jsonl", json.dumps({"text": "a tweet", "label": 1}) + '\n{"text": "half a li')
+    code = f"from leximind.data import load_emotion\nload_emotion({bad!r})"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1].startswith(
+        f"ValueError: {bad} could not be read"
+    )
 
 
 def test_bad_data_files_get_one_clear_error(tmp_path):

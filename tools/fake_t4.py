@@ -267,6 +267,7 @@ def _cuda_answers() -> dict:
         "max_memory_allocated": lambda device=None: _Memory.peak,
         "reset_peak_memory_stats": lambda device=None: setattr(_Memory, "peak", _Memory.now),
         "synchronize": lambda device=None: None,
+        "is_current_stream_capturing": lambda: False,  # optimizers ask it on a CUDA build (no CUDA graph here)
         "empty_cache": lambda: None,
         "set_device": lambda device: None,
         "manual_seed": lambda seed: None,
