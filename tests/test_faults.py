@@ -64,7 +64,9 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(data_d
         while not (out / "log.csv").exists() or len(log_rows(out)) < target:
             assert proc.poll() is None, proc.stderr.read()[-2000:]
             time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.1))  # a step takes a few milliseconds here, a checkpoint about as long
+        deadline = time.time() + rng.uniform(0, 0.1)  # a step takes a few milliseconds here, a checkpoint as long:
+        while time.time() < deadline and len(log_rows(out)) < target + 2:  # a random moment, at most two steps on
+            time.sleep(0.001)  # (on a fast machine 0.1 s is many steps: the run would finish before its third kill)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
