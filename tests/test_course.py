@@ -241,3 +241,28 @@ def test_no_chapter_imports_a_later_chapter():
                     if where.get((module, name), 0) > int(nb.name[:2]):
                         late.append(f"{nb.name} imports {module}.{name} from chapter {where[(module, name)]:02d}")
     assert where and not late, late
+
+
+def _assigned(source: str) -> set[str]:
+    "The names a cell's code assigns at its top level (`a = ...`, `a, b = ...`, `a = b = ...`)."
+    names = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def test_each_rehearsed_chapter_names_its_sizes_in_a_parameters_cell():
+    """Catches the rehearsal running full mode at full size (hours on a CPU): a `parameters` tag lost (nbdev-clean
+    strips cell tags unless pyproject.toml allows them), or a size renamed in the chapter but not in rehearse.SIZES.
+    Every name the rehearsal sets must be one the chapter's parameters cell sets."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from rehearse import SIZES
+
+    for chapter, sizes in SIZES.items():
+        nb = json.loads((NBS / f"{chapter}.ipynb").read_text())
+        cells = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        assert len(cells) == 1, f"{chapter}: {len(cells)} cells tagged parameters"
+        missing = _assigned(sizes.format(n=2)) - _assigned("".join(cells[0]["source"]))
+        assert not missing, f"{chapter}: the rehearsal sets {sorted(missing)}, which its parameters cell does not"
