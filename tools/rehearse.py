@@ -42,7 +42,7 @@ SIZES = {  # per chapter: the assignments added after its `parameters` cell ({n}
     "04_normalization": "steps = {n}",
     "06_training": f"config_values = {TRAIN}",
     "07_generation": "lengths = ({n}, 2 * {n})",
-    "08_lightbrain_pubmed": f"config_values = {TRAIN}",
+    "08_lightbrain_pubmed": f"config_values = {TRAIN}\neval_batches = {{n}}",
     "13_multitask": f"config_values = {TRAIN}\nside_steps = scored = side_scored = {{n}}",
     "14_evaluation": f"limit = decoding_articles = {{n}}\nconfig_values = {TRAIN}",
     "15_leximind_app": f"batch_sizes = (1, {{n}})\nconfig_values = {TRAIN}",
