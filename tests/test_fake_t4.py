@@ -138,3 +138,16 @@ def test_an_fp16_overflow_is_skipped_and_one_that_stays_stops():
             FloatingPointError, match=f"the loss became inf at step {MAX_OVERFLOWS + 1}: training stopped"
         ):
             _run(always, steps=MAX_OVERFLOWS + 5)
+
+
+def test_the_rehearsals_fp16_computes_in_bf16_and_is_put_back():
+    """Catches the rehearsal's stand-in leaking: fp16_as must change only what a played fp16 autocast computes in,
+    keep the T4's answers (fp16 policy, bf16 refused), and be undone on leaving."""
+    x = torch.randn(4, 8)
+    with fake_t4(fp16_as=torch.bfloat16):
+        assert dtype_policy(get_device()).name == "fp16"
+        with torch.autocast("cuda", dtype=torch.float16):
+            assert (x.cuda() @ x.cuda().T).dtype == torch.bfloat16
+    with fake_t4():
+        with torch.autocast("cuda", dtype=torch.float16):
+            assert (x.cuda() @ x.cuda().T).dtype == torch.float16

@@ -18,6 +18,9 @@ without complaint. Inside `fake_t4()` PyTorch behaves as on a machine with one 1
   other device fails as in PyTorch; memory queries count the bytes of the tensors that play cuda ones;
 - `torch.autocast("cuda", dtype=torch.float16)` runs the CPU's fp16 autocast, `GradScaler("cuda")` scales the loss
   and skips non-finite steps as on the GPU, and `autocast("cuda", dtype=torch.bfloat16)` is refused as on a T4.
+  `fake_t4(fp16_as=torch.bfloat16)` computes that fp16 autocast in bf16 instead: this CPU has no fp16 matrix unit
+  (an fp16 product took 30 times as long as an fp32 one, a bf16 product 0.4 times), so the full-size rehearsal takes
+  the T4's code path (fp16 chosen, loss scaling on) without its fp16 numbers, which the tests check at small sizes.
 
 It is a `TorchFunctionMode`: it sees every PyTorch call made from Python (operators inside one call, such as SDPA's,
 and the backward pass run in C++ are not checked). `python tools/rehearse.py` runs every chapter's full mode under
@@ -32,6 +35,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 CUDA, CPU = torch.device("cuda", 0), torch.device("cpu")
+_fp16_as = [torch.float16]  # the dtype the CPU computes a cuda fp16 autocast in (fake_t4's fp16_as)
 T4 = SimpleNamespace(
     name="Tesla T4",
     major=7,
@@ -222,6 +226,7 @@ class _Autocast(torch.amp.autocast_mode.autocast):
                     "Current CUDA Device does not support bfloat16. Please switch dtype to float16."
                 )  # what PyTorch says on a T4
             device_type, dtype = "cpu", dtype or torch.float16
+            dtype = _fp16_as[0] if dtype == torch.float16 else dtype
         super().__init__(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
 
 
@@ -276,8 +281,10 @@ def _cuda_answers() -> dict:
 
 
 @contextmanager
-def fake_t4():
-    "Inside the `with` block, this process plays a machine with one T4 (see the module's docstring)."
+def fake_t4(fp16_as: torch.dtype = torch.float16):
+    """Inside the `with` block, this process plays a machine with one T4 (see the module's docstring); its fp16
+    autocast computes in `fp16_as`."""
+    _fp16_as[0] = fp16_as
     saved = {name: getattr(torch.cuda, name) for name in _cuda_answers()}
     saved_autocast, saved_generator = (torch.autocast, torch.amp.autocast), torch.Generator
     saved_parameter_new = torch.nn.Parameter.__new__
@@ -310,13 +317,14 @@ def fake_t4():
         torch.is_autocast_enabled, torch.get_autocast_dtype = old_is_enabled, old_get_dtype
         torch.nn.Parameter.__new__ = saved_parameter_new
         torch.Generator = saved_generator
+        _fp16_as[0] = torch.float16
 
 
 _installed = []  # install()'s context, kept: a context manager collected as garbage would exit
 
 
-def install():
+def install(fp16_as: torch.dtype = torch.float16):
     "Play a T4 for the rest of this process (a rehearsed notebook's first cell calls this)."
     if not _installed:
-        _installed.append(fake_t4())
+        _installed.append(fake_t4(fp16_as))
         _installed[0].__enter__()
