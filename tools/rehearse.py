@@ -4,11 +4,11 @@ every chapter).
 Each chapter's full-mode branch (LIGHTBRAIN_MODE=full) runs at full size (LightBrain-Tiny with GPT-2's tokenizer,
 FLAN-T5-base's shape, the real batch sizes) but only for a few steps and examples, on a CPU that plays a 16 GB T4
 (tools/fake_t4.py, installed by a first cell): a model left on the CPU while its batches go to the GPU fails as it
-would on a GPU, and fp16 autocast with loss scaling takes the T4's path
-(computed in bf16: an fp16 matrix product is 30 times slower than fp32 on this CPU). The hub is switched off: the real loaders
-read hub-format local copies of the data (LIGHTBRAIN_DATA, chapter 02) made from the offline mirror in
-../shared/data (or --data), and FLAN-T5-base is a folder in the hub's layout with random weights (tools/hub_t5.py),
-which chapter 13's `full_setup` finds in LIGHTBRAIN_DATA as it finds the data.
+would on a GPU, and fp16 autocast with loss scaling takes the T4's path (computed in bf16: an fp16 matrix product is
+30 times slower than fp32 on this CPU). The hub is switched off: the real loaders read hub-format local copies of the
+data (LIGHTBRAIN_DATA, chapter 02) made from the offline mirror in ../shared/data (or --data), and FLAN-T5-base is
+a folder in the hub's layout with random weights (tools/hub_t5.py), which chapter 13's `full_setup` finds in
+LIGHTBRAIN_DATA as it finds the data.
 
 The sizes come from each chapter's own cell tagged `parameters` (papermill's convention): after it, the rehearsal
 adds the assignments in SIZES below (a few steps, a few examples). The library reads no rehearsal setting: what a
