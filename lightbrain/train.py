@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
 from lightbrain.checkpoint import load_checkpoint, save_checkpoint
-from lightbrain.core import DtypePolicy, dtype_policy, evaluating, get_device, write_atomic
+from lightbrain.core import DtypePolicy, dtype_policy, evaluating, get_device, progress_bar, write_atomic
 
 # %% ../nbs/06_training.ipynb #107987a5
 @dataclass
@@ -307,6 +306,127 @@ class _StopOnCtrlC:
         if self.enabled:
             signal.signal(signal.SIGINT, self.previous)
 
+# %% ../nbs/06_training.ipynb #bc480e40
+@dataclass
+class _Run:
+    "One training run's moving parts: made by `_set_up`, then handed to each step."
+
+    model: nn.Module  # the model as given: what is saved and evaluated
+    net: nn.Module  # the model as trained: compiled and/or wrapped for several processes (DDP)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    policy: DtypePolicy
+    config: TrainConfig
+    device: torch.device
+    rank: int  # this process's number (0 when alone)
+    world: int  # how many processes train together
+    ckpt: Path | None  # the checkpoint folder, if any
+    start: int = 0  # the step training starts from: a resumed run's checkpoint step
+    best: float = float("inf")  # the best validation loss so far
+    overflows: int = 0  # fp16 steps in a row whose loss was not finite
+
+    @property
+    def main(self) -> bool:
+        "The process that logs and saves."
+        return self.rank == 0
+
+
+def _set_up(model: nn.Module, config: TrainConfig, device, resume: bool) -> _Run:
+    "Device, precision, optimizer and scaler; the checkpoint a resumed run starts from; compile and DDP."
+    rank, world, device = distributed_setup(device)
+    policy = precision(config.dtype, device)
+    model.to(device)
+    optimizer, scaler = make_optimizer(model, config, device), policy.grad_scaler()
+    ckpt = Path(config.ckpt_dir) if config.ckpt_dir else None
+    start, best = 0, float("inf")
+    if resume:
+        if ckpt is None:
+            raise ValueError("resume=True needs config.ckpt_dir")
+        start, best = load_checkpoint(ckpt / "last", model, optimizer, scaler)
+    if ckpt and rank == 0:
+        ckpt.mkdir(parents=True, exist_ok=True)
+    net = torch.compile(model) if config.compile else model
+    if world > 1:  # a model whose steps leave some parameters without a gradient says so (chapter 13's T5)
+        unused = getattr(model, "has_unused_parameters", False)
+        ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(net, device_ids=ids, find_unused_parameters=unused)
+    return _Run(model, net, optimizer, scaler, policy, config, device, rank, world, ckpt, start, best)
+
+
+def _check_loss(run: _Run, loss: float, step: int):
+    "Stop on a non-finite loss, unless it is an fp16 overflow, which GradScaler skips (`MAX_OVERFLOWS` in a row)."
+    run.overflows = run.overflows + 1 if run.scaler.is_enabled() and not math.isfinite(loss) else 0
+    if not 0 < run.overflows <= MAX_OVERFLOWS:
+        _stop_if_diverged(loss, "loss", step, "updating the weights", run.ckpt)
+
+
+def _train_step(run: _Run, batches, loss_fn, step: int, count_tokens) -> dict:
+    "One optimizer step over `grad_accum` micro-batches; its log row (step, loss, lr, tokens_per_s)."
+    config = run.config
+    lr = lr_at(step, config)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    torch.manual_seed(step_seed(config.seed, run.rank, step))  # dropout for this step
+    generator = torch.Generator().manual_seed(step_seed(config.seed, run.rank, step))  # batches for this step
+    start, loss_sum, tokens = time.perf_counter(), 0.0, 0
+    for micro in range(config.grad_accum):
+        batch = batches("train", config.batch_size, generator)
+        # several processes synchronise their gradients once, on the last micro-batch
+        sync = run.net.no_sync() if run.world > 1 and micro < config.grad_accum - 1 else nullcontext()
+        with sync:
+            with run.policy.autocast():
+                loss = loss_fn(run.net, batch)
+            run.scaler.scale(loss / config.grad_accum).backward()
+        loss_sum += loss.item() / config.grad_accum
+        tokens += count_tokens(batch)
+    loss_value = _mean_over_ranks(loss_sum, run.world, run.device)
+    _check_loss(run, loss_value, step + 1)
+    if config.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.scaler.step(run.optimizer)  # skipped by the scaler when the gradients are not finite
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - start
+    return {"step": step + 1, "loss": loss_value, "lr": lr, "tokens_per_s": tokens * run.world / seconds}
+
+
+def _save(run: _Run, name: str, step: int, on_save):
+    "Checkpoint `name` ('best' or 'last') of this run at `step`."
+    save_checkpoint(run.ckpt / name, run.model, run.optimizer, run.scaler, step, run.best, on_save)
+
+
+def _evaluate_log_save(run: _Run, batches, loss_fn, row: dict, log, on_save, on_eval):
+    "At an evaluation step, the validation loss into `row`; the row logged; then `best` and `last` saved."
+    config, step = run.config, row["step"]
+    if step % config.eval_interval == 0 or step == config.max_steps:
+        seed = config.seed + run.rank
+        val = evaluate(run.net, batches, loss_fn, config.eval_iters, config.batch_size, run.policy, seed)
+        val = _mean_over_ranks(val, run.world, run.device)
+        _stop_if_diverged(val, "validation loss", step, "saving a checkpoint", run.ckpt)  # the update diverged
+        row |= {"val_loss": val, "val_ppl": math.exp(min(val, 50))}
+    if step % config.log_interval == 0 or "val_loss" in row or step == config.max_steps:
+        log(row)  # before the checkpoint: a run resumed from it has every row up to its step
+    if "val_loss" not in row or not run.main:
+        return
+    if run.ckpt:
+        if row["val_loss"] < run.best:
+            run.best = row["val_loss"]
+            _save(run, "best", step, on_save)
+        _save(run, "last", step, on_save)
+    if on_eval:
+        with evaluating(run.model):
+            on_eval(run.model, step)
+
+
+def _stop_on_request(run: _Run, step: int, on_save):
+    "After Ctrl-C: save `last` (the main process) and stop with a line that says how to resume."
+    where = ""
+    if run.ckpt and run.main:
+        _save(run, "last", step, on_save)
+        where = f": {run.ckpt / 'last'} holds it, resume=True (--resume) continues"
+    raise KeyboardInterrupt(f"training interrupted after step {step}{where}")
+
 # %% ../nbs/06_training.ipynb #d4e72235
 def train(
     model: nn.Module,
@@ -317,107 +437,28 @@ def train(
     resume: bool = False,  # continue from config.ckpt_dir/last
     on_save: Callable[[Path], None] | None = None,  # called with each checkpoint folder before it is swapped in
     count_tokens: Callable[[object], int] = _count_tokens,  # tokens in a batch, for tokens/s
-    on_eval: Callable[[nn.Module, int], None]
-    | None = None,  # called with (model, step) after each evaluation, e.g. to print a sample
+    # called with (model, step) after each evaluation, e.g. to print a sample
+    on_eval: Callable[[nn.Module, int], None] | None = None,
 ) -> list[dict]:
     """Train `model` on `batches` with `loss_fn`; return the log rows (step, loss, lr, tokens_per_s, and
     val_loss/val_ppl at evaluations)."""
-    rank, world, device = distributed_setup(device)
-    main = rank == 0
-    policy = precision(config.dtype, device)
-    model.to(device)
-    optimizer, scaler = make_optimizer(model, config, device), policy.grad_scaler()
-    ckpt = Path(config.ckpt_dir) if config.ckpt_dir else None
-    start, best, overflows = 0, float("inf"), 0  # overflows: fp16 steps in a row whose loss was not finite
-    if resume:
-        if ckpt is None:
-            raise ValueError("resume=True needs config.ckpt_dir")
-        start, best = load_checkpoint(ckpt / "last", model, optimizer, scaler)
-    if ckpt and main:
-        ckpt.mkdir(parents=True, exist_ok=True)
-    net = torch.compile(model) if config.compile else model
-    # a model whose steps leave some parameters without a gradient says so (e.g. chapter 13's multi-task T5)
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            net,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=getattr(model, "has_unused_parameters", False),
-        )
-    log = _Log(ckpt, config.tensorboard, main, start)
-    bar = tqdm(
-        range(start, config.max_steps),
-        initial=start,
-        total=config.max_steps,
-        disable=not (main and config.progress),
-        desc="training",
-    )
-    net.train()
-    ctrl_c = _StopOnCtrlC(enabled=world == 1)  # several processes would each stop at a step of their own
+    run = _set_up(model, config, device, resume)
+    log = _Log(run.ckpt, config.tensorboard, run.main, run.start)
+    shown = None if config.progress and run.main else False  # None: chapter 00's rule (a terminal, or the variable)
+    steps = progress_bar(range(run.start, config.max_steps), shown, initial=run.start, total=config.max_steps)
+    run.net.train()
+    ctrl_c = _StopOnCtrlC(enabled=run.world == 1)  # several processes would each stop at a step of their own
     try:
-        for step in bar:
-            lr = lr_at(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            torch.manual_seed(step_seed(config.seed, rank, step))  # dropout for this step
-            generator = torch.Generator().manual_seed(step_seed(config.seed, rank, step))  # batches for this step
-            t0, loss_sum, tokens = time.perf_counter(), 0.0, 0
-            for micro in range(config.grad_accum):
-                batch = batches("train", config.batch_size, generator)
-                sync = net.no_sync() if world > 1 and micro < config.grad_accum - 1 else nullcontext()
-                with sync:
-                    with policy.autocast():
-                        loss = loss_fn(net, batch)
-                    scaler.scale(loss / config.grad_accum).backward()
-                loss_sum += loss.item() / config.grad_accum
-                tokens += count_tokens(batch)
-            loss_value = _mean_over_ranks(loss_sum, world, device)
-            overflows = overflows + 1 if scaler.is_enabled() and not math.isfinite(loss_value) else 0
-            if not 0 < overflows <= MAX_OVERFLOWS:  # an fp16 overflow: GradScaler skips the step (below)
-                _stop_if_diverged(loss_value, "loss", step + 1, "updating the weights", ckpt)
-            if config.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            done = step + 1
-            row = {
-                "step": done,
-                "loss": loss_value,
-                "lr": lr,
-                "tokens_per_s": tokens * world / (time.perf_counter() - t0),
-            }
-            if done % config.eval_interval == 0 or done == config.max_steps:
-                val = _mean_over_ranks(
-                    evaluate(net, batches, loss_fn, config.eval_iters, config.batch_size, policy, config.seed + rank),
-                    world,
-                    device,
-                )
-                _stop_if_diverged(val, "validation loss", done, "saving a checkpoint", ckpt)  # the update diverged
-                row |= {"val_loss": val, "val_ppl": math.exp(min(val, 50))}
-            if done % config.log_interval == 0 or "val_loss" in row or done == config.max_steps:
-                log(row)  # before the checkpoint: a run resumed from it has every row up to its step
-            if "val_loss" in row:
-                if ckpt and main:
-                    if row["val_loss"] < best:
-                        best = row["val_loss"]
-                        save_checkpoint(ckpt / "best", model, optimizer, scaler, done, best, on_save)
-                    save_checkpoint(ckpt / "last", model, optimizer, scaler, done, best, on_save)
-                if on_eval and main:
-                    with evaluating(model):
-                        on_eval(model, done)
-            bar.set_postfix(
-                loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False
-            )
+        for step in steps:
+            row = _train_step(run, batches, loss_fn, step, count_tokens)
+            _evaluate_log_save(run, batches, loss_fn, row, log, on_save, on_eval)
+            speed = f"{row['tokens_per_s']:,.0f}"
+            steps.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.1e}", tok_s=speed, refresh=False)
             if ctrl_c.requested:
-                where = ""
-                if ckpt and main:
-                    save_checkpoint(ckpt / "last", model, optimizer, scaler, done, best, on_save)
-                    where = f": {ckpt / 'last'} holds it, resume=True (--resume) continues"
-                raise KeyboardInterrupt(f"training interrupted after step {done}{where}")
+                _stop_on_request(run, row["step"], on_save)
     finally:
         ctrl_c.restore()
-        bar.close()
+        steps.close()
         log.close()
     return log.rows
 

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import shutil
 import signal
@@ -143,8 +144,15 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "validation loss" in ok.stdout and "sample from" in ok.stdout
     assert GPT.load(out / "best").config.n_layers == 1 and (out / "best" / "tokenizer.json").exists()
-    again = run("train_command", *common, "--max-steps", "30", "--resume", cwd=tmp_path)
-    assert again.returncode == 0 and "30/30" in again.stderr, again.stderr[-2000:]
+    ok_log = (out / "log.csv").read_text()
+    assert "training" not in ok.stderr  # stderr is no terminal: no bar, unless LIGHTBRAIN_PROGRESS=1 asks for one
+    os.environ["LIGHTBRAIN_PROGRESS"] = "1"
+    try:
+        again = run("train_command", *common, "--max-steps", "30", "--resume", cwd=tmp_path)
+    finally:
+        del os.environ["LIGHTBRAIN_PROGRESS"]
+    assert again.returncode == 0 and "20/30" in again.stderr and "30/30" in again.stderr, again.stderr[-2000:]
+    assert (out / "log.csv").read_text().startswith(ok_log)  # the resumed run kept the first run's rows
     ev = run("evaluate_command", "--checkpoint", str(out / "best"), "--json")
     result = json.loads(ev.stdout)
     assert (
