@@ -19,7 +19,8 @@ import torch
 import yaml
 
 import lightbrain
-from lightbrain.cli import PRESETS, command, command_parser, config_values, parse_value
+from conftest import ROOT
+from lightbrain.cli import PRESETS, command, command_parser, config_values, parse_value, train_command
 from lightbrain.data import course_data, load_meta, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer, save_tokenizer
@@ -60,7 +61,7 @@ def test_help_lists_every_field_with_each_presets_value(capsys):
     for cls in (TrainConfig, GPTConfig):
         for f in fields(cls):
             assert "--" + f.name.replace("_", "-") in text, f.name
-    assert "default: quick 600, full 5000" in text.replace("\n", " ").replace("  ", " ")  # max_steps in each preset
+    assert "default: quick 800, full 5000" in text.replace("\n", " ").replace("  ", " ")  # max_steps in each preset
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--version"])
     assert exit_info.value.code == 0 and lightbrain.__version__ in capsys.readouterr().out
@@ -402,3 +403,15 @@ def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate_command(["--checkpoint", str(tmp_path), "--limit", "-1"])
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_chapter_08_and_lightbrain_train_quick_train_the_same_model(tmp_path, capsys, monkeypatch):
+    """Catches the chapter and its command drifting apart (they used to train two different quick models): the
+    command's quick model has as many parameters as the one in chapter 08's stored run, and its preset as many steps."""
+    nb = json.loads((ROOT / "nbs" / "08_lightbrain_pubmed.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+    parameters, steps = re.search(r"quick preset: ([\d,]+) parameters; ([\d,]+) steps", printed).groups()
+    monkeypatch.chdir(tmp_path)
+    train_command(["--quick", "--max-steps", "1", "--eval-iters", "1", "--tensorboard", "false", "--out", "run"])
+    assert f"training {parameters} parameters" in capsys.readouterr().out
+    assert f"{PRESETS[TrainConfig]['quick'].max_steps:,}" == steps
