@@ -264,10 +264,8 @@ PRESETS = {  # each mode's training settings, shared by this chapter and leximin
     }
 }
 SOURCE_LENGTHS = {"quick": (256, 48), "full": (512, 128)}  # (max_source, max_target) tokens
-RUN_DIRS = {
-    "quick": "leximind-quick",
-    "full": "leximind",
-}  # in chapter 00's runs_folder(): this chapter's and leximind-train's
+# the runs of this chapter and leximind-train, in chapter 00's runs_folder()
+RUN_DIRS = {"quick": "leximind-quick", "full": "leximind"}
 
 
 def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
@@ -390,11 +388,12 @@ def trained_checkpoint(
     run_dir = runs_folder() / RUN_DIRS["quick" if quick else "full"]
     with FileLock(f"{run_dir}.lock"):
         source = run_dir / "best"
-        if not (source / "run.json").is_file() and hub:
-            source = model_folder(hub)
-        elif not (source / "run.json").is_file():
-            print(f"{source} holds no model (chapter 13 has not run here) and no hub model was named: training one")
-            train_leximind(run_dir, quick, {"tensorboard": False, "progress": False} | (config_values or {}))
+        if not (source / "run.json").is_file():  # chapter 13 has not run here
+            if hub:
+                source = model_folder(hub)
+            else:
+                print(f"{source} holds no model (chapter 13 has not run here) and no hub model was named: training one")
+                train_leximind(run_dir, quick, {"tensorboard": False, "progress": False} | (config_values or {}))
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(source, folder, copy_function=_link)
     print(f"{folder}: the model of {source}")

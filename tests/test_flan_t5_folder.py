@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import sentencepiece as spm
 import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, T5ForConditionalGeneration
@@ -20,6 +19,7 @@ from leximind.generate import generate_seq2seq
 from leximind.model import T5
 from leximind.multitask import TASKS, MultiTaskT5, full_setup
 from leximind.pipeline import LexiMind
+from leximind.tokenizer import train_sentencepiece
 from lightbrain.data import course_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
@@ -35,9 +35,7 @@ ARTICLE = (  # a real news item of the course's AG News slice would do as well; 
 @pytest.fixture(scope="module", params=["small", "base"])
 def folder(request, tmp_path_factory) -> Path:
     texts = [t for name in ("emotion", "ag_news") for t in course_data(name)["train"]["text"][:3000]]
-    spiece = hub_t5.train_spiece(texts, 2000)
-    vocab = spm.SentencePieceProcessor(model_proto=spiece).get_piece_size() + 100  # + T5's sentinels
-    return hub_t5.write_flan_t5(tmp_path_factory.mktemp(request.param), spiece, request.param, vocab_size=vocab)
+    return hub_t5.write_flan_t5(tmp_path_factory.mktemp(request.param), train_sentencepiece(texts, 2000), request.param)
 
 
 def rel(a, b) -> float:

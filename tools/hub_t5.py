@@ -1,6 +1,7 @@
 """FLAN-T5 as the hub holds it, made offline by `transformers` itself: a folder in the layout of google/flan-t5-small
 or google/flan-t5-base (config.json, model.safetensors with its own output matrix, spiece.model and the tokenizer's
-files), with random weights and a SentencePiece model trained on real text.
+files), with random weights and a SentencePiece model trained on real text (the vocabulary is that model's pieces
+and T5's 100 sentinels, where FLAN-T5 has 32,128 rows).
 
 The hub cannot be reached from this workplace, so the real FLAN-T5 path (`T5.from_pretrained(folder)`, chapter 13's
 `full_setup`, chapter 15's `LexiMind`) is proven on such folders: `tests/test_flan_t5_folder.py` compares our model with
@@ -11,7 +12,6 @@ Hugging Face's loaded from the same folder, and `tools/rehearse.py` writes FLAN-
 """
 
 import argparse
-import io
 import json
 import shutil
 import sys
@@ -24,9 +24,10 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
 
+from leximind.tokenizer import train_sentencepiece
+
 # google/flan-t5-*'s config.json: what every size shares, then each size's own fields
 FLAN_T5 = dict(
-    vocab_size=32128,
     d_kv=64,
     feed_forward_proj="gated-gelu",
     tie_word_embeddings=False,  # FLAN-T5 has an output matrix of its own (T5 1.1), not the embedding's transpose
@@ -45,28 +46,12 @@ SIZES = {
 }
 
 
-def train_spiece(texts: list[str], vocab_size: int) -> bytes:
-    "A unigram SentencePiece model with T5's special ids (pad 0, end 1, unknown 2, no start), trained on `texts`."
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts),
-        model_writer=model,
-        vocab_size=vocab_size,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        hard_vocab_limit=False,  # as many pieces as the texts allow, up to vocab_size
-        minloglevel=2,
-    )
-    return model.getvalue()
-
-
-def write_flan_t5(folder: str | Path, spiece: bytes, size: str = "base", vocab_size: int = 32128, seed: int = 0):
+def write_flan_t5(folder: str | Path, spiece: bytes, size: str = "base", seed: int = 0):
     """Write a random-weight FLAN-T5 of `size` to `folder` in the hub's layout, with `transformers`' own
-    save_pretrained; returns the folder. Its output matrix is distinct from the embedding (checked)."""
+    save_pretrained; returns the folder. Its output matrix is distinct from the embedding (checked). Its vocabulary is
+    the tokenizer's pieces and T5's 100 sentinels, so that every id it writes decodes."""
     folder = Path(folder)
+    vocab_size = spm.SentencePieceProcessor(model_proto=spiece).get_piece_size() + 100
     torch.manual_seed(seed)
     config = T5Config(**(FLAN_T5 | SIZES[size] | {"vocab_size": vocab_size}))
     model = T5ForConditionalGeneration(config).eval()
@@ -106,7 +91,7 @@ def main() -> int:
         texts = [t for name in ("emotion", "ag_news") for t in course_data(name)["train"]["text"]]
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
-    write_flan_t5(out, train_spiece(texts, args.pieces), args.size)
+    write_flan_t5(out, train_sentencepiece(texts, args.pieces), args.size)
     print(
         f"{out}: a random-weight FLAN-T5-{args.size} in the hub's layout ({len(texts):,} texts trained its tokenizer)"
     )

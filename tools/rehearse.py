@@ -32,9 +32,10 @@ from pathlib import Path
 
 import hub_t5
 import nbformat
-import sentencepiece as spm
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from leximind.tokenizer import train_sentencepiece
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "runs" / "rehearsal"
@@ -147,9 +148,8 @@ def main() -> int:
     make_local_copies(shared, OUT / "data")
     texts = [json.loads(line)["text"] for line in (shared / "emotion" / "train.hf_format.jsonl").open(encoding="utf-8")]
     texts += [row[1] + " " + row[2] for row in csv.reader((shared / "ag_news" / "test.csv").open(encoding="utf-8"))]
-    spiece = hub_t5.train_spiece(texts, 32_000)  # as many pieces as these texts allow (about 25,500), up to FLAN-T5's
-    vocab = spm.SentencePieceProcessor(model_proto=spiece).get_piece_size() + 100  # + T5's sentinels: every id decodes
-    hub_t5.write_flan_t5(OUT / "data" / "flan-t5-base", spiece, "base", vocab_size=vocab)  # full_setup finds it there
+    spiece = train_sentencepiece(texts, 32_000)  # as many pieces as these texts allow (about 25,500), up to FLAN-T5's
+    hub_t5.write_flan_t5(OUT / "data" / "flan-t5-base", spiece, "base")  # full_setup finds it there
     notebooks = [Path(n).resolve() for n in args.notebooks] or sorted(
         p for p in (ROOT / "nbs").glob("[0-9][0-9]_*.ipynb")
     )
