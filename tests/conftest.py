@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,20 @@ def data_dir(tmp_path_factory):
     tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(500))], 300, ["<|endoftext|>"])
     prepare(docs, tok, d, pubmedqa_text)
     return d
+
+
+# Gloo, PyTorch's CPU backend, now and then aborts a process while it shuts down, after the work is done and written
+# (one run in dozens here; PyTorch's own tracker has reports of it, e.g. pytorch/pytorch#179291). Its signature:
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
+def torchrun(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    """Run a worker script under `torchrun --nproc_per_node=2` (one thread each) and return the finished process.
+    A run that ends in gloo's teardown abort is run once more; any other failure, or a second abort, is returned."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *map(str, args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for _ in range(2):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        if res.returncode == 0 or GLOO_TEARDOWN_ABORT not in res.stderr:
+            break
+    return res

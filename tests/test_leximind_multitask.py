@@ -4,16 +4,14 @@ lengths, ROUGE and classification metrics on hand-checked cases, the app, DDP, a
 test_cli.py."""
 
 import math
-import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import torchrun
 from leximind.data import load_cnn_dailymail, load_emotion
 from leximind.evaluate import bootstrap_ci, classification_metrics, classify, lead, macro_f1, rouge, rouge_l, rouge_n
 from leximind.model import T5, T5Config
@@ -187,21 +185,7 @@ def test_ddp_trains_the_multitask_model(tmp_path):
     """Two processes (gloo): each step holds one task per rank, so some parameters get no gradient; training must
     run and the replicas stay equal."""
     worker = Path(__file__).parent / "ddp_multitask_worker.py"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(worker),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    res = torchrun(worker, tmp_path, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     init = torch.load(tmp_path / "init.pt", weights_only=True)

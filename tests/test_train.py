@@ -4,16 +4,13 @@ test_cli.py)."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, shared
+from conftest import ROOT, shared, torchrun
 from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
 from lightbrain.model import GPT, GPTConfig
@@ -108,22 +105,7 @@ def test_accumulation_equals_one_big_batch(data_dir):
 
 def test_ddp_matches_one_process(data_dir, tmp_path):
     out = tmp_path / "ddp.json"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(ROOT / "tests" / "ddp_worker.py"),
-            str(out),
-            str(data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    res = torchrun(ROOT / "tests" / "ddp_worker.py", out, data_dir, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     ddp = json.loads(out.read_text())
     # One process on the same global batch: rank 0's and rank 1's micro-batches together, for every micro-step.
