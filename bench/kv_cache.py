@@ -11,10 +11,7 @@ measured in a separate run (CUDA's counter on a GPU, the profiler's allocation e
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 import torch
 from common import hardware, table
 from model import best_of

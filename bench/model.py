@@ -12,11 +12,8 @@ Token-for-token equality of the two greedy outputs is checked by tests/test_gene
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 import torch
 from common import hardware, peak_tflops, table
 from transformers import GPT2Config, GPT2LMHeadModel

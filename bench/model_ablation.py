@@ -9,10 +9,7 @@ greedy generation at batch 1 alternate between the two, round after round; each 
 
 import argparse
 import copy
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 import torch
 import torch.nn.functional as F
 from common import hardware, table

@@ -8,11 +8,8 @@ new tokens per second, with the KV cache. Runs alternate between the two and kee
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 import torch
 from common import hardware, table
 from transformers import T5Config as HFT5Config

@@ -15,18 +15,14 @@ arithmetic, so its real time is longer.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent  # bench/leximind.py is named like the package: import the package first,
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # with this folder off the path
-
 import torch
+from common import SHARED_DATA, hardware, table
 from datasets import Dataset, DatasetDict
 from torch.utils.flop_counter import FlopCounterMode
 
-from leximind.data import load_ag_news, load_emotion
 from leximind.model import T5, T5Config
 from leximind.multitask import (
     PRESETS,
@@ -35,14 +31,14 @@ from leximind.multitask import (
     MultiTaskBatches,
     MultiTaskT5,
     _tokenizer_for,
+    load_ag_news,
+    load_emotion,
     task_probabilities,
 )
+from lightbrain.cli import PRESETS as LIGHTBRAIN_PRESETS
 from lightbrain.core import seed_everything
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.train import TrainConfig
-
-sys.path.append(str(HERE))  # then this folder's shared helpers
-from common import SHARED_DATA, hardware, table
 
 FP16 = 65e12 / 4  # FLOP/s assumed for a T4 in fp16 mixed precision (an assumption, not a measurement)
 FP32 = 8.1e12 / 4  # FLOP/s assumed for a T4 in fp32, no tensor cores (an assumption, not a measurement)
@@ -71,8 +67,8 @@ def t4_minutes(work: torch.Tensor) -> float:
 
 
 def lightbrain_tiny() -> dict:
-    "Chapter 08: LightBrain-Tiny for TrainConfig.lightbrain()'s steps; every step is full (packed 128-token blocks)."
-    cfg, config = GPTConfig.lightbrain_tiny(), TrainConfig.lightbrain()
+    "Chapter 08: LightBrain-Tiny for its full preset's steps; every step is full (packed 128-token blocks)."
+    cfg, config = LIGHTBRAIN_PRESETS[GPTConfig]["full"], LIGHTBRAIN_PRESETS[TrainConfig]["full"]
     model = GPT(cfg)
     x = torch.randint(cfg.vocab_size, (1, cfg.context_length))
     per_sequence = flops(lambda: model(x, x)[1].backward())

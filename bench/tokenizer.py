@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED_DATA, best_time, hardware, table
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 

@@ -12,21 +12,17 @@ without position embeddings, L layers, C width, T context), forward and backward
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 import torch
 from common import hardware, table
 
 from lightbrain.core import get_device
 from lightbrain.data import get_batch, load_pubmedqa, pubmedqa_text
-from lightbrain.lm import lm_loss
 from lightbrain.model import GPT, GPTConfig, param_count
 from lightbrain.tokenizer import BPETokenizer, load_tokenizer
-from lightbrain.train import TrainConfig, precision, train
+from lightbrain.train import TrainConfig, lm_loss, precision, train
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048) -> float:

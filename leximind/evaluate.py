@@ -23,8 +23,8 @@ import torch
 from leximind.generate import generate_seq2seq
 from leximind.multitask import TASKS, MultiTaskT5, load_tasks
 from leximind.tokenizer import SentencePieceTokenizer
-from lightbrain.checkpoint import model_folder
 from lightbrain.core import dtype_policy, evaluating, get_device, model_device, progress_bar
+from lightbrain.model import model_folder
 
 # %% ../nbs/14_evaluation.ipynb #9989ed24
 def _batches(items: list, size: int):
@@ -118,7 +118,8 @@ def _f1(overlap: int, n_predicted: int, n_true: int) -> float:
 
 
 def rouge_n(prediction: str, reference: str, n: int) -> float:
-    "ROUGE-N F1 (0 to 1) by hand: clipped counts of the n-grams the two texts share."
+    """ROUGE-N F1 (0 to 1) by hand: clipped counts of the n-grams the two texts share. To teach: `rouge` scores with
+    the rouge-score package, which this matches."""
     if n < 1:
         raise ValueError(f"n-grams need n >= 1, got {n}")
     grams = lambda tokens: Counter(zip(*(tokens[i:] for i in range(n))))
@@ -127,7 +128,8 @@ def rouge_n(prediction: str, reference: str, n: int) -> float:
 
 
 def rouge_l(prediction: str, reference: str) -> float:
-    "ROUGE-L F1 (0 to 1) by hand: the longest common subsequence of the two token lists, by dynamic programming."
+    """ROUGE-L F1 (0 to 1) by hand: the longest common subsequence of the two token lists, by dynamic programming. To
+    teach: `rouge` scores with the rouge-score package, which this matches."""
     pred, ref = rouge_tokens(prediction), rouge_tokens(reference)
     row = [0] * (len(ref) + 1)  # row[j]: the longest common subsequence of the prediction so far and ref[:j]
     for p in pred:
@@ -172,7 +174,8 @@ def plot_confusion(metrics: dict, labels: list[str], title: str = "", ax=None):
 
 # %% ../nbs/14_evaluation.ipynb #060cd9b3
 def macro_f1(y_true: list[int], y_pred: list[int]) -> float:
-    "The mean F1 over the classes that occur in `y_true` or `y_pred`, by hand (= scikit-learn's macro average)."
+    """The mean F1 over the classes that occur in `y_true` or `y_pred`, by hand. To teach: `classification_metrics`
+    uses scikit-learn's macro average, which this matches."""
     if len(y_true) != len(y_pred) or not y_true:
         raise ValueError(f"need as many predictions as labels, at least one: got {len(y_pred)} and {len(y_true)}")
     classes = set(y_true) | set(y_pred)
@@ -272,13 +275,11 @@ def checkpoint_report(
     say otherwise."""
     ckpt = model_folder(checkpoint)  # a folder, or a hub model
     model, tokenizer = MultiTaskT5.load(ckpt).to(get_device()), SentencePieceTokenizer.load(ckpt)
-    run = (
-        json.loads((ckpt / "run.json").read_text())
-        if (ckpt / "run.json").is_file()
-        else {"quick": False, "sources": {}}
-    )
+    run = {"mode": "full", "sources": {}}  # a checkpoint without run.json (not trained here): the hub's data
+    if (ckpt / "run.json").is_file():
+        run = json.loads((ckpt / "run.json").read_text())
     sources = run["sources"] | {k: v for k, v in sources.items() if v}
-    tasks = load_tasks(run["quick"], **sources)
+    tasks = load_tasks(run["mode"], **sources)
     report = {"checkpoint": str(ckpt), "sources": sources} | evaluate_leximind(
         model, tokenizer, tasks, limit=limit, num_beams=num_beams
     )

@@ -25,9 +25,8 @@ def _constrain(
     n = no_repeat_ngram_size
     if n > 0 and sequences.shape[1] + 1 >= n:
         for row, seq in enumerate(sequences.tolist()):
-            prefix = tuple(
-                seq[len(seq) - n + 1 :]
-            )  # the last n-1 tokens: a token that follows them in an earlier n-gram is banned
+            # the last n-1 tokens: a token that follows them in an earlier n-gram is banned
+            prefix = tuple(seq[len(seq) - n + 1 :])
             banned = [seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i : i + n - 1]) == prefix]
             if banned:
                 scores[row, banned] = float("-inf")
@@ -106,9 +105,8 @@ def _beam_search(
         encoder_out.repeat_interleave(num_beams, 0),
         attention_mask.repeat_interleave(num_beams, 0),
     )
-    running = torch.full(
-        (B, num_beams, max_len), c.eos_id, dtype=torch.long, device=dev
-    )  # after the end: eos, as Hugging Face fills
+    # after the end: eos, as Hugging Face fills
+    running = torch.full((B, num_beams, max_len), c.eos_id, dtype=torch.long, device=dev)
     running[:, :, 0] = c.pad_id  # the start token
     running_scores = torch.full((B, num_beams), NEG, device=dev)
     running_scores[:, 0] = 0.0  # one live beam to begin with

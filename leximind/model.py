@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightbrain.attention import KVBuffer, MultiHeadAttention
-from lightbrain.checkpoint import Checkpointable, model_folder
+from lightbrain.model import IGNORE_INDEX, Checkpointable, model_folder
 from lightbrain.norm import RMSNorm
 
 # %% ../nbs/11_encoder_decoder.ipynb #09806121
@@ -219,7 +219,7 @@ def shift_right(labels: torch.Tensor, start_id: int = 0) -> torch.Tensor:
     id 0)."""
     shifted = torch.full_like(labels, start_id)
     shifted[:, 1:] = labels[:, :-1]
-    return shifted.masked_fill(shifted == -100, 0)
+    return shifted.masked_fill(shifted == IGNORE_INDEX, 0)
 
 
 class T5(Checkpointable, nn.Module):
@@ -326,7 +326,7 @@ class T5(Checkpointable, nn.Module):
         loss = (
             None
             if labels is None
-            else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+            else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
         )
         return logits, loss
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
-from lightbrain.checkpoint import model_folder
 from lightbrain.core import write_atomic
+from lightbrain.model import model_folder
 from lightbrain.tokenizer import valid_unicode
 
 # %% ../nbs/10_sentencepiece.ipynb #2d646561
@@ -53,7 +53,8 @@ def viterbi_segment(
     scores: dict[str, float],  # piece -> log-probability, as in the SentencePiece model
     unk_score: float,  # the score of a single character that is in no piece
 ) -> list[str]:
-    "The likeliest split of `text` into pieces under a unigram model: Viterbi over character positions."
+    """The likeliest split of `text` into pieces under a unigram model: Viterbi over character positions. To teach:
+    `SentencePieceTokenizer` encodes with the sentencepiece library, which this matches."""
     if not scores:
         raise ValueError("no pieces to split into: `scores` is empty")
     best = [0.0] + [-math.inf] * len(text)  # best[end]: log-probability of the best split of text[:end]
@@ -117,9 +118,8 @@ class SentencePieceTokenizer:
     def encode(self, text: str, add_eos: bool = True) -> list[int]:
         "Token ids of `text` (special tokens written in it become their ids), followed by end-of-sequence."
         ids = []
-        for i, part in enumerate(
-            self._split.split(valid_unicode(text))
-        ):  # chapter 01: lone surrogates become �  # odd parts are special tokens
+        # chapter 01: lone surrogates become �; the split's odd parts are the special tokens
+        for i, part in enumerate(self._split.split(valid_unicode(text))):
             if i % 2:
                 ids.append(self.specials[part])
             elif part:

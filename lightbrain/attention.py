@@ -162,8 +162,7 @@ class MultiHeadAttention(nn.Module):
         self,
         x: torch.Tensor,  # (B, L, d_model): the queries' positions
         context: torch.Tensor | None = None,  # (B, S, kv_dim): cross-attention's keys and values come from it
-        mask: torch.Tensor
-        | None = None,  # boolean (True = may attend) or additive, broadcastable to (B, n_heads, L, S)
+        mask: torch.Tensor | None = None,  # boolean (True = may attend) or additive; broadcasts to (B, n_heads, L, S)
         is_causal: bool = False,  # causal self-attention (aligned to the end when there is a cache)
         position_bias: torch.Tensor | None = None,  # additive (B or 1, n_heads, L, S), e.g. T5's relative bias
         past_kv: KVBuffer | tuple | None = None,  # self-attention: a KVBuffer to fill; cross: the (k, v) it returned

@@ -24,7 +24,7 @@ import tiktoken
 import torch
 
 import lightbrain
-from lightbrain.core import hub_online, lazy_import, write_atomic
+from lightbrain.core import check_mode, hub_online, lazy_import, write_atomic
 from lightbrain.tokenizer import save_tokenizer
 
 datasets = lazy_import("datasets")  # a second to import: loaded when first used (chapter 00)
@@ -365,10 +365,10 @@ def pubmedqa_text(example: dict) -> str:
     return f"Question: {question}\nContext: {contexts}\nAnswer: {answer}"
 
 
-def pubmedqa_corpus(full: bool) -> "datasets.DatasetDict":
+def pubmedqa_corpus(mode: str) -> "datasets.DatasetDict":
     """PubMedQA for a language model. Full mode with the hub: train on pqa_artificial + pqa_unlabeled, validate and
     test on the expert-labelled items; otherwise the course's slice (or `$LIGHTBRAIN_DATA`'s copy)."""
-
+    full = check_mode(mode) == "full"
     if full and local_copy("pubmedqa"):
         print("PubMedQA: full mode from local files, so only the items they hold, split three ways")
         return load_pubmedqa(None)

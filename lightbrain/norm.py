@@ -28,9 +28,8 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()
-        var, mean = torch.var_mean(
-            x32, dim=-1, correction=0, keepdim=True
-        )  # biased variance (divide by d), as in PyTorch
+        # the biased variance (divide by d), as in PyTorch
+        var, mean = torch.var_mean(x32, dim=-1, correction=0, keepdim=True)
         y = (x32 - mean) * torch.rsqrt(var + self.eps) * self.weight
         if self.bias is not None:
             y = y + self.bias

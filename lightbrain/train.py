@@ -6,32 +6,44 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/training.html.md
 
 # %% auto #0
 __all__ = ['MAX_OVERFLOWS', 'TrainConfig', 'cross_entropy', 'param_groups', 'make_optimizer', 'adamw_step', 'lr_at', 'precision',
-           'step_seed', 'distributed_setup', 'evaluate', 'train', 'plot_log']
+           'step_seed', 'save_checkpoint', 'load_checkpoint', 'distributed_setup', 'evaluate', 'train', 'lm_batches',
+           'lm_loss', 'check_lm_setup', 'plot_log', 'evaluate_lm']
 
 # %% ../nbs/06_training.ipynb #7d296675
 import csv
 import math
 import os
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from lightbrain.checkpoint import load_checkpoint, save_checkpoint
-from lightbrain.core import DtypePolicy, dtype_policy, evaluating, get_device, progress_bar, write_atomic
+from lightbrain.core import (
+    DtypePolicy,
+    dtype_policy,
+    evaluating,
+    get_device,
+    model_device,
+    progress_bar,
+    write_atomic,
+)
+from lightbrain.data import get_batch, iter_batches, load_meta, load_tokens
+from lightbrain.model import GPT, IGNORE_INDEX, GPTConfig, load_weights, save_model
 
 # %% ../nbs/06_training.ipynb #107987a5
 @dataclass
 class TrainConfig:
-    """Everything about a training run except the model and the data. Presets: `TrainConfig.quick()`,
-    `TrainConfig.lightbrain()`."""
+    """Everything about a training run except the model and the data. `TrainConfig.tiny()` gives settings for a run
+    of seconds on a CPU; each project's settings per mode are its `PRESETS` (chapters 08 and 13)."""
 
     batch_size: int = 32  # sequences per micro-batch (per GPU): `train` asks the batch source for this many
     grad_accum: int = 1  # micro-batches per optimizer step: the step sees batch_size * grad_accum sequences (per GPU)
@@ -71,46 +83,19 @@ class TrainConfig:
             raise ValueError(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
 
     @classmethod
-    def quick(cls, **kw):
-        "Seconds on a CPU: small batches, 600 steps."
-        return cls(
-            **{
-                "batch_size": 16,
-                "max_steps": 600,
-                "lr": 3e-3,
-                "min_lr": 3e-4,
-                "warmup_steps": 50,
-                "eval_interval": 100,
-                "eval_iters": 10,
-                "weight_decay": 0.1,
-                **kw,
-            }
-        )
-
-    @classmethod
-    def lightbrain(cls, **kw):
-        "LightBrain-Tiny on PubMedQA on one GPU: 32 x 128 tokens x 4 accumulation steps, 5,000 steps."
-        return cls(
-            **{
-                "batch_size": 32,
-                "grad_accum": 4,
-                "max_steps": 5000,
-                "lr": 1e-3,
-                "min_lr": 1e-4,
-                "warmup_steps": 200,
-                "eval_interval": 250,
-                "eval_iters": 40,
-                **kw,
-            }
-        )
+    def tiny(cls, **kw):
+        "Seconds on a CPU (this chapter's runs, the tests): small batches, 600 steps."
+        small = dict(batch_size=16, max_steps=600, lr=3e-3, min_lr=3e-4, warmup_steps=50, eval_iters=10)
+        return cls(**small | {"eval_interval": 100} | kw)
 
 # %% ../nbs/06_training.ipynb #9c607e46
 def cross_entropy(
     logits: torch.Tensor,  # (..., vocab): one score per vocabulary entry
     targets: torch.Tensor,  # (...): the true token ids; positions equal to ignore_index do not count
-    ignore_index: int = -100,
+    ignore_index: int = IGNORE_INDEX,
 ) -> torch.Tensor:
-    "Mean of -log softmax(logits)[target] over the counted positions, with the log-sum-exp trick (= F.cross_entropy)."
+    """Mean of -log softmax(logits)[target] over the counted positions, with the log-sum-exp trick. To teach: the
+    models call `F.cross_entropy`, which this matches."""
     logits, targets = logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1)
     keep = targets != ignore_index
     logits, targets = logits[keep], targets[keep]
@@ -150,7 +135,7 @@ def adamw_step(
     eps: float = 1e-8,
     weight_decay: float = 0.01,
 ):
-    "One AdamW update of `param`, written out (= torch.optim.AdamW)."
+    "One AdamW update of `param`, written out. To teach: training uses `torch.optim.AdamW`, which this matches."
     if step < 1:
         raise ValueError(f"step counts from 1 (the bias correction divides by 1 - beta ** step), got {step}")
     beta1, beta2 = betas
@@ -187,6 +172,53 @@ def precision(dtype: str, device: torch.device) -> DtypePolicy:
 def step_seed(seed: int, rank: int, step: int) -> int:
     "The seed of training step `step` on process `rank`: its batches and its dropout are drawn from it."
     return (seed * 1_000_003 + rank * 10_007 + step) % 2**62
+
+# %% ../nbs/06_training.ipynb #63635919
+def _unwrap(model: nn.Module) -> nn.Module:
+    "The model inside DistributedDataParallel and torch.compile wrappers."
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer, scaler, step: int, best: float, on_save: Callable | None = None
+):
+    """Write a checkpoint folder atomically: model files, trainer.pt (optimizer, scaler, step, best), and
+    `on_save`'s files."""
+    path = Path(path)
+    tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if path.exists():  # then an `old` is left over from a save killed just before its last line: not needed
+        shutil.rmtree(old, ignore_errors=True)
+    save_model(_unwrap(model), tmp)
+    torch.save(
+        {"step": step, "best": best, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
+        tmp / "trainer.pt",
+    )
+    if on_save:
+        on_save(tmp)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer, scaler) -> tuple[int, float]:
+    "Restore model, optimizer and scaler from a checkpoint folder; return (step, best validation loss)."
+    path = Path(path)
+    if not path.exists() and path.with_name(path.name + ".old").exists():
+        path = path.with_name(path.name + ".old")  # a crash mid-swap
+    if not (path / "trainer.pt").is_file():
+        raise FileNotFoundError(f"nothing to resume: {path} holds no checkpoint")
+    load_weights(_unwrap(model), path)
+    state = torch.load(path / "trainer.pt", weights_only=True)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"{path}: the optimizer state does not fit this model ({e})") from None
+    scaler.load_state_dict(state["scaler"])
+    return state["step"], state["best"]
 
 # %% ../nbs/06_training.ipynb #75e053ab
 def distributed_setup(device) -> tuple[int, int, torch.device]:
@@ -462,6 +494,36 @@ def train(
         log.close()
     return log.rows
 
+# %% ../nbs/06_training.ipynb #5ba65003
+def lm_batches(data_dir: str | Path, context_length: int, device) -> Callable:
+    """A batch source over chapter 02's token files: `batch_size` random windows (x, y) of `context_length` tokens
+    from a split."""
+    tokens = {split: load_tokens(data_dir, split) for split in ("train", "val")}
+    return lambda split, batch_size, generator: get_batch(tokens[split], batch_size, context_length, device, generator)
+
+
+def lm_loss(model: nn.Module, batch) -> torch.Tensor:
+    "The GPT's next-token cross-entropy on a batch (x, y)."
+    x, y = batch
+    return model(x, labels=y)[1]
+
+
+def check_lm_setup(model_config: GPTConfig, data_dir: str | Path):
+    "Raise a clear error if the prepared data cannot train this model (vocabulary, size of the splits)."
+    meta = load_meta(data_dir)
+    vocab = meta["tokenizer"]["vocab_size"]
+    if vocab > model_config.vocab_size:
+        raise ValueError(
+            f"{data_dir} was prepared with a {vocab:,}-token vocabulary ({meta['tokenizer']['name']}) but the "
+            f"model has only {model_config.vocab_size:,} token embeddings: set vocab_size >= {vocab}"
+        )
+    for split in ("train", "val"):
+        if meta["splits"][split]["tokens"] <= model_config.context_length:
+            raise ValueError(
+                f"the {split} split of {data_dir} has {meta['splits'][split]['tokens']} tokens, too few for "
+                f"windows of {model_config.context_length}: lower context_length"
+            )
+
 # %% ../nbs/06_training.ipynb #efbde031
 def plot_log(rows: list[dict] | str | Path, title: str = ""):
     "Training and validation loss against step, with the learning rate on a second axis, from log rows or a log.csv."
@@ -481,3 +543,24 @@ def plot_log(rows: list[dict] | str | Path, title: str = ""):
     lr_ax.set_ylabel("learning rate", color="gray")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/06_training.ipynb #feb9d782
+def evaluate_lm(
+    model: GPT,
+    data_dir: str | Path,
+    split: str = "val",
+    batch_size: int = 16,
+    device=None,
+    progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
+    max_batches: int | None = None,  # score only this many batches (None: the whole split)
+) -> tuple[float, int]:
+    """Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of
+    tokens scored."""
+    device = device or model_device(model)
+    tokens, total, n = load_tokens(data_dir, split), 0.0, 0
+    with evaluating(model), dtype_policy(device).autocast():  # the device's precision, as in training
+        batches = iter_batches(tokens, batch_size, model.config.context_length, device)
+        batches = progress_bar(batches, progress, desc=f"evaluating {split}", unit=" batches")
+        for x, y in islice(batches, max_batches):
+            total, n = total + model(x, labels=y)[1].item() * y.numel(), n + y.numel()
+    return total / n, n

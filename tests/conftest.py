@@ -46,3 +46,16 @@ def torchrun(*args: str, timeout: int) -> subprocess.CompletedProcess:
         if res.returncode == 0 or GLOO_TEARDOWN_ABORT not in res.stderr:
             break
     return res
+
+
+@pytest.fixture(scope="session")
+def leximind_quick():
+    "Quick mode's tasks, tokenizer, batches and an untrained multi-task T5: (tasks, tokenizer, data, model)."
+    from leximind.model import T5
+    from leximind.multitask import MultiTaskBatches, MultiTaskT5, load_tasks, quick_setup
+    from lightbrain.core import seed_everything
+
+    tasks = load_tasks("quick")
+    seed_everything(0)
+    tokenizer, backbone_config = quick_setup(tasks)
+    return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 256, 48), MultiTaskT5(T5(backbone_config))

@@ -18,7 +18,7 @@ from lightbrain.train import TrainConfig, train
 
 out = sys.argv[1]
 with contextlib.redirect_stdout(io.StringIO()):
-    tasks = load_tasks(builtin=True)
+    tasks = load_tasks("quick")
 texts = [TASKS[t].prefix + x for t in ("emotion", "topic") for x in tasks[t]["train"]["text"][:1000]]
 texts += tasks["summarize"]["train"]["article"][:100]
 tokenizer = SentencePieceTokenizer(train_sentencepiece(texts, 500))  # small and quick: this test is about DDP

@@ -6,14 +6,13 @@ import sys
 
 import torch
 
-from lightbrain.lm import lm_batches, lm_loss
 from lightbrain.model import GPT, GPTConfig
-from lightbrain.train import TrainConfig, train
+from lightbrain.train import TrainConfig, lm_batches, lm_loss, train
 
 out, data = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
 model = GPT(GPTConfig.tiny(vocab_size=300, context_length=32))
-config = TrainConfig.quick(
+config = TrainConfig.tiny(
     batch_size=4,
     grad_accum=2,
     max_steps=6,

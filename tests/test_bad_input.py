@@ -13,11 +13,10 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from leximind.cli import analyze_command
-from leximind.data import load_ag_news, load_cnn_dailymail, load_emotion
+from leximind.app import analyze_command
 from leximind.generate import generate_seq2seq
 from leximind.model import T5, T5Config
-from leximind.multitask import TASKS, MultiTaskT5, run_files
+from leximind.multitask import TASKS, MultiTaskT5, load_ag_news, load_cnn_dailymail, load_emotion, run_files
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.cli import evaluate_command, generate_command, train_command
 from lightbrain.core import get_device, progress_bar
@@ -96,7 +95,7 @@ def test_a_bad_file_is_one_line_when_it_is_the_first_use_of_datasets(tmp_path):
     loaded: it imports a second copy of the module, so `datasets`' own error escaped as a traceback in a fresh process
     (a command line's first read), though it was caught in a test session that had loaded `datasets` earlier."""
     bad = _write(tmp_path, "cut.jsonl", json.dumps({"text": "a tweet", "label": 1}) + '\n{"text": "half a li')
-    code = f"from leximind.data import load_emotion\nload_emotion({bad!r})"
+    code = f"from leximind.multitask import load_emotion\nload_emotion({bad!r})"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1].startswith(
         f"ValueError: {bad} could not be read"
@@ -336,8 +335,7 @@ def test_run_json_records_local_data_by_absolute_path(lexi_checkpoint, tmp_path,
     "Catches relative data paths in run.json, which made leximind-evaluate fail from another folder (issue 17)."
     monkeypatch.chdir(tmp_path)
     (tmp_path / "emotion.jsonl").write_text("")
-    run_files(
-        SentencePieceTokenizer.load(lexi_checkpoint), True, {"emotion": "emotion.jsonl", "ag_news": None}, TrainConfig()
-    )(tmp_path)
+    sources = {"emotion": "emotion.jsonl", "ag_news": None}
+    run_files(SentencePieceTokenizer.load(lexi_checkpoint), "quick", sources, TrainConfig())(tmp_path)
     sources = json.loads((tmp_path / "run.json").read_text())["sources"]
     assert sources == {"emotion": str((tmp_path / "emotion.jsonl").resolve()), "ag_news": None}

@@ -1,6 +1,6 @@
-"""lightbrain.checkpoint: any of the course's models (and a plain nn.Module) saved and loaded, checked against
-safetensors' own reader and the state dict; unknown config fields refused for every model; training state for any
-model."""
+"""Saving and loading (lightbrain.model) and a training run's checkpoints (lightbrain.train): any of the course's
+models (and a plain nn.Module) saved and loaded, checked against safetensors' own reader and the state dict; unknown
+config fields refused for every model; training state for any model."""
 
 import json
 
@@ -11,8 +11,8 @@ from torch import nn
 
 from leximind.model import T5, T5Config
 from leximind.multitask import MultiTaskT5
-from lightbrain.checkpoint import load_checkpoint, load_weights, read_config, save_checkpoint, save_model
-from lightbrain.model import GPT, GPTConfig
+from lightbrain.model import GPT, GPTConfig, load_weights, read_config, save_model
+from lightbrain.train import load_checkpoint, save_checkpoint
 
 
 def models():

@@ -1,4 +1,4 @@
-"""lightbrain.cli and leximind.cli: the shared parser and error wrapper (against argparse's own behaviour and the config
+"""lightbrain.cli and leximind.app: the shared parser and error wrapper (against argparse's own behaviour and the config
 dataclasses), and every LightBrain command run as a user would, in a subprocess."""
 
 import csv
@@ -20,7 +20,7 @@ import yaml
 
 import lightbrain
 from conftest import ROOT
-from lightbrain.cli import PRESETS, command, command_parser, config_values, parse_value, train_command
+from lightbrain.cli import PRESETS, command, command_parser, config_from_args, parse_value, train_command
 from lightbrain.data import course_data, load_meta, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer, save_tokenizer
@@ -74,15 +74,15 @@ def test_options_and_yaml_become_typed_config_values(tmp_path):
     args = parser.parse_args(
         ["--config", str(tmp_path / "c.yaml"), "--lr", "1e-3", "--compile", "yes", "--decay-steps", "none"]
     )
-    assert config_values(args, tuple(PRESETS)) == {"lr": 1e-3, "n_layers": 3, "decay_steps": None, "compile": True}
+    assert config_from_args(args, tuple(PRESETS)) == {"lr": 1e-3, "n_layers": 3, "decay_steps": None, "compile": True}
     assert parse_value("false", bool) is False and parse_value("3", int | None) == 3
     with pytest.raises(ValueError):
         parse_value("maybe", bool)
     (tmp_path / "bad.yaml").write_text("n_layer: 3\n")  # GPT-2's name for n_layers
     with pytest.raises(ValueError, match="unknown fields"):
-        config_values(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
+        config_from_args(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
     (tmp_path / "text.yaml").write_text("lr: 1e-3\nbatch_size: '4'\n")  # YAML reads 1e-3 (no dot) as a string
-    assert config_values(parser.parse_args(["--config", str(tmp_path / "text.yaml")]), tuple(PRESETS)) == {
+    assert config_from_args(parser.parse_args(["--config", str(tmp_path / "text.yaml")]), tuple(PRESETS)) == {
         "lr": 1e-3,
         "batch_size": 4,
     }
@@ -94,9 +94,9 @@ def test_options_and_yaml_become_typed_config_values(tmp_path):
     ]:
         (tmp_path / "bad.yaml").write_text(bad + "\n")
         with pytest.raises(ValueError, match=re.escape(message)):
-            config_values(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
+            config_from_args(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
     with pytest.raises(ValueError, match="set by the command's --out"):  # the option too: it crashed with a TypeError
-        config_values(parser.parse_args(["--ckpt-dir", "elsewhere"]), tuple(PRESETS))
+        config_from_args(parser.parse_args(["--ckpt-dir", "elsewhere"]), tuple(PRESETS))
 
 
 def test_prepare_command(data_dir, tmp_path):
@@ -234,9 +234,9 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
         ("lightbrain.cli", "train_command", "lightbrain-train"),
         ("lightbrain.cli", "evaluate_command", "lightbrain-evaluate"),
         ("lightbrain.cli", "generate_command", "lightbrain-generate"),
-        ("leximind.cli", "train_command", "leximind-train"),
-        ("leximind.cli", "evaluate_command", "leximind-evaluate"),
-        ("leximind.cli", "analyze_command", "leximind"),
+        ("leximind.app", "train_command", "leximind-train"),
+        ("leximind.app", "evaluate_command", "leximind-evaluate"),
+        ("leximind.app", "analyze_command", "leximind"),
     ],
 )
 def test_every_command_has_version(module, function, prog):
@@ -257,7 +257,7 @@ def run_lexi(module, function, *args, cwd):
 def test_leximind_commands(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     train = ["--quick", "--out", str(out), "--eval-interval", "20", "--tensorboard", "false", "--progress", "false"]
-    code = "import sys; from leximind.cli import train_command; train_command(sys.argv[1:])"
+    code = "import sys; from leximind.app import train_command; train_command(sys.argv[1:])"
     # Ctrl-C a few steps in (issue 17): a checkpoint of the steps done, one line, exit code 130; then resume to 20
     interrupted = subprocess.Popen(
         [sys.executable, "-c", code, *train, "--max-steps", "1000", "--log-interval", "1"],
@@ -277,7 +277,7 @@ def test_leximind_commands(tmp_path, capsys, monkeypatch):
         "continues"
     ), err[-2000:]
     trained = run_lexi(
-        "leximind.cli", "train_command", *train, "--max-steps", "20", "--log-interval", "1", "--resume", cwd=tmp_path
+        "leximind.app", "train_command", *train, "--max-steps", "20", "--log-interval", "1", "--resume", cwd=tmp_path
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
     with open(out / "log.csv", newline="") as f:
@@ -285,7 +285,7 @@ def test_leximind_commands(tmp_path, capsys, monkeypatch):
     assert {"model.safetensors", "spiece.model", "run.json", "trainer.pt"} <= {p.name for p in (out / "best").iterdir()}
     report_file = tmp_path / "report.json"
     evaluated = run_lexi(
-        "leximind.cli",
+        "leximind.app",
         "evaluate_command",
         "--checkpoint",
         str(out / "best"),
@@ -312,7 +312,7 @@ def test_leximind_commands(tmp_path, capsys, monkeypatch):
     (tmp_path / "article.txt").write_text(
         "Maria Walker, a 34-year-old nurse from Leeds, won the city marathon on Sunday."
     )
-    from leximind.cli import analyze_command, evaluate_command  # in this process: no subprocess start-up time
+    from leximind.app import analyze_command, evaluate_command  # in this process: no subprocess start-up time
 
     for source in (["i feel so relaxed after work today"], ["--file", str(tmp_path / "article.txt")]):
         analyze_command(["--checkpoint", str(out / "best"), "--json", *source])
@@ -321,7 +321,7 @@ def test_leximind_commands(tmp_path, capsys, monkeypatch):
     analyze_command(["--checkpoint", str(out / "best"), "--json", "--task", "emotion", "-"])
     assert set(json.loads(capsys.readouterr().out)) == {"emotion", "notes"}
     piped = subprocess.run(  # a real pipe and nothing on the command line: the text comes from it (issue 17)
-        [sys.executable, "-c", "import sys; from leximind.cli import analyze_command; analyze_command(sys.argv[1:])"]
+        [sys.executable, "-c", "import sys; from leximind.app import analyze_command; analyze_command(sys.argv[1:])"]
         + ["--checkpoint", str(out / "best"), "--json", "--task", "emotion"],
         input="i feel so relaxed after work today",
         capture_output=True,
@@ -358,7 +358,7 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
         csv.writer(f).writerows([[ex["label"] + 1, *ex["text"].split(" ", 1)] for ex in ag])
     out = tmp_path / "run"
     trained = run_lexi(
-        "leximind.cli",
+        "leximind.app",
         "train_command",
         "--quick",
         "--ag-news",
@@ -385,7 +385,7 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
 def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
     """Catches `leximind-evaluate --out PATH` checking PATH only after the whole evaluation, losing its results to a
     traceback (issue 17): a bad path is refused first, even before a missing checkpoint is noticed."""
-    from leximind.cli import evaluate_command
+    from leximind.app import evaluate_command
     from lightbrain.cli import writable_file
 
     (tmp_path / "afile").write_text("x")

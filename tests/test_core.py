@@ -7,7 +7,16 @@ import threading
 import pytest
 import torch
 
-from lightbrain.core import DtypePolicy, dtype_policy, get_device, get_mode, hub_online, seed_everything, write_atomic
+from lightbrain.core import (
+    DtypePolicy,
+    check_mode,
+    dtype_policy,
+    get_device,
+    get_mode,
+    hub_online,
+    seed_everything,
+    write_atomic,
+)
 
 
 @pytest.mark.parametrize("device", ["cpu", "mps", torch.device("cpu")])
@@ -63,6 +72,18 @@ def test_mode(monkeypatch):
     monkeypatch.setenv("LIGHTBRAIN_MODE", "turbo")
     with pytest.raises(ValueError, match="not a mode"):
         get_mode()
+
+
+def test_a_mode_argument_must_be_quick_or_full():
+    "Catches a typo passing as a mode: `mode == 'quick'` alone would run 'Quick' or True as full mode."
+    from leximind.multitask import load_tasks
+    from lightbrain.data import pubmedqa_corpus
+
+    assert [check_mode(m) for m in ("quick", "full")] == ["quick", "full"]
+    for bad in ("Quick", "fast", True):
+        for call in (check_mode, pubmedqa_corpus, load_tasks):
+            with pytest.raises(ValueError, match="must be 'quick' or 'full'"):
+                call(bad)
 
 
 def test_device(monkeypatch):

@@ -229,8 +229,9 @@ def _exported_names() -> dict[tuple[str, str], int]:
     return where
 
 
-def test_no_chapter_imports_a_later_chapter():
-    "A learner reads in order: a chapter may use what earlier chapters built, never what a later one builds."
+def test_no_chapter_imports_its_own_or_a_later_chapters_names():
+    """A learner reads in order: a chapter may use what earlier chapters built, never what a later one builds, nor
+    import from the package what it writes itself (a name it uses before writing it)."""
     where, late = _exported_names(), []
     for nb in CHAPTERS:
         for cell in cells(nb):
@@ -238,9 +239,16 @@ def test_no_chapter_imports_a_later_chapter():
                 r"^from ((?:lightbrain|leximind)\.\w+) import (\([^)]*\)|[^\n]+)", "".join(cell["source"]), re.M
             ):
                 for name in re.findall(r"\w+", names):
-                    if where.get((module, name), 0) > int(nb.name[:2]):
+                    if where.get((module, name), 0) >= int(nb.name[:2]):
                         late.append(f"{nb.name} imports {module}.{name} from chapter {where[(module, name)]:02d}")
     assert where and not late, late
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_one_module_per_chapter(nb):
+    "Catches a chapter exporting cells to a second module by name (`#| exports lightbrain.other`): one module each."
+    named = [c["source"][0] for c in cells(nb) if c["source"] and re.match(r"#\|\s*exports?\s+\S", c["source"][0])]
+    assert not named, f"{nb.name}: {named}"
 
 
 def _assigned(source: str) -> set[str]:

@@ -15,7 +15,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 
 import lightbrain.data as data_module
 from conftest import shared
-from leximind.data import AG_NEWS_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
+from leximind.multitask import AG_NEWS_LABELS, load_ag_news, load_cnn_dailymail, load_emotion
 from lightbrain.data import (
     COURSE_DATA,
     SPLITS,
@@ -154,11 +154,11 @@ def test_pubmedqa_corpus_full_mode(monkeypatch):
     monkeypatch.setattr(
         data_module.datasets, "load_dataset", lambda hub, config: DatasetDict({"train": configs[config]})
     )
-    corpus = pubmedqa_corpus(full=True)
+    corpus = pubmedqa_corpus("full")
     assert_disjoint(corpus, "question", "PubMedQA full mode")
     assert len(corpus["validation"]) + len(corpus["test"]) == 1000  # every labelled item is held out
     monkeypatch.setattr(data_module, "hub_online", lambda: False)
-    assert_disjoint(pubmedqa_corpus(full=True), "question", "PubMedQA full mode, offline")
+    assert_disjoint(pubmedqa_corpus("full"), "question", "PubMedQA full mode, offline")
 
 
 def test_split_by_text_is_deterministic_and_keeps_copies_together():

@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, T5ForConditionalGeneration
 from transformers import logging as hf_logging
 
+from leximind.app import LexiMind
 from leximind.generate import generate_seq2seq
 from leximind.model import T5
 from leximind.multitask import TASKS, MultiTaskT5, full_setup
-from leximind.pipeline import LexiMind
 from leximind.tokenizer import train_sentencepiece
 from lightbrain.data import course_data
 

@@ -1,19 +1,18 @@
-"""leximind.multitask end to end (with leximind.evaluate's metrics and leximind.pipeline's app): multi-task training
-improves every task, a from-scratch model beats the majority baseline on the real emotion test split, batches of mixed
-lengths, ROUGE and classification metrics on hand-checked cases, the app, DDP, and bad input. The command lines:
-test_cli.py."""
+"""leximind.multitask end to end: multi-task training improves every task, a from-scratch model beats the majority
+baseline on the real emotion test split, batches of mixed lengths, tasks as data, saving, DDP, the shared checkpoint of
+chapters 13-15, and bad input. The metrics: test_leximind_evaluate.py; the app: test_leximind_app.py; the command
+lines: test_cli.py."""
 
 import math
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import torchrun
-from leximind.data import load_cnn_dailymail, load_emotion
-from leximind.evaluate import bootstrap_ci, classification_metrics, classify, lead, macro_f1, rouge, rouge_l, rouge_n
+from leximind.app import LexiMind
+from leximind.evaluate import classify
 from leximind.model import T5, T5Config
 from leximind.multitask import (
     TASKS,
@@ -21,13 +20,12 @@ from leximind.multitask import (
     MultiTaskT5,
     Task,
     count_tokens,
+    load_emotion,
     load_tasks,
     multitask_loss,
-    quick_setup,
     task_metrics,
     task_probabilities,
 )
-from leximind.pipeline import LexiMind
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
 from lightbrain.train import TrainConfig, train
@@ -35,16 +33,8 @@ from lightbrain.train import TrainConfig, train
 QUIET = dict(tensorboard=False, progress=False)
 
 
-@pytest.fixture(scope="module")
-def quick():
-    tasks = load_tasks(builtin=True)
-    seed_everything(0)
-    tokenizer, backbone_config = quick_setup(tasks)
-    return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 256, 48), MultiTaskT5(T5(backbone_config))
-
-
-def test_training_improves_every_task(quick):
-    tasks, tokenizer, data, model = quick
+def test_training_improves_every_task(leximind_quick):
+    tasks, tokenizer, data, model = leximind_quick
     before = task_metrics(model, data)
     train(
         model,
@@ -91,8 +81,8 @@ def test_real_emotion_from_scratch_beats_majority():
     assert accuracy > majority + 0.1, (accuracy, majority)
 
 
-def test_mixed_lengths_in_a_batch(quick):
-    tasks, tokenizer, data, model = quick
+def test_mixed_lengths_in_a_batch(leximind_quick):
+    tasks, tokenizer, data, model = leximind_quick
     texts = [
         "i feel so relaxed",
         "Oil prices rise sharply Reuters - Oil prices rose sharply on Monday, officials said. " * 3,
@@ -117,60 +107,24 @@ def test_task_probabilities():
         task_probabilities({"a": 1}, 2.0, cap=0)
 
 
-def test_rouge_and_classification_metrics_by_hand():
-    r = rouge(["the cat sat"], ["the cat sat on the mat"])  # unigram precision 3/3, recall 3/6
-    assert math.isclose(r["rouge1"], 100 * 2 * 0.5 / 1.5) and math.isclose(r["rouge2"], 100 * 2 * 1 * 0.4 / 1.4)
-    assert rouge(["One. Two!"], ["One.\nTwo!"])["rougeLsum"] == 100.0  # sentences are split for ROUGE-Lsum
-    with pytest.raises(ValueError):
-        rouge([], [])
-    m = classification_metrics([0, 0, 1, 2], [0, 1, 1, 1], ["a", "b", "c"])
-    assert m["accuracy"] == 0.5 and m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
-    assert math.isclose(m["macro_f1"], (2 / 3 + 0.5 + 0) / 3) and m["per_class"]["b"]["support"] == 1
-
-
-def test_app_bad_input_and_truncation(quick):
-    tasks, tokenizer, data, model = quick
-    app = LexiMind(model, tokenizer, "cpu", max_new_tokens=8)
-    for bad in ("", "   ", [], ["ok", ""]):
-        with pytest.raises(ValueError, match="analyze"):
-            app.analyze(bad)
-    with warnings.catch_warnings(record=True) as caught:  # no warning: the result's notes say it (issue 17)
-        warnings.simplefilter("always")
-        result = app.analyze("word " * 1000)
-    assert not caught and result["notes"][0].startswith("the text was cut: LexiMind reads 256 tokens and this one has")
-    assert app.analyze("word " * 200)["notes"] == []  # 200 words: under 256 tokens with the prefix, not cut
-    short = app.analyze("a sentence of six words here")  # a summary would be invented, not shortened
-    assert short["summary"] is None and short["notes"] == [
-        "no summary: the text is too short to summarize (6 of at least 30 words)"
-    ]
-    assert app.analyze("a sentence of six words here", tasks=["topic"])["notes"] == []  # no summary asked
-    with pytest.raises(ValueError, match="half of a UTF-16 pair"):
-        app.analyze("caf\udce9")  # a lone surrogate: how Python reads a byte that is not UTF-8
-    assert set(result) == {"summary", "emotion", "topic", "notes"} and math.isclose(
-        sum(result["topic"]["probabilities"].values()), 1, abs_tol=1e-3
-    )
-    with pytest.raises(FileNotFoundError):
-        LexiMind.load("no/such/checkpoint")
-
-
-def test_tasks_are_data(quick):
+def test_tasks_are_data(leximind_quick):
     """Catches a task record that contradicts its data (columns, label names), an unknown data source accepted
     silently, and a batch source that ignores the batch size the training loop asks for."""
-    tasks, tokenizer, data, model = quick
+    tasks, tokenizer, data, model = leximind_quick
     for name, task in TASKS.items():
         train_split = tasks[name]["train"]
         assert {task.source, task.target} <= set(train_split.column_names)
         if task.kind == "classify":
             assert list(task.labels) == train_split.features[task.target].names == model.labels[name]
     with pytest.raises(ValueError, match="unknown data source"):
-        load_tasks(builtin=True, emotions="data/emotion")
+        load_tasks("quick", emotions="data/emotion")
     with pytest.raises(ValueError, match="kind"):
         Task("x", "classify", "x: ", "text", "label", (), "accuracy", "x", load_emotion)
     assert data("train", 5, torch.Generator().manual_seed(0))["input_ids"].shape[0] == 5
 
 
-def test_save_load(quick, tmp_path):
-    tasks, tokenizer, data, model = quick
+def test_save_load(leximind_quick, tmp_path):
+    tasks, tokenizer, data, model = leximind_quick
     model.save(tmp_path)
     loaded = MultiTaskT5.load(tmp_path)
     batch = data.collate("emotion", [tokenizer.encode("emotion: i feel happy")], [1])
@@ -206,10 +160,10 @@ def test_full_setup_needs_flan_t5(monkeypatch, tmp_path):
         full_setup("google/flan-t5-base")
 
 
-def test_batches_cut_inputs_as_they_read(quick):
+def test_batches_cut_inputs_as_they_read(leximind_quick):
     """Catches keeping every article's whole token list (several GB for CNN/DailyMail) or cutting without the
     end-of-sequence id."""
-    tasks, tokenizer, data, model = quick  # max_source 256, max_target 48
+    tasks, tokenizer, data, model = leximind_quick  # max_source 256, max_target 48
     sources, targets = data.examples["summarize", "train"]
     whole = tokenizer.encode(TASKS["summarize"].prefix + tasks["summarize"]["train"][0]["article"])
     assert (
@@ -232,29 +186,29 @@ def test_trained_checkpoint_reuses_chapter_13s_model(tmp_path, monkeypatch):
     monkeypatch.setenv("LIGHTBRAIN_RUNS", str(tmp_path / "drive" / "runs"))
     calls = []
 
-    def fake_train(out, quick, *args):  # stands in for two minutes of training: writes what train_leximind writes last
-        calls.append(quick)
+    def fake_train(out, mode, *args):  # stands in for two minutes of training: writes what train_leximind writes last
+        calls.append(mode)
         best = Path(out) / "best"
         best.mkdir(parents=True)
         (best / "model.safetensors").write_bytes(b"weights")
         (best / "run.json").write_text("{}")
 
     monkeypatch.setattr(mt, "train_leximind", fake_train)
-    first = mt.trained_checkpoint(tmp_path / "ch14" / "best", quick=True)
-    assert calls == [True] and (first / "run.json").is_file()
-    second = mt.trained_checkpoint(tmp_path / "ch15" / "best", quick=True)
-    assert calls == [True]  # found, not retrained
+    first = mt.trained_checkpoint(tmp_path / "ch14" / "best", "quick")
+    assert calls == ["quick"] and (first / "run.json").is_file()
+    second = mt.trained_checkpoint(tmp_path / "ch15" / "best", "quick")
+    assert calls == ["quick"]  # found, not retrained
     saved = tmp_path / "drive" / "runs" / "leximind-quick" / "best" / "model.safetensors"
     assert (second / "model.safetensors").stat().st_ino == saved.stat().st_ino  # a hard link, not a copy
 
 
-def test_a_fresh_runtime_takes_chapter_13s_model_from_the_hub(quick, tmp_path, monkeypatch):
+def test_a_fresh_runtime_takes_chapter_13s_model_from_the_hub(leximind_quick, tmp_path, monkeypatch):
     """Colab's next notebook: no run in runs/, the model pushed by chapter 13 on the hub (here its offline cache, in
     the hub's own layout). Catches retraining it, and a push that leaves out the tokenizer or run.json."""
     import huggingface_hub
 
     import leximind.multitask as mt
-    from lightbrain.checkpoint import push_checkpoint
+    from lightbrain.model import push_checkpoint
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LIGHTBRAIN_RUNS", raising=False)
@@ -270,57 +224,14 @@ def test_a_fresh_runtime_takes_chapter_13s_model_from_the_hub(quick, tmp_path, m
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: f"https://hf.co/{repo_id}")
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    tokenizer, config = quick[1], quick[3].t5.config
+    tokenizer, config = leximind_quick[1], leximind_quick[3].t5.config
     folder = tmp_path / "elsewhere" / "best"
     MultiTaskT5(T5(config), summary_length=40).save(folder)
-    mt.run_files(tokenizer, True, {}, mt.PRESETS[mt.TrainConfig]["quick"])(folder)
+    mt.run_files(tokenizer, "quick", {}, mt.PRESETS[mt.TrainConfig]["quick"])(folder)
     assert push_checkpoint(folder, "someone/leximind") == "https://hf.co/someone/leximind"
     monkeypatch.setattr(mt, "train_leximind", lambda *a, **k: pytest.fail("trained although the hub has the model"))
-    got = mt.trained_checkpoint(tmp_path / "ch14" / "best", quick=True, hub="someone/leximind")
+    got = mt.trained_checkpoint(tmp_path / "ch14" / "best", "quick", hub="someone/leximind")
     assert sorted(p.name for p in got.iterdir()) == ["config.json", "model.safetensors", "run.json", "spiece.model"]
     assert MultiTaskT5.load("someone/leximind").summary_length == 40
     with pytest.raises(FileNotFoundError, match="no such model in the hub's cache"):
-        mt.trained_checkpoint(tmp_path / "ch15" / "best", quick=True, hub="someone/other")
-
-
-def test_rouge_by_hand_matches_rouge_score():
-    # Catches: unclipped n-gram counts, an F1 that is not the harmonic mean, an LCS
-    # that counts common substrings instead of subsequences, tokens not lowercased or punctuation kept.
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
-    test = load_cnn_dailymail("builtin")["test"]
-    pairs = [(lead(a, k), r) for a, r in zip(test["article"], test["highlights"]) for k in (1, 3)]
-    pairs += [("the the the cat", "The cat, the cat!"), ("", "a b"), ("U.S.-led talks", "us led talks")]
-    for prediction, reference in pairs:
-        ref = scorer.score(reference, prediction)
-        assert math.isclose(rouge_n(prediction, reference, 1), ref["rouge1"].fmeasure, abs_tol=1e-12)
-        assert math.isclose(rouge_n(prediction, reference, 2), ref["rouge2"].fmeasure, abs_tol=1e-12)
-        assert math.isclose(rouge_l(prediction, reference), ref["rougeL"].fmeasure, abs_tol=1e-12)
-    with pytest.raises(ValueError):
-        rouge_n("a b", "a b", 0)
-
-
-def test_macro_f1_and_bootstrap_by_hand_match_their_libraries():
-    # Catches: classes absent from the predictions left out (or ones absent from both counted), precision and recall
-    # divided by the wrong counts; a bootstrap that resamples without replacement (its interval collapses) or reads
-    # the wrong percentiles.
-    import numpy as np
-    from scipy.stats import bootstrap
-    from sklearn.metrics import f1_score
-
-    g = torch.Generator().manual_seed(0)
-    for classes in (2, 6):
-        y_true = torch.randint(classes, (300,), generator=g)
-        y_pred = torch.where(
-            torch.rand(300, generator=g) < 0.5, y_true, torch.randint(classes - 1, (300,), generator=g)
-        )
-        y_true, y_pred = y_true.tolist(), y_pred.tolist()
-        assert math.isclose(macro_f1(y_true, y_pred), f1_score(y_true, y_pred, average="macro", zero_division=0))
-    values = torch.rand(400, generator=g).tolist()
-    ours = bootstrap_ci(lambda idx: float(np.mean([values[i] for i in idx])), len(values), resamples=4000)
-    ref = bootstrap((values,), np.mean, n_resamples=4000, method="percentile", random_state=0).confidence_interval
-    assert abs(ours[0] - ref.low) < 0.004 and abs(ours[1] - ref.high) < 0.004
-    for bad in (lambda: macro_f1([], []), lambda: macro_f1([0, 1], [0]), lambda: bootstrap_ci(len, 0)):
-        with pytest.raises(ValueError):
-            bad()
+        mt.trained_checkpoint(tmp_path / "ch15" / "best", "quick", hub="someone/other")

@@ -12,7 +12,7 @@ from transformers import T5TokenizerFast
 from transformers import logging as hf_logging
 
 from conftest import shared
-from leximind.data import load_ag_news, load_cnn_dailymail, load_emotion
+from leximind.multitask import load_ag_news, load_cnn_dailymail, load_emotion
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece, viterbi_segment
 
 hf_logging.set_verbosity_error()

@@ -12,14 +12,17 @@ import torch
 
 from conftest import ROOT, shared, torchrun
 from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
-from lightbrain.lm import check_lm_setup, evaluate_lm, lm_batches, lm_loss
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer
 from lightbrain.train import (
     TrainConfig,
     adamw_step,
+    check_lm_setup,
     cross_entropy,
     evaluate,
+    evaluate_lm,
+    lm_batches,
+    lm_loss,
     lr_at,
     param_groups,
     precision,
@@ -36,7 +39,7 @@ def tiny(dropout=0.1, seed=0):
 
 
 def run(data_dir, steps, ckpt=None, resume=False, **kw):
-    cfg = TrainConfig.quick(
+    cfg = TrainConfig.tiny(
         batch_size=4,
         max_steps=steps,
         eval_interval=10,
@@ -95,7 +98,7 @@ def test_accumulation_equals_one_big_batch(data_dir):
     results = []
     for batch_size, accum in [(8, 1), (4, 2)]:
         model = tiny(dropout=0.0)
-        cfg = TrainConfig.quick(batch_size=batch_size, grad_accum=accum, max_steps=3, warmup_steps=1, **QUIET)
+        cfg = TrainConfig.tiny(batch_size=batch_size, grad_accum=accum, max_steps=3, warmup_steps=1, **QUIET)
         rows = train(model, lm_batches(data_dir, 32, "cpu"), lm_loss, cfg, device="cpu")
         results.append((rows[-1]["loss"], model.wte.weight.detach().clone()))
     assert math.isclose(results[0][0], results[1][0], rel_tol=1e-5) and torch.allclose(
@@ -124,7 +127,7 @@ def test_ddp_matches_one_process(data_dir, tmp_path):
 
     torch.manual_seed(0)
     model = GPT(GPTConfig.tiny(vocab_size=300, context_length=32))
-    cfg = TrainConfig.quick(
+    cfg = TrainConfig.tiny(
         batch_size=8,
         grad_accum=2,
         max_steps=6,
@@ -142,7 +145,7 @@ def test_fp16_gradscaler_on_cuda(data_dir):
     policy = precision("fp16", torch.device("cuda"))
     assert policy.grad_scaling
     model = tiny(dropout=0.0)
-    cfg = TrainConfig.quick(batch_size=8, max_steps=50, dtype="fp16", eval_interval=50, **QUIET)
+    cfg = TrainConfig.tiny(batch_size=8, max_steps=50, dtype="fp16", eval_interval=50, **QUIET)
     rows = train(model, lm_batches(data_dir, 32, "cuda"), lm_loss, cfg, device="cuda")
     assert rows[-1]["val_loss"] < math.log(300) and all(math.isfinite(r["loss"]) for r in rows)
 
@@ -165,7 +168,7 @@ def test_real_pubmedqa_beats_a_unigram_model(tmp_path):
     torch.manual_seed(0)
     model = GPT(GPTConfig.tiny(vocab_size=tok.n_vocab, context_length=128))
     rows = train(
-        model, lm_batches(tmp_path, 128, "cpu"), lm_loss, TrainConfig.quick(max_steps=200, **QUIET), device="cpu"
+        model, lm_batches(tmp_path, 128, "cpu"), lm_loss, TrainConfig.tiny(max_steps=200, **QUIET), device="cpu"
     )
     assert rows[-1]["val_loss"] < unigram, (rows[-1]["val_loss"], unigram)
 
@@ -177,7 +180,7 @@ def test_nan_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path):
     def bad(model, batch):
         return lm_loss(model, batch) * float("nan")
 
-    cfg = TrainConfig.quick(batch_size=4, max_steps=20, ckpt_dir=str(tmp_path), **QUIET)
+    cfg = TrainConfig.tiny(batch_size=4, max_steps=20, ckpt_dir=str(tmp_path), **QUIET)
     with pytest.raises(FloatingPointError, match="at step 11.*last good checkpoint"):
         train(tiny(), lm_batches(data_dir, 32, "cpu"), bad, cfg, device="cpu", resume=True)
     assert (tmp_path / "last" / "model.safetensors").read_bytes() == saved
@@ -192,7 +195,7 @@ def test_bad_setups_fail_before_any_step(data_dir, tmp_path):
         check_lm_setup(GPTConfig.tiny(vocab_size=300, context_length=10**7), data_dir)
     run(data_dir, 10, tmp_path / "ckpt")
     other = GPT(GPTConfig.tiny(vocab_size=300, context_length=32, d_model=32))
-    cfg = TrainConfig.quick(batch_size=4, max_steps=20, ckpt_dir=str(tmp_path / "ckpt"), **QUIET)
+    cfg = TrainConfig.tiny(batch_size=4, max_steps=20, ckpt_dir=str(tmp_path / "ckpt"), **QUIET)
     with pytest.raises(ValueError, match="implies"):
         train(other, lm_batches(data_dir, 32, "cpu"), lm_loss, cfg, device="cpu", resume=True)
     assert not (tmp_path / "ckpt" / "log.csv").read_text().count("\n11,")  # no step 11 was logged
@@ -201,7 +204,7 @@ def test_bad_setups_fail_before_any_step(data_dir, tmp_path):
             tiny(),
             lm_batches(data_dir, 32, "cpu"),
             lm_loss,
-            TrainConfig.quick(ckpt_dir=str(tmp_path / "empty"), **QUIET),
+            TrainConfig.tiny(ckpt_dir=str(tmp_path / "empty"), **QUIET),
             device="cpu",
             resume=True,
         )

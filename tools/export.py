@@ -23,8 +23,7 @@ from fastcore.nbio import read_nb
 from nbdev import maker
 from nbdev.config import get_config, nbpath2docurl
 from nbdev.doclinks import _build_modidx, nbglob
-from nbdev.export import ExportModuleProc, nb_export
-from nbdev.process import NBProcessor
+from nbdev.export import nb_export
 
 PACKAGES = ("lightbrain", "leximind")
 ROOT = get_config().config_path
@@ -54,19 +53,6 @@ def generated_files(pkg_dir: Path) -> dict:
     return {p.relative_to(pkg_dir): p for p in files}
 
 
-def start_modules(nb: Path, tree: Path):
-    """Create, empty, each module that a cell of `nb` exports to by name (`#| exports lightbrain.checkpoint`) and that
-    does not exist yet: nbdev appends such cells to an existing module, made by a `#| default_exp` or by this."""
-    exp = ExportModuleProc()
-    NBProcessor(nb, exp).process()
-    for name in exp.modules.keys() - {"#"}:
-        path = tree / (name.replace(".", "/") + ".py")
-        if not path.exists():
-            path.write_text(
-                f"{GENERATED} File to edit: {os.path.relpath(nb, path.parent)}.\n\n# %% auto #0\n__all__ = []\n"
-            )
-
-
 def export_to(tree: Path):
     "Export every notebook into `tree/<package>/`, with a doc index per package."
     nbs = tree / "nbs"  # hard links to the notebooks, so that module headers say ../nbs/NN.ipynb as in the repo
@@ -75,7 +61,6 @@ def export_to(tree: Path):
     with mock.patch.object(maker, "nbpath2docurl", lambda nb: nbpath2docurl(real_nbs / Path(nb).name)):  # docs URLs
         for nb in sorted(nbglob(real_nbs, as_path=True)):
             os.link(nb, nbs / nb.name)
-            start_modules(nbs / nb.name, tree)
             nb_export(nbs / nb.name, lib_path=tree)
     for pkg in PACKAGES:
         _build_modidx(dest=tree / pkg, nbs_path=nbs)

@@ -34,9 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's packages, when run as `python tools/gpu_check.py`
-sys.path.append(
-    str(ROOT / "bench")
-)  # and, after the packages (bench/leximind.py is no package), the benchmarks' helpers
+sys.path.append(str(ROOT / "bench"))  # and the benchmarks' helpers
 
 from common import peak_tflops  # noqa: E402
 

@@ -6,30 +6,22 @@
    made disjoint by chapter 02's loader) within a 10-minute CPU budget, against a TF-IDF + logistic-regression baseline
    (`leximind.evaluate.tfidf_classifier`, scikit-learn) trained and tested in the same run.
 
-    python bench/leximind.py [--minutes 10] [--emotion builtin|PATH]
+    python bench/multitask.py [--minutes 10] [--emotion builtin|PATH]
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent  # this script is named like the leximind package: import the package first,
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # with this folder off the path
 
 import torch
+from common import hardware, table
 
-from leximind.data import load_emotion
+from leximind.app import LexiMind
 from leximind.evaluate import classify, tfidf_classifier
 from leximind.model import T5, T5Config
-from leximind.multitask import TASKS, MultiTaskBatches, MultiTaskT5, count_tokens, multitask_loss
-from leximind.pipeline import LexiMind
+from leximind.multitask import TASKS, MultiTaskBatches, MultiTaskT5, count_tokens, load_emotion, multitask_loss
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import get_device, seed_everything
 from lightbrain.train import TrainConfig, train
-
-sys.path.append(str(HERE))  # then this folder's shared helpers
-from common import hardware, table
 
 ARTICLE = (
     "The city council voted on Tuesday to turn the disused railway station into a public library, after three years "
