@@ -192,18 +192,9 @@ def train_command(argv: list[str] | None = None):
     args = p.parse_args(argv)
     mode = "quick" if args.quick else get_mode()
     out = run_folder(Path(args.out or runs_folder() / RUN_DIRS[mode]), args.resume, args.overwrite)
-    metrics = train_leximind(
-        out,
-        mode,
-        config_from_args(args, (TrainConfig,)),
-        {k: getattr(args, k) for k in DATA_OPTIONS},
-        args.base,
-        args.resume,
-        args.pooling,
-        args.temperature,
-        args.max_source,
-        args.max_target,
-    )
+    options = {name: getattr(args, name) for name in ("base", "pooling", "temperature", "max_source", "max_target")}
+    sources = {k: getattr(args, k) for k in DATA_OPTIONS}
+    metrics = train_leximind(out, mode, config_from_args(args, (TrainConfig,)), sources, args.resume, **options)
     print(
         f"checkpoints in {out}/best and {out}/last; validation: "
         + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())

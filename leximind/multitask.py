@@ -8,7 +8,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/multitask.html.m
 __all__ = ['EMOTION_LABELS', 'AG_NEWS_LABELS', 'datasets', 'TASKS', 'PRESETS', 'SOURCE_LENGTHS', 'RUN_DIRS', 'load_emotion',
            'load_ag_news', 'load_cnn_dailymail', 'Task', 'load_tasks', 'pool', 'ClassifierHead', 'MultiTaskT5',
            'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'quick_setup', 'full_setup',
-           'run_files', 'task_metrics', 'train_leximind', 'trained_checkpoint']
+           'run_files', 'task_metrics', 'RunOptions', 'train_leximind', 'trained_checkpoint']
 
 # %% ../nbs/13_multitask.ipynb #4f3fd2fb
 import csv
@@ -406,36 +406,51 @@ def task_metrics(
     return out
 
 # %% ../nbs/13_multitask.ipynb #45c8741b
+@dataclass(frozen=True)
+class RunOptions:
+    """A LexiMind run's settings besides its `TrainConfig`, checked once. `train_leximind` takes them as keywords,
+    `leximind-train` as options."""
+
+    base: str = "google/flan-t5-base"  # full mode: the FLAN-T5 to start from (hub id or local folder)
+    pooling: str = "mean"  # how the classifiers read the encoder's output: "mean" or "first"
+    temperature: float = 2.0  # task sampling temperature (see `task_probabilities`)
+    max_source: int | None = None  # input tokens kept; None: the mode's SOURCE_LENGTHS
+    max_target: int | None = None  # summary tokens kept; None: the mode's SOURCE_LENGTHS
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "first"):
+            raise ValueError(f"pooling must be 'mean' or 'first', not {self.pooling!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"the sampling temperature must be > 0, got {self.temperature}")
+        if any(n is not None and n < 2 for n in (self.max_source, self.max_target)):
+            raise ValueError("max_source and max_target must be at least 2 tokens (one of them end-of-sequence)")
+
+
 def train_leximind(
     out: str | Path,
     mode: str,
     config_values: dict | None = None,
     sources: dict | None = None,
-    base: str = "google/flan-t5-base",
     resume: bool = False,
-    pooling: str = "mean",
-    temperature: float = 2.0,
-    max_source: int | None = None,
-    max_target: int | None = None,
+    **options,  # the fields of `RunOptions`: base, pooling, temperature, max_source, max_target
 ) -> dict:
     """Train LexiMind with this chapter's settings for the mode (`TrainConfig` fields in `config_values` override
     them), checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the
     best checkpoint's validation metrics (`task_metrics`)."""
-    values, sources = config_values or {}, sources or {}
+    o, values, sources = RunOptions(**options), config_values or {}, sources or {}
     tasks = load_tasks(mode, **sources)
     seed_everything(values.get("seed", 0))  # the model's initialisation, for a repeatable run
     if mode == "quick":
         tokenizer, backbone_config = quick_setup(tasks)
         backbone = T5(backbone_config)
     else:
-        tokenizer, backbone = full_setup(base)
+        tokenizer, backbone = full_setup(o.base)
     config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **values)
     device = get_device()
     source_length, target_length = SOURCE_LENGTHS[mode]
-    data = MultiTaskBatches(
-        tasks, tokenizer, max_source or source_length, max_target or target_length, temperature, device=device
-    )
-    model = MultiTaskT5(backbone, pooling=pooling, summary_length=data.target_length)
+    lengths = (o.max_source or source_length, o.max_target or target_length)
+    data = MultiTaskBatches(tasks, tokenizer, *lengths, o.temperature, device=device)
+    model = MultiTaskT5(backbone, pooling=o.pooling, summary_length=data.target_length)
     print(
         f"training {sum(p.numel() for p in model.parameters()):,} parameters on {device}; task probabilities "
         + ", ".join(f"{t} {p:.2f}" for t, p in data.probabilities.items())

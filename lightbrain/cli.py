@@ -6,8 +6,8 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/lightbrain_pubme
 
 # %% auto #0
 __all__ = ['PRESETS', 'RUN_DIRS', 'USER_ERRORS', 'command', 'parse_value', 'command_parser', 'config_from_args', 'writable_file',
-           'run_folder', 'pick_fields', 'prepare_command', 'default_data', 'train_command', 'evaluate_command',
-           'generate_command']
+           'run_folder', 'pick_fields', 'prepare_command', 'default_data', 'train_lightbrain', 'train_command',
+           'evaluate_command', 'generate_command']
 
 # %% ../nbs/08_lightbrain_pubmed.ipynb #94aa7bfe
 from lightbrain.model import GPTConfig
@@ -260,6 +260,40 @@ def default_data(out: Path, mode: str) -> Path:
     return data
 
 
+def train_lightbrain(
+    out: Path, mode: str, config_values: dict | None = None, data: str | Path | None = None, resume: bool = False
+) -> list[dict]:
+    """Train a LightBrain GPT with this chapter's preset for the mode (`TrainConfig` and `GPTConfig` fields in
+    `config_values` override it) on `data`, a folder `lightbrain-prepare` wrote (default: PubMedQA, prepared in
+    out/data); checkpoints in `out`. Returns the training log's rows."""
+    values = config_values or {}
+    data = Path(data) if data else default_data(out, mode)
+    meta = load_meta(data)
+    if resume and (out / "last" / "tokenizer.json").is_file():
+        if tokenizer_info(load_tokenizer(out / "last"))["fingerprint"] != meta["tokenizer"]["fingerprint"]:
+            raise ValueError(f"{data} holds tokens of another tokenizer than the run in {out}: resume on its own data")
+    config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
+    model_values = {"vocab_size": meta["tokenizer"]["vocab_size"]} | pick_fields(values, GPTConfig)
+    model_config = replace(PRESETS[GPTConfig][mode], **model_values)
+    check_lm_setup(model_config, data)
+    _, _, device = distributed_setup(None)
+    torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
+    model = GPT(model_config)
+
+    def on_save(folder: Path):  # each checkpoint also gets its tokenizer and a record of its data and config
+        shutil.copy(data / "tokenizer.json", folder / "tokenizer.json")
+        (folder / "run.json").write_text(
+            json.dumps({"data": str(data.resolve()), "train_config": asdict(config)}, indent=2)
+        )
+
+    print(
+        f"training {sum(p.numel() for p in model.parameters()):,} parameters on {data} "
+        f"({meta['splits']['train']['tokens']:,} tokens) on {device}"
+    )
+    batches = lm_batches(data, model_config.context_length, device)
+    return train(model, batches, lm_loss, config, device, resume, on_save)
+
+
 @command("lightbrain-train")
 def train_command(argv: list[str] | None = None):
     """Train a LightBrain GPT: presets, a --config YAML file or an option per config field; checkpoints in OUT/best
@@ -278,38 +312,8 @@ def train_command(argv: list[str] | None = None):
     mode = "quick" if args.quick else get_mode()
     values = config_from_args(args, tuple(PRESETS))
     out = run_folder(Path(args.out or runs_folder() / RUN_DIRS[mode]), args.resume, args.overwrite)
-    data = Path(args.data) if args.data else default_data(out, mode)
-    meta = load_meta(data)
-    if args.resume and (out / "last" / "tokenizer.json").is_file():
-        if tokenizer_info(load_tokenizer(out / "last"))["fingerprint"] != meta["tokenizer"]["fingerprint"]:
-            raise ValueError(f"{data} holds tokens of another tokenizer than the run in {out}: resume on its own data")
-    config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
-    model_values = {"vocab_size": meta["tokenizer"]["vocab_size"]} | pick_fields(values, GPTConfig)
-    model_config = replace(PRESETS[GPTConfig][mode], **model_values)
-    check_lm_setup(model_config, data)
-    rank, world, device = distributed_setup(None)
-    torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
-    model = GPT(model_config)
-
-    def on_save(folder: Path):  # each checkpoint also gets its tokenizer and a record of its data and config
-        shutil.copy(data / "tokenizer.json", folder / "tokenizer.json")
-        (folder / "run.json").write_text(
-            json.dumps({"data": str(data.resolve()), "train_config": asdict(config)}, indent=2)
-        )
-
-    print(
-        f"training {sum(p.numel() for p in model.parameters()):,} parameters on {data} "
-        f"({meta['splits']['train']['tokens']:,} tokens) on {device}"
-    )
-    rows = train(
-        model,
-        lm_batches(data, model_config.context_length, device),
-        lm_loss,
-        config,
-        device,
-        args.resume,
-        on_save,
-    )
+    rows = train_lightbrain(out, mode, values, args.data, args.resume)
+    rank, _, device = distributed_setup(None)
     if rank == 0 and rows:
         last = next(r for r in reversed(rows) if "val_loss" in r)
         print(
@@ -317,7 +321,7 @@ def train_command(argv: list[str] | None = None):
             f"{out}/best and {out}/last"
         )
         best, prompt = GPT.load(out / "best").to(device), "Question: Does aspirin reduce"
-        sample = generate_text(best, load_tokenizer(data), prompt, 60, temperature=0.8, top_p=0.95, seed=0)
+        sample = generate_text(best, load_tokenizer(out / "best"), prompt, 60, temperature=0.8, top_p=0.95, seed=0)
         print(f"sample from {out}/best:\n{prompt}{sample}")
     if dist.is_initialized():
         dist.destroy_process_group()

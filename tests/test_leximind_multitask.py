@@ -25,6 +25,7 @@ from leximind.multitask import (
     multitask_loss,
     task_metrics,
     task_probabilities,
+    train_leximind,
 )
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
@@ -235,3 +236,12 @@ def test_a_fresh_runtime_takes_chapter_13s_model_from_the_hub(leximind_quick, tm
     assert MultiTaskT5.load("someone/leximind").summary_length == 40
     with pytest.raises(FileNotFoundError, match="no such model in the hub's cache"):
         mt.trained_checkpoint(tmp_path / "ch15" / "best", "quick", hub="someone/other")
+
+
+def test_run_options_are_checked_before_any_work(tmp_path):
+    """Catches a bad pooling, temperature or length found only after the data and the model are loaded (minutes, in
+    full mode), or a run folder left behind by a run that could not start."""
+    for bad in ({"pooling": "max"}, {"temperature": 0}, {"max_target": 1}):
+        with pytest.raises(ValueError):
+            train_leximind(tmp_path / "run", "quick", **bad)
+    assert not (tmp_path / "run").exists()
