@@ -59,3 +59,28 @@ def leximind_quick():
     seed_everything(0)
     tokenizer, backbone_config = quick_setup(tasks)
     return tasks, tokenizer, MultiTaskBatches(tasks, tokenizer, 256, 48), MultiTaskT5(T5(backbone_config))
+
+
+# Hugging Face T5Config fields: a tiny T5, and FLAN-T5's sizes as their config.json files give them
+T5_TINY = dict(
+    vocab_size=512,
+    d_model=64,
+    d_kv=16,
+    d_ff=128,
+    num_layers=2,
+    num_heads=4,
+    feed_forward_proj="gated-gelu",
+    tie_word_embeddings=False,
+)
+T5_SMALL = dict(
+    vocab_size=32128,
+    d_model=512,
+    d_kv=64,
+    d_ff=1024,
+    num_layers=8,
+    num_heads=6,
+    feed_forward_proj="gated-gelu",
+    tie_word_embeddings=False,
+)
+T5_BASE = T5_SMALL | dict(d_model=768, d_ff=2048, num_layers=12, num_heads=12)  # google/flan-t5-base's config.json
+T5_LARGE = T5_SMALL | dict(d_model=1024, d_ff=2816, num_layers=24, num_heads=16)  # google/flan-t5-large's config.json

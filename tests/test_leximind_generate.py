@@ -8,6 +8,7 @@ from transformers import T5Config as HFT5Config
 from transformers import T5ForConditionalGeneration
 from transformers import logging as hf_logging
 
+from conftest import T5_TINY
 from leximind.generate import generate_seq2seq
 from leximind.model import T5, T5Config
 
@@ -26,19 +27,7 @@ SETTINGS = [
 def pair(seed):
     "A tiny random T5 with spread-out predictions (shrunk embedding) that often ends early (strengthened eos row)."
     torch.manual_seed(seed)
-    hf = T5ForConditionalGeneration(
-        HFT5Config(
-            vocab_size=300,
-            d_model=64,
-            d_kv=16,
-            d_ff=128,
-            num_layers=2,
-            num_heads=4,
-            feed_forward_proj="gated-gelu",
-            tie_word_embeddings=False,
-            decoder_start_token_id=0,
-        )
-    ).eval()
+    hf = T5ForConditionalGeneration(HFT5Config(**T5_TINY | {"vocab_size": 300, "decoder_start_token_id": 0})).eval()
     with torch.no_grad():
         hf.shared.weight.mul_(0.1)
         hf.shared.weight[1] *= 3

@@ -10,31 +10,10 @@ from transformers import T5ForConditionalGeneration
 from transformers import logging as hf_logging
 from transformers.models.t5.modeling_t5 import T5Attention
 
+from conftest import T5_BASE, T5_LARGE, T5_SMALL, T5_TINY
 from leximind.model import T5, Seq2SeqCache, T5Config, relative_position_bucket
 
 hf_logging.set_verbosity_error()
-TINY = dict(
-    vocab_size=512,
-    d_model=64,
-    d_kv=16,
-    d_ff=128,
-    num_layers=2,
-    num_heads=4,
-    feed_forward_proj="gated-gelu",
-    tie_word_embeddings=False,
-)
-SMALL = dict(
-    vocab_size=32128,
-    d_model=512,
-    d_kv=64,
-    d_ff=1024,
-    num_layers=8,
-    num_heads=6,
-    feed_forward_proj="gated-gelu",
-    tie_word_embeddings=False,
-)
-BASE = SMALL | dict(d_model=768, d_ff=2048, num_layers=12, num_heads=12)  # google/flan-t5-base's config.json
-LARGE = SMALL | dict(d_model=1024, d_ff=2816, num_layers=24, num_heads=16)  # google/flan-t5-large's config.json
 
 
 HF_SDPA = T5ForConditionalGeneration._supports_sdpa  # transformers 5 has an SDPA path for T5; transformers 4 only eager
@@ -68,10 +47,10 @@ def rel(a, b):
 @pytest.mark.parametrize(
     "shape",
     [
-        TINY,
-        SMALL,
-        {**TINY, "feed_forward_proj": "relu", "tie_word_embeddings": True},
-        {**TINY, "num_decoder_layers": 3},
+        T5_TINY,
+        T5_SMALL,
+        {**T5_TINY, "feed_forward_proj": "relu", "tie_word_embeddings": True},
+        {**T5_TINY, "num_decoder_layers": 3},
     ],
     ids=["tiny", "flan-t5-small", "original-t5", "uneven"],
 )
@@ -94,10 +73,10 @@ def test_parity(shape):
 @pytest.mark.skipif(not HF_SDPA, reason="this transformers has no SDPA path for T5")
 def test_hf_attention_paths_agree_to_the_same_scale():
     "The tolerance is fair: Hugging Face's own eager and SDPA attention differ by a similar amount."
-    src, dec, mask = padded_batch(SMALL["vocab_size"])
+    src, dec, mask = padded_batch(T5_SMALL["vocab_size"])
     with torch.no_grad():
-        a = hf_t5(**SMALL)(input_ids=src, attention_mask=mask, decoder_input_ids=dec).logits
-        b = hf_t5("eager", **SMALL)(input_ids=src, attention_mask=mask, decoder_input_ids=dec).logits
+        a = hf_t5(**T5_SMALL)(input_ids=src, attention_mask=mask, decoder_input_ids=dec).logits
+        b = hf_t5("eager", **T5_SMALL)(input_ids=src, attention_mask=mask, decoder_input_ids=dec).logits
     assert rel(a, b) < 1e-5
 
 
@@ -121,9 +100,9 @@ def test_parameter_counts_match_hf():
     """Each preset has its FLAN-T5's shapes: every named weight (the head counted once, whether tied or not; not the
     stacks' copies of the embedding)."""
     for ours, shape in [
-        (T5Config.flan_t5_small(), SMALL),
-        (T5Config.flan_t5_base(), BASE),
-        (T5Config.flan_t5_large(), LARGE),
+        (T5Config.flan_t5_small(), T5_SMALL),
+        (T5Config.flan_t5_base(), T5_BASE),
+        (T5Config.flan_t5_large(), T5_LARGE),
     ]:
         with torch.device("meta"):  # shapes only: no memory for FLAN-T5-large's 783M parameters
             named = T5ForConditionalGeneration(HFT5Config(**shape)).named_parameters(remove_duplicate=False)
@@ -182,7 +161,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="feed_forward"):
         T5Config(feed_forward="swiglu")
     with pytest.raises(ValueError, match="unsupported feed-forward"):
-        T5.from_hf(T5ForConditionalGeneration(HFT5Config(**{**TINY, "feed_forward_proj": "gated-silu"})))
+        T5.from_hf(T5ForConditionalGeneration(HFT5Config(**{**T5_TINY, "feed_forward_proj": "gated-silu"})))
 
 
 def test_fp16_autocast_stays_finite_past_fp16_range():
