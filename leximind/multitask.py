@@ -6,9 +6,9 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/multitask.html.m
 
 # %% auto #0
 __all__ = ['EMOTION_LABELS', 'AG_NEWS_LABELS', 'datasets', 'TASKS', 'PRESETS', 'SOURCE_LENGTHS', 'RUN_DIRS', 'load_emotion',
-           'load_ag_news', 'load_cnn_dailymail', 'Task', 'load_tasks', 'pool', 'ClassifierHead', 'MultiTaskT5',
-           'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'quick_setup', 'full_setup',
-           'run_files', 'task_metrics', 'RunOptions', 'train_leximind', 'trained_checkpoint']
+           'load_ag_news', 'load_cnn_dailymail', 'Task', 'load_tasks', 'check_pooling', 'pool', 'ClassifierHead',
+           'MultiTaskT5', 'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'quick_setup',
+           'full_setup', 'run_files', 'task_metrics', 'RunOptions', 'train_leximind', 'trained_checkpoint']
 
 # %% ../nbs/13_multitask.ipynb #4f3fd2fb
 import csv
@@ -171,12 +171,17 @@ def load_tasks(mode: str, **sources: str | None) -> dict:
     return {task.name: task.load(source(task)) for task in TASKS.values()}
 
 # %% ../nbs/13_multitask.ipynb #55dca108
+def check_pooling(how: str) -> str:
+    "`how`, if it is a pooling `pool` knows: 'mean' or 'first'."
+    if how not in ("mean", "first"):
+        raise ValueError(f"pooling must be 'mean' or 'first', not {how!r}")
+    return how
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str = "mean") -> torch.Tensor:
     "One vector per sequence from (B, S, d) token vectors: the mean over real tokens (`mask` 1), or the first token's."
-    if how == "first":
+    if check_pooling(how) == "first":
         return hidden[:, 0]
-    if how != "mean":
-        raise ValueError(f"pooling must be 'mean' or 'first', not {how!r}")
     m = mask[..., None].to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
@@ -417,11 +422,9 @@ class RunOptions:
     max_source: int | None = None  # input tokens kept; None: the mode's SOURCE_LENGTHS
     max_target: int | None = None  # summary tokens kept; None: the mode's SOURCE_LENGTHS
 
-    def __post_init__(self):
-        if self.pooling not in ("mean", "first"):
-            raise ValueError(f"pooling must be 'mean' or 'first', not {self.pooling!r}")
-        if self.temperature <= 0:
-            raise ValueError(f"the sampling temperature must be > 0, got {self.temperature}")
+    def __post_init__(self):  # pool's and task_probabilities' own checks, before any data is read
+        check_pooling(self.pooling)
+        task_probabilities({}, self.temperature)
         if any(n is not None and n < 2 for n in (self.max_source, self.max_target)):
             raise ValueError("max_source and max_target must be at least 2 tokens (one of them end-of-sequence)")
 

@@ -62,16 +62,6 @@ def leximind_quick():
 
 
 # Hugging Face T5Config fields: a tiny T5, and FLAN-T5's sizes as their config.json files give them
-T5_TINY = dict(
-    vocab_size=512,
-    d_model=64,
-    d_kv=16,
-    d_ff=128,
-    num_layers=2,
-    num_heads=4,
-    feed_forward_proj="gated-gelu",
-    tie_word_embeddings=False,
-)
 T5_SMALL = dict(
     vocab_size=32128,
     d_model=512,
@@ -82,5 +72,6 @@ T5_SMALL = dict(
     feed_forward_proj="gated-gelu",
     tie_word_embeddings=False,
 )
+T5_TINY = T5_SMALL | dict(vocab_size=512, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4)
 T5_BASE = T5_SMALL | dict(d_model=768, d_ff=2048, num_layers=12, num_heads=12)  # google/flan-t5-base's config.json
 T5_LARGE = T5_SMALL | dict(d_model=1024, d_ff=2816, num_layers=24, num_heads=16)  # google/flan-t5-large's config.json
