@@ -20,10 +20,18 @@ import torch
 from leximind.evaluate import checkpoint_report, classify, summarize
 from leximind.multitask import PRESETS, RUN_DIRS, TASKS, MultiTaskT5, train_leximind
 from leximind.tokenizer import SentencePieceTokenizer
-from lightbrain.cli import command, command_parser, config_from_args, run_folder, writable_file
-from lightbrain.core import get_device, get_mode, runs_folder, write_atomic
+from lightbrain.core import (
+    command,
+    command_parser,
+    config_from_args,
+    get_device,
+    get_mode,
+    runs_folder,
+    writable_file,
+    write_atomic,
+)
 from lightbrain.model import model_folder
-from lightbrain.train import TrainConfig
+from lightbrain.train import TrainConfig, run_folder
 
 # %% ../nbs/15_leximind_app.ipynb #89cd7110
 MIN_SUMMARY_WORDS = 30  # a shorter text gets no summary: it is no longer than a summary (CNN/DailyMail's are ~50 words)
@@ -191,10 +199,11 @@ def train_command(argv: list[str] | None = None):
     _add_data_options(p)
     args = p.parse_args(argv)
     mode = "quick" if args.quick else get_mode()
+    values = config_from_args(args, (TrainConfig,), {"ckpt_dir": "--out"})
     out = run_folder(Path(args.out or runs_folder() / RUN_DIRS[mode]), args.resume, args.overwrite)
     options = {name: getattr(args, name) for name in ("base", "pooling", "temperature", "max_source", "max_target")}
     sources = {k: getattr(args, k) for k in DATA_OPTIONS}
-    metrics = train_leximind(out, mode, config_from_args(args, (TrainConfig,)), sources, args.resume, **options)
+    metrics = train_leximind(out, mode, values, sources, args.resume, **options)
     print(
         f"checkpoints in {out}/best and {out}/last; validation: "
         + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())

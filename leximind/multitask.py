@@ -27,7 +27,15 @@ from torch.nn.utils.rnn import pad_sequence
 
 from leximind.model import T5, T5Config
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
-from lightbrain.core import check_mode, evaluating, get_device, lazy_import, runs_folder, seed_everything
+from lightbrain.core import (
+    check_fields,
+    check_mode,
+    evaluating,
+    get_device,
+    lazy_import,
+    runs_folder,
+    seed_everything,
+)
 from lightbrain.data import (
     check_text_file,
     load_source,
@@ -41,7 +49,6 @@ from lightbrain.model import (
     IGNORE_INDEX,
     Checkpointable,
     build_config,
-    check_fields,
     load_weights,
     model_folder,
     read_config,

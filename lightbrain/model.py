@@ -6,8 +6,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/gpt.html.md"""
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'GPTConfig', 'MLP', 'Block', 'Checkpointable', 'KVCache', 'GPT', 'param_count', 'config_dict',
-           'save_model', 'read_config', 'check_fields', 'build_config', 'load_weights', 'load_model', 'model_folder',
-           'push_checkpoint']
+           'save_model', 'read_config', 'build_config', 'load_weights', 'load_model', 'model_folder', 'push_checkpoint']
 
 # %% ../nbs/05_gpt.ipynb #acd2d188
 import json
@@ -24,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lightbrain.attention import KVBuffer, MultiHeadAttention
-from lightbrain.core import hub_online, write_atomic
+from lightbrain.core import check_fields, hub_online, write_atomic
 from lightbrain.norm import LayerNorm, RMSNorm
 
 # %% ../nbs/05_gpt.ipynb #c16437ab
@@ -354,13 +353,6 @@ def read_config(path: str | Path, model_type: str) -> dict:
     if not isinstance(config, dict) or config.pop("model_type", None) != model_type:
         raise ValueError(f"{path} does not hold a {model_type} model")
     return config
-
-
-def check_fields(values: dict, known, source) -> dict:
-    "`values`, after rejecting any field not in `known` (a config written for another model or version)."
-    if unknown := set(values) - set(known):
-        raise ValueError(f"{source} has unknown fields {sorted(unknown)}: it was written for another model or version")
-    return values
 
 
 def _fits(value, kind) -> bool:

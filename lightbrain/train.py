@@ -6,8 +6,8 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/training.html.md
 
 # %% auto #0
 __all__ = ['MAX_OVERFLOWS', 'TrainConfig', 'cross_entropy', 'param_groups', 'make_optimizer', 'adamw_step', 'lr_at', 'precision',
-           'step_seed', 'save_checkpoint', 'load_checkpoint', 'distributed_setup', 'evaluate', 'train', 'lm_batches',
-           'lm_loss', 'check_lm_setup', 'plot_log', 'evaluate_lm']
+           'step_seed', 'save_checkpoint', 'load_checkpoint', 'run_folder', 'distributed_setup', 'evaluate', 'train',
+           'lm_batches', 'lm_loss', 'check_lm_setup', 'plot_log', 'evaluate_lm']
 
 # %% ../nbs/06_training.ipynb #7d296675
 import csv
@@ -219,6 +219,24 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scaler) -> tuple[in
         raise ValueError(f"{path}: the optimizer state does not fit this model ({e})") from None
     scaler.load_state_dict(state["scaler"])
     return state["step"], state["best"]
+
+# %% ../nbs/06_training.ipynb #8ba98405
+def run_folder(out: Path, resume: bool, overwrite: bool) -> Path:
+    """`out`, checked for a training run: a folder that holds a run already needs `resume` (continue it) or
+    `overwrite` (delete it, here, and start again), so that two runs never mix their checkpoints and logs."""
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in the folder, --overwrite deletes it: give one of them")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: give --out a folder")
+    if resume and not any((out / name / "trainer.pt").is_file() for name in ("last", "last.old")):
+        raise FileNotFoundError(f"nothing to resume: {out / 'last'} holds no checkpoint")
+    found = [out / name for name in ("best", "last", "best.old", "last.old", "log.csv", "tb") if (out / name).exists()]
+    if found and not resume:
+        if not overwrite:
+            raise FileExistsError(f"{out} holds a run already: --resume continues it, --overwrite starts again")
+        for path in found:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return out
 
 # %% ../nbs/06_training.ipynb #75e053ab
 def distributed_setup(device) -> tuple[int, int, torch.device]:

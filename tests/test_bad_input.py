@@ -249,6 +249,22 @@ def test_commands_refuse_bad_options_and_settings_in_one_line(gpt_checkpoint, tm
             get_device()
 
 
+def test_both_training_commands_refuse_ckpt_dir_before_touching_the_run_folder(tmp_path, capsys):
+    """Catches a training command that forgets to pass {"ckpt_dir": "--out"} to config_from_args (a TypeError
+    traceback from `replace`), or one that checks it only after --overwrite has deleted the run in OUT."""
+    from leximind.app import train_command as leximind_train
+
+    for command, prog in ((train_command, "lightbrain-train"), (leximind_train, "leximind-train")):
+        out = tmp_path / prog
+        (out / "best").mkdir(parents=True)
+        (out / "log.csv").write_text("step\n")  # an earlier run, which --overwrite would delete
+        with pytest.raises(SystemExit) as stop:
+            command(["--quick", "--out", str(out), "--overwrite", "--ckpt-dir", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.startswith(f"{prog}: error: ckpt_dir is set by the command's --out"), err
+        assert (out / "log.csv").is_file() and (out / "best").is_dir()
+
+
 def test_generate_seq2seq_refuses_impossible_settings():
     "Catches: more beams than tokens (topk fails deep in beam search) and ids from another tokenizer."
     model = T5(T5Config.tiny(vocab_size=50))

@@ -1,5 +1,5 @@
-"""lightbrain.cli and leximind.app: the shared parser and error wrapper (against argparse's own behaviour and the config
-dataclasses), and every LightBrain command run as a user would, in a subprocess."""
+"""lightbrain.cli and leximind.app: the shared parser and error wrapper of lightbrain.core (against argparse's own
+behaviour and the config dataclasses), and every LightBrain command run as a user would, in a subprocess."""
 
 import csv
 import io
@@ -20,7 +20,8 @@ import yaml
 
 import lightbrain
 from conftest import ROOT
-from lightbrain.cli import PRESETS, command, command_parser, config_from_args, parse_value, train_command
+from lightbrain.cli import PRESETS, train_command
+from lightbrain.core import command, command_parser, config_from_args, parse_value, writable_file
 from lightbrain.data import course_data, load_meta, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import BPETokenizer, save_tokenizer
@@ -67,6 +68,9 @@ def test_help_lists_every_field_with_each_presets_value(capsys):
     assert exit_info.value.code == 0 and lightbrain.__version__ in capsys.readouterr().out
 
 
+OUT_SETS = {"ckpt_dir": "--out"}  # what both training commands pass: --out sets ckpt_dir
+
+
 def test_options_and_yaml_become_typed_config_values(tmp_path):
     "Catches strings left untyped, a YAML value winning over the command line, or an unknown YAML field accepted."
     parser = command_parser("x", "x", PRESETS)
@@ -94,9 +98,9 @@ def test_options_and_yaml_become_typed_config_values(tmp_path):
     ]:
         (tmp_path / "bad.yaml").write_text(bad + "\n")
         with pytest.raises(ValueError, match=re.escape(message)):
-            config_from_args(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS))
+            config_from_args(parser.parse_args(["--config", str(tmp_path / "bad.yaml")]), tuple(PRESETS), OUT_SETS)
     with pytest.raises(ValueError, match="set by the command's --out"):  # the option too: it crashed with a TypeError
-        config_from_args(parser.parse_args(["--ckpt-dir", "elsewhere"]), tuple(PRESETS))
+        config_from_args(parser.parse_args(["--ckpt-dir", "elsewhere"]), tuple(PRESETS), OUT_SETS)
 
 
 def test_prepare_command(data_dir, tmp_path):
@@ -386,7 +390,6 @@ def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
     """Catches `leximind-evaluate --out PATH` checking PATH only after the whole evaluation, losing its results to a
     traceback (issue 17): a bad path is refused first, even before a missing checkpoint is noticed."""
     from leximind.app import evaluate_command
-    from lightbrain.cli import writable_file
 
     (tmp_path / "afile").write_text("x")
     for path, message in [

@@ -251,6 +251,14 @@ def test_one_module_per_chapter(nb):
     assert not named, f"{nb.name}: {named}"
 
 
+def test_leximind_commands_need_nothing_of_lightbrains_project():
+    """Catches the command-line plumbing moving back into LightBrain's project module (chapter 08's lightbrain.cli):
+    LexiMind's commands are built from lightbrain.core's pieces, so importing them loads no lightbrain.cli."""
+    code = "import sys, leximind.app; print('lightbrain.cli' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def _assigned(source: str) -> set[str]:
     "The names a cell's code assigns at its top level (`a = ...`, `a, b = ...`, `a = b = ...`)."
     names = set()
