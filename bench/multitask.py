@@ -35,9 +35,8 @@ def latency(emotion) -> list:
     vocabulary, random weights."""
     tokenizer = SentencePieceTokenizer(train_sentencepiece(list(emotion["train"]["text"]) + [ARTICLE], 8000))
     torch.manual_seed(0)
-    config = T5Config.flan_t5_small(
-        vocab_size=tokenizer.vocab_size, dropout=0.0
-    )  # random weights can emit any id: match the vocabulary
+    # random weights can emit any id: the vocabulary must match the tokenizer's
+    config = T5Config.flan_t5_small(vocab_size=tokenizer.vocab_size, dropout=0.0)
     app = LexiMind(MultiTaskT5(T5(config)), tokenizer, get_device(), max_new_tokens=48)
     app.analyze(ARTICLE)  # warm up
     rows = []

@@ -75,9 +75,8 @@ def lightbrain_tiny() -> dict:
     sequences = config.batch_size * config.grad_accum
     with torch.no_grad():
         eval_sequence = flops(lambda: model(x, x))
-    evals = (
-        config.max_steps // config.eval_interval * config.eval_iters * config.batch_size * 2
-    )  # train and val estimates
+    # train and val estimates
+    evals = config.max_steps // config.eval_interval * config.eval_iters * config.batch_size * 2
     return {
         "chapter": "08",
         "what": f"LightBrain-Tiny, {config.max_steps:,} steps",
@@ -101,13 +100,10 @@ def flan_t5_batches(data_dir: Path) -> tuple[dict, MultiTaskT5, dict]:
         "emotion": load_emotion(str(data_dir / "emotion")),
         "topic": load_ag_news(str(data_dir / "ag_news" / "test.csv")),
     }
-    tokenizer = _tokenizer_for(
-        tasks, 32_000
-    )  # FLAN-T5's own 32,000-piece tokenizer is on the hub: one trained here instead
-    seconds, batches = (
-        {},
-        {},
-    )  # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
+    # FLAN-T5's own 32,000-piece tokenizer is on the hub: one trained here instead
+    tokenizer = _tokenizer_for(tasks, 32_000)
+    # MultiTaskBatches's reading time per example: articles, and short texts (tweets, news items)
+    seconds, batches = {}, {}
     for kind, names in (("articles", ["summarize"]), ("short texts", ["emotion", "topic"])):
         start = time.perf_counter()
         data = MultiTaskBatches({t: tasks[t] for t in names}, tokenizer, *SOURCE_LENGTHS["full"])
@@ -157,9 +153,7 @@ def beam_search_flops(
         token = flops(
             lambda: model.t5.decode(torch.zeros(1, 1, dtype=torch.long), memory, torch.ones(1, 1, dtype=torch.long))
         )
-    cross_kv = (
-        c.n_decoder_layers * 2 * 2 * c.d_model * c.n_heads * c.d_kv * source
-    )  # keys and values of the source, once
+    cross_kv = c.n_decoder_layers * 2 * 2 * c.d_model * c.n_heads * c.d_kv * source  # the source's keys and values
     cross_attention = c.n_decoder_layers * 2 * 2 * c.n_heads * c.d_kv * source  # scores and weighted sum, per new token
     fp16_extra = torch.tensor([cross_kv + beams * length * cross_attention, 0.0], dtype=torch.float64)
     return articles * (encode + beams * length * token + fp16_extra)

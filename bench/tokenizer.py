@@ -26,7 +26,7 @@ from pathlib import Path
 from common import SHARED_DATA, best_time, hardware, table
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from lightbrain.tokenizer import ENDOFTEXT, BPETokenizer, get_gpt2_tokenizer, text_chunks
+from lightbrain.tokenizer import ENDOFTEXT, BPETokenizer, get_gpt2_tokenizer, load_gpt2_files, text_chunks, train_bpe
 
 
 def load_corpus(path: str | None) -> tuple[str, str]:
@@ -118,7 +118,7 @@ def train_one(which: str, path: str, vocab_size: int) -> dict:
     threading.Thread(target=sample, daemon=True).start()
     start = time.perf_counter()
     if which == "ours":
-        BPETokenizer.train(text_chunks([path]), vocab_size, [ENDOFTEXT], processes=os.cpu_count())
+        train_bpe(text_chunks([path]), vocab_size, [ENDOFTEXT], processes=os.cpu_count())
     else:
         tok, trainer = hf_trainer(vocab_size)
         tok.train([path], trainer)
@@ -173,7 +173,7 @@ def main():
 
     rows, trained = [], {}
     for vocab in (512, 2048, 8192):
-        ours = best_time(lambda: trained.__setitem__(vocab, BPETokenizer.train(text, vocab, [ENDOFTEXT])), repeat=3)
+        ours = best_time(lambda: trained.__setitem__(vocab, train_bpe(text, vocab, [ENDOFTEXT])), repeat=3)
         hf = best_time(lambda: train_hf(text, vocab), repeat=3)
         rows.append([vocab, f"{ours:.2f} s", f"{hf:.2f} s", f"{ours / hf:.2f}x"])
     print("Training to a vocabulary size (same text, same pre-split)")
@@ -188,7 +188,7 @@ def main():
     rows.append(["ours to_tiktoken(), vocab 8192", mb / best_time(lambda: small_tt.encode(text))])
     try:
         reference = get_gpt2_tokenizer()
-        gpt2 = BPETokenizer.from_gpt2_files()
+        gpt2 = load_gpt2_files()
         assert gpt2.encode(text) == reference.encode(text), "GPT-2 parity failed"
         rows.append(["ours encode, GPT-2 vocab, warm cache", mb / best_time(lambda: gpt2.encode(text))])
         gpt2_tt = gpt2.to_tiktoken()

@@ -21,7 +21,7 @@ from common import hardware, table
 from lightbrain.core import get_device
 from lightbrain.data import get_batch, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig, param_count
-from lightbrain.tokenizer import BPETokenizer, load_tokenizer
+from lightbrain.tokenizer import load_tokenizer, train_bpe
 from lightbrain.train import TrainConfig, lm_loss, precision, train
 
 
@@ -75,7 +75,7 @@ def main():
         " TFLOP/s\n"
     )
     docs = [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"]]
-    bpe = BPETokenizer.train(docs, vocab_size=1024, special_tokens=["<|endoftext|>"])
+    bpe = train_bpe(docs, vocab_size=1024, special_tokens=["<|endoftext|>"])
     runs = [
         ("quick (tiny)", GPTConfig.tiny(vocab_size=1024, context_length=128), real_tokens(docs, bpe)),
         ("LightBrain-Tiny", GPTConfig.lightbrain_tiny(dropout=0.0), real_tokens(docs, load_tokenizer("gpt2"))),

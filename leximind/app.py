@@ -42,10 +42,8 @@ class LexiMind:
 
     def __init__(self, model: MultiTaskT5, tokenizer: SentencePieceTokenizer, device=None, **generation):
         self.model = model.to(device or get_device()).eval()
-        self.tokenizer, self.generation = (
-            tokenizer,
-            generation,
-        )  # generation: options for `generate_seq2seq` (default: 4 beams)
+        self.tokenizer = tokenizer
+        self.generation = generation  # options for `generate_seq2seq` (default: 4 beams)
 
     @classmethod
     def load(cls, path: str | Path, device=None, **generation) -> "LexiMind":

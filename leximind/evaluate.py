@@ -11,7 +11,6 @@ __all__ = ['summarize', 'classify', 'rouge', 'rouge_tokens', 'rouge_n', 'rouge_l
 
 # %% ../nbs/14_evaluation.ipynb #3d08205c
 import json
-import math
 import re
 import warnings
 from collections import Counter
@@ -27,15 +26,16 @@ from lightbrain.core import dtype_policy, evaluating, get_device, model_device, 
 from lightbrain.model import model_folder
 
 # %% ../nbs/14_evaluation.ipynb #9989ed24
-def _batches(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _inputs(model: MultiTaskT5, tokenizer: SentencePieceTokenizer, task: str, texts: list[str], max_source):
-    "The prefixed `texts` as token ids, cut by the tokenizer to what the model reads (one warning if any were cut)."
-    limit = max_source or model.t5.config.context_length
-    return tokenizer.encode_batch([TASKS[task].prefix + t for t in texts], limit, f"{task} inputs")
+def _input_batches(
+    model: MultiTaskT5, tokenizer: SentencePieceTokenizer, task: str, texts: list[str], size: int, progress
+):
+    """The prefixed `texts` in padded batches of `size` on the model's device, as (input ids, attention mask), cut by
+    the tokenizer to what the model reads (one warning if any were cut), behind a progress bar."""
+    limit, device = model.t5.config.context_length, model_device(model)
+    ids = tokenizer.encode_batch([TASKS[task].prefix + t for t in texts], limit, f"{task} inputs")
+    for i in progress_bar(range(0, len(ids), size), progress):
+        batch = tokenizer.pad(ids[i : i + size])
+        yield batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
 
 def summarize(
@@ -43,23 +43,16 @@ def summarize(
     tokenizer: SentencePieceTokenizer,
     articles: list[str],
     batch_size: int = 8,
-    max_source: int | None = None,
     progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
     **generation,
 ) -> list[str]:
     """Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, at most the model's
     `summary_length` tokens, unless `generation` says otherwise), in the device's precision."""
     options = {"num_beams": 4, "no_repeat_ngram_size": 3, "max_new_tokens": model.summary_length} | generation
-    device, out = model_device(model), []
-    inputs = _inputs(model, tokenizer, "summarize", articles, max_source)
-    batches = progress_bar(_batches(inputs, batch_size), progress, total=math.ceil(len(inputs) / batch_size))
-    for rows in batches:
-        batch = tokenizer.pad(rows)
-        with dtype_policy(device).autocast():  # fp16 on a T4, bf16 on newer GPUs: T5's `wo` stays fp32 (chapter 11)
-            ids = generate_seq2seq(
-                model.t5, batch["input_ids"].to(device), batch["attention_mask"].to(device), **options
-            )
-        out += tokenizer.batch_decode(ids)
+    out = []
+    for input_ids, attention_mask in _input_batches(model, tokenizer, "summarize", articles, batch_size, progress):
+        with dtype_policy(input_ids.device).autocast():  # fp16 on a T4, bf16 on newer GPUs: T5's `wo` stays fp32
+            out += tokenizer.batch_decode(generate_seq2seq(model.t5, input_ids, attention_mask, **options))
     return out
 
 
@@ -69,18 +62,13 @@ def classify(
     task: str,
     texts: list[str],
     batch_size: int = 32,
-    max_source: int | None = None,
     progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
 ) -> torch.Tensor:
     "Label probabilities (len(texts), n_labels) for classification task `task` (e.g. 'emotion'), in fp16/bf16 on a GPU."
-    device, out = model_device(model), []
-    with evaluating(model), dtype_policy(device).autocast():
-        inputs = _inputs(model, tokenizer, task, texts, max_source)
-        batches = progress_bar(_batches(inputs, batch_size), progress, total=math.ceil(len(inputs) / batch_size))
-        for rows in batches:
-            batch = tokenizer.pad(rows)
-            scores = model.classify(task, batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            out.append(scores.float().softmax(-1).cpu())
+    out = []
+    with evaluating(model), dtype_policy(model_device(model)).autocast():
+        for input_ids, attention_mask in _input_batches(model, tokenizer, task, texts, batch_size, progress):
+            out.append(model.classify(task, input_ids, attention_mask).float().softmax(-1).cpu())
     return torch.cat(out)
 
 # %% ../nbs/14_evaluation.ipynb #fe927c78

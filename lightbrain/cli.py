@@ -60,7 +60,7 @@ from lightbrain.data import (
 )
 from lightbrain.generate import RESEARCH_NOTICE, generate_text, stream_text
 from lightbrain.model import GPT
-from lightbrain.tokenizer import BPETokenizer, load_tokenizer
+from lightbrain.tokenizer import load_tokenizer, train_bpe
 from lightbrain.train import (
     check_lm_setup,
     distributed_setup,
@@ -120,7 +120,7 @@ def default_data(out: Path, mode: str) -> Path:
     docs = pubmedqa_corpus(mode)
     quick = mode == "quick"
     if quick:
-        tokenizer = BPETokenizer.train(
+        tokenizer = train_bpe(
             [pubmedqa_text(ex) for ex in docs["train"]], vocab_size=1024, special_tokens=["<|endoftext|>"]
         )
     else:

@@ -22,11 +22,11 @@ def shared(*parts) -> Path:
 def data_dir(tmp_path_factory):
     "PubMedQA (the course's slice) prepared with a 300-token BPE: token files for tiny language-model runs."
     from lightbrain.data import load_pubmedqa, prepare, pubmedqa_text
-    from lightbrain.tokenizer import BPETokenizer
+    from lightbrain.tokenizer import train_bpe
 
     d = tmp_path_factory.mktemp("data")
     docs = load_pubmedqa("builtin")
-    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(500))], 300, ["<|endoftext|>"])
+    tok = train_bpe([pubmedqa_text(ex) for ex in docs["train"].select(range(500))], 300, ["<|endoftext|>"])
     prepare(docs, tok, d, pubmedqa_text)
     return d
 

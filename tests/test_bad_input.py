@@ -23,7 +23,7 @@ from lightbrain.core import get_device, progress_bar
 from lightbrain.data import course_data, load_meta, load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.generate import generate
 from lightbrain.model import GPT, GPTConfig
-from lightbrain.tokenizer import BPETokenizer, get_gpt2_tokenizer, save_tokenizer
+from lightbrain.tokenizer import BPETokenizer, get_gpt2_tokenizer, load_gpt2_files, save_tokenizer, train_bpe
 from lightbrain.train import TrainConfig
 
 TEXTS = ["plain ascii", "nul\x00byte", "emoji 😀🧪 and 👩‍⚕️", "שלום עולם، مرحبا", "", "   \n\t  ", "e\u0301 vs é"]
@@ -36,7 +36,7 @@ def gpt2_pair():
         reference = get_gpt2_tokenizer()
     except RuntimeError as e:
         pytest.skip(str(e))
-    return BPETokenizer.from_gpt2_files(), reference
+    return load_gpt2_files(), reference
 
 
 def test_odd_text_through_the_bpe_tokenizer_matches_tiktoken(gpt2_pair):
@@ -56,7 +56,7 @@ def test_odd_text_through_the_bpe_tokenizer_matches_tiktoken(gpt2_pair):
 def test_ids_outside_the_vocabulary_are_refused():
     """Catches: a decode that silently skips or wraps an unknown id, a generation from a prompt made by another
     tokenizer failing deep in the embedding with 'index out of range in self' (it did)."""
-    tok = BPETokenizer.train("hello world " * 20, 300, ["<|endoftext|>"])
+    tok = train_bpe("hello world " * 20, 300, ["<|endoftext|>"])
     for bad in ([tok.n_vocab], [-1]):
         with pytest.raises(ValueError, match="not in the vocabulary"):
             tok.decode(bad)
@@ -151,7 +151,7 @@ def test_prepare_and_load_tokens_refuse_what_would_train_on_wrong_tokens(tmp_pat
     match meta.json read as valid (load_tokens never checked); a prepare killed while rewriting a folder leaving the
     old meta.json beside new token files (training then ran on a train split holding validation documents)."""
     docs = load_pubmedqa("builtin")
-    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(100))], 300, ["<|endoftext|>"])
+    tok = train_bpe([pubmedqa_text(ex) for ex in docs["train"].select(range(100))], 300, ["<|endoftext|>"])
     with pytest.raises(ValueError, match="read by text_fn=text_column, has no column 'text'"):
         prepare(docs, tok, tmp_path / "d")
     prepare(docs, tok, tmp_path / "d", pubmedqa_text)
@@ -177,7 +177,7 @@ def test_prepare_and_load_tokens_refuse_what_would_train_on_wrong_tokens(tmp_pat
 @pytest.fixture(scope="module")
 def gpt_checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gpt") / "ckpt"
-    tok = BPETokenizer.train("a small text for a small model " * 20, 300, ["<|endoftext|>"])
+    tok = train_bpe("a small text for a small model " * 20, 300, ["<|endoftext|>"])
     GPT(GPTConfig.tiny(vocab_size=300, context_length=16)).save(folder)
     save_tokenizer(tok, folder)
     return folder
@@ -313,9 +313,9 @@ def test_the_leximind_command_answers_odd_text_in_one_line(lexi_checkpoint, caps
 
 def test_progress_bars_show_only_when_asked(capsys, monkeypatch):
     "Catches long work without a progress bar (BPE training had none), and a bar that cannot be turned off."
-    BPETokenizer.train("some text to train on " * 50, 280, progress=True)
+    train_bpe("some text to train on " * 50, 280, progress=True)
     assert "BPE merges" in capsys.readouterr().err
-    BPETokenizer.train("some text to train on " * 50, 280, progress=False)
+    train_bpe("some text to train on " * 50, 280, progress=False)
     assert capsys.readouterr().err == ""
     monkeypatch.setenv("LIGHTBRAIN_PROGRESS", "1")
     assert not progress_bar(range(2)).disable
@@ -327,7 +327,7 @@ def test_empty_training_text_is_refused():
     "Catches a tokenizer trained on nothing: 256 bytes and no word (both trainers refuse)."
     for text in ("", []):
         with pytest.raises(ValueError, match="empty"):
-            BPETokenizer.train(text, 300)
+            train_bpe(text, 300)
     with pytest.raises(ValueError, match="empty"):
         train_sentencepiece(["", "  "], 100)
 
@@ -335,7 +335,7 @@ def test_empty_training_text_is_refused():
 def test_resume_onto_another_tokenizers_data_is_refused(data_dir, tmp_path, capsys):
     "Catches a --resume that trained on with token ids meaning other words (issue 17: nothing refused it)."
     docs = load_pubmedqa("builtin")
-    other = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"].select(range(50))], 300, ["<|endoftext|>"])
+    other = train_bpe([pubmedqa_text(ex) for ex in docs["train"].select(range(50))], 300, ["<|endoftext|>"])
     prepare(docs, other, tmp_path / "other", pubmedqa_text)
     tiny = ["--quick", "--out", str(tmp_path / "run"), "--context-length", "16", "--n-layers", "1", "--batch-size", "2"]
     tiny += ["--max-steps", "2", "--eval-interval", "2", "--eval-iters", "1", "--tensorboard", "false"]

@@ -24,7 +24,7 @@ from lightbrain.cli import PRESETS, train_command
 from lightbrain.core import command, command_parser, config_from_args, parse_value, writable_file
 from lightbrain.data import course_data, load_meta, load_pubmedqa, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
-from lightbrain.tokenizer import BPETokenizer, save_tokenizer
+from lightbrain.tokenizer import save_tokenizer, train_bpe
 from lightbrain.train import TrainConfig
 
 
@@ -104,7 +104,7 @@ def test_options_and_yaml_become_typed_config_values(tmp_path):
 
 
 def test_prepare_command(data_dir, tmp_path):
-    tok = BPETokenizer.train(
+    tok = train_bpe(
         [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"].select(range(200))], 600, ["<|endoftext|>"]
     )
     save_tokenizer(tok, tmp_path / "tok")

@@ -32,7 +32,7 @@ from lightbrain.data import (
     split_by_text,
     standard_splits,
 )
-from lightbrain.tokenizer import ENDOFTEXT, BPETokenizer, get_gpt2_tokenizer
+from lightbrain.tokenizer import ENDOFTEXT, get_gpt2_tokenizer, train_bpe
 
 KEYS = {"pubmedqa": "question", "emotion": "text", "ag_news": "text", "cnn_dailymail": "article"}
 LOADERS = {
@@ -46,7 +46,7 @@ LOADERS = {
 @pytest.fixture(scope="module")
 def small_tok():
     docs = [pubmedqa_text(ex) for ex in load_pubmedqa("builtin")["train"].select(range(200))]
-    return BPETokenizer.train(docs, 600, [ENDOFTEXT])
+    return train_bpe(docs, 600, [ENDOFTEXT])
 
 
 def assert_disjoint(dsd: DatasetDict, key: str, what: str):
@@ -382,7 +382,7 @@ def test_uint32_when_the_vocabulary_needs_it(tmp_path, monkeypatch):
 def test_prepare_refuses_other_tokenizer_and_bad_data(small_tok, tmp_path):
     dsd = DatasetDict({"train": Dataset.from_dict({"text": [f"document {i}" for i in range(40)]})})
     prepare(dsd, small_tok, tmp_path)
-    other = BPETokenizer.train("a different corpus entirely " * 20, 300, [ENDOFTEXT])
+    other = train_bpe("a different corpus entirely " * 20, 300, [ENDOFTEXT])
     with pytest.raises(ValueError, match="another tokenizer"):
         prepare(dsd, other, tmp_path)
     with pytest.raises(ValueError, match="'train' split"):

@@ -9,7 +9,7 @@ from transformers.generation.logits_process import RepetitionPenaltyLogitsProces
 
 from lightbrain.generate import apply_repetition_penalty, filter_logits, generate, generate_text, stream
 from lightbrain.model import GPT, GPTConfig
-from lightbrain.tokenizer import BPETokenizer, save_tokenizer
+from lightbrain.tokenizer import save_tokenizer, train_bpe
 
 hf_logging.set_verbosity_error()
 
@@ -141,7 +141,7 @@ def test_bad_options(pair):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
-    tok = BPETokenizer.train("the cat sat on the mat. " * 50, 300, ["<|endoftext|>"])
+    tok = train_bpe("the cat sat on the mat. " * 50, 300, ["<|endoftext|>"])
     torch.manual_seed(0)
     GPT(GPTConfig.tiny(vocab_size=tok.n_vocab)).save(d)
     save_tokenizer(tok, d / "tokenizer.json")
@@ -170,6 +170,6 @@ def test_the_playground_shows_the_research_notice():
     "Catches the playground losing the research-only notice that LightBrain's generated text must carry (issue 17)."
     from lightbrain.generate import RESEARCH_NOTICE, playground
 
-    tok = BPETokenizer.train(["a small corpus of words"], vocab_size=260)
+    tok = train_bpe(["a small corpus of words"], vocab_size=260)
     box = playground(GPT(GPTConfig.tiny(vocab_size=tok.n_vocab)), tok, "a")
     assert any(RESEARCH_NOTICE in getattr(child, "value", "") for child in box.children)

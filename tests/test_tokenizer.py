@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 
 import lightbrain.tokenizer
 from conftest import shared
-from lightbrain.tokenizer import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, get_gpt2_tokenizer, text_chunks
+from lightbrain.tokenizer import (
+    ENDOFTEXT,
+    GPT2_PATTERN,
+    BPETokenizer,
+    get_gpt2_tokenizer,
+    load_gpt2_files,
+    load_hf_gpt2_files,
+    text_chunks,
+    train_bpe,
+)
 
 SETTINGS = settings(max_examples=150, deadline=None)
 TEXT = (
@@ -27,7 +36,7 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def tok():
-    return BPETokenizer.train(TEXT, vocab_size=256 + 150 + 1, special_tokens=[ENDOFTEXT])
+    return train_bpe(TEXT, vocab_size=256 + 150 + 1, special_tokens=[ENDOFTEXT])
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +46,7 @@ def gpt2_pair():
         reference = get_gpt2_tokenizer()
     except RuntimeError as e:
         pytest.skip(str(e))
-    return BPETokenizer.from_gpt2_files(), reference
+    return load_gpt2_files(), reference
 
 
 # --- training ----------------------------------------------------------------------------------------------
@@ -60,7 +69,7 @@ def test_training_matches_cs336_reference():
         if line
     ]
     ref_vocab = {dec(t) for t in json.loads((fixtures / "train-bpe-reference-vocab.json").read_text(encoding="utf-8"))}
-    tok = BPETokenizer.train((fixtures / "corpus.en").read_text(encoding="utf-8"), 500, [ENDOFTEXT])
+    tok = train_bpe((fixtures / "corpus.en").read_text(encoding="utf-8"), 500, [ENDOFTEXT])
     assert tok.merges == ref_merges
     assert {tok.decode_single_token_bytes(i) for i in range(tok.vocab_size)} == ref_vocab
 
@@ -98,12 +107,12 @@ def naive_merges(text: str, n_merges: int) -> list[tuple[bytes, bytes]]:
 @SETTINGS
 @given(st.text(alphabet=st.sampled_from("aab c\n'é1.👋"), min_size=1, max_size=200), st.integers(1, 40))
 def test_incremental_training_equals_naive(text, n_merges):
-    assert BPETokenizer.train(text, 256 + n_merges).merges == naive_merges(text, n_merges)[:n_merges]
+    assert train_bpe(text, 256 + n_merges).merges == naive_merges(text, n_merges)[:n_merges]
 
 
 def test_tie_break_is_greatest_pair():
     # " cd" has pairs (b" ", b"c") and (b"c", b"d"); "ab" has (b"a", b"b"): all seen once. The greatest pair wins.
-    assert BPETokenizer.train("ab cd", 257).merges == [(b"c", b"d")]
+    assert train_bpe("ab cd", 257).merges == [(b"c", b"d")]
 
 
 @pytest.mark.parametrize("collector_on", [True, False])
@@ -115,11 +124,11 @@ def test_training_leaves_the_garbage_collector_as_it_found_it(collector_on, monk
 
     try:
         gc.enable() if collector_on else gc.disable()
-        BPETokenizer.train(TEXT, 300)
+        train_bpe(TEXT, 300)
         assert gc.isenabled() == collector_on
         monkeypatch.setattr(lightbrain.tokenizer, "_train_bpe", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            BPETokenizer.train(TEXT, 300)
+            train_bpe(TEXT, 300)
         assert gc.isenabled() == collector_on
     finally:
         gc.enable()
@@ -127,7 +136,7 @@ def test_training_leaves_the_garbage_collector_as_it_found_it(collector_on, monk
 
 def test_training_is_deterministic_and_accepts_iterables():
     lines = TEXT.splitlines(keepends=True)
-    assert BPETokenizer.train(lines, 400).merges == BPETokenizer.train(iter(lines), 400).merges
+    assert train_bpe(lines, 400).merges == train_bpe(iter(lines), 400).merges
 
 
 # --- round trips and consistency ------------------------------------------------------------------------------
@@ -270,7 +279,7 @@ def test_gpt2_parity_any_text(gpt2_pair, s):
 def test_gpt2_from_hf_files_and_tiktoken_export(gpt2_pair):
     ours, reference = gpt2_pair
     fixtures = shared("cs336_2025", "fixtures")
-    hf = BPETokenizer.from_hf_files(fixtures / "gpt2_vocab.json", fixtures / "gpt2_merges.txt")
+    hf = load_hf_gpt2_files(fixtures / "gpt2_vocab.json", fixtures / "gpt2_merges.txt")
     assert hf.vocab_size == reference.n_vocab == 50257 and hf.special_tokens == {ENDOFTEXT: 50256}
     assert hf.ranks == ours.ranks == reference._mergeable_ranks  # tiktoken's own rank table, byte for byte
     text = "The quick brown fox 🦊 jumps<|endoftext|>"
@@ -298,12 +307,12 @@ def test_gpt2_unavailable_error(monkeypatch):
 @pytest.mark.parametrize("text", ["", [], ["", ""]])
 def test_empty_training_text(text):
     with pytest.raises(ValueError, match="empty"):
-        BPETokenizer.train(text, 300)
+        train_bpe(text, 300)
 
 
 def test_vocab_too_small():
     with pytest.raises(ValueError, match="too small"):
-        BPETokenizer.train("abc", 256, special_tokens=[ENDOFTEXT])
+        train_bpe("abc", 256, special_tokens=[ENDOFTEXT])
 
 
 def test_decode_unknown_id(tok):
@@ -328,7 +337,7 @@ def _tiny_gpt2_files():
 
 def test_hf_files_valid_and_malformed(tmp_path):
     vocab, merges = _tiny_gpt2_files()
-    tok = BPETokenizer.from_hf_files(*_write(tmp_path, vocab, merges))
+    tok = load_hf_gpt2_files(*_write(tmp_path, vocab, merges))
     assert tok.encode(" t") == [256] and tok.special_tokens == {ENDOFTEXT: 257}
     bad = [
         ("{not json", merges, "not valid JSON"),
@@ -340,9 +349,9 @@ def test_hf_files_valid_and_malformed(tmp_path):
     ]
     for v, m, message in bad:
         with pytest.raises(ValueError, match=message):
-            BPETokenizer.from_hf_files(*_write(tmp_path, v, m))
+            load_hf_gpt2_files(*_write(tmp_path, v, m))
     with pytest.raises(FileNotFoundError, match="no such file"):
-        BPETokenizer.from_gpt2_files(tmp_path / "nope.json", tmp_path / "merges.txt")
+        load_gpt2_files(tmp_path / "nope.json", tmp_path / "merges.txt")
 
 
 def test_load_rejects_other_files(tmp_path):
@@ -376,10 +385,10 @@ def test_cut_or_edited_gpt2_files_are_refused(tmp_path):
     cut = tmp_path / "vocab.bpe"
     cut.write_text("\n".join(vocab_bpe.read_text(encoding="utf-8").splitlines()[:1000]) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not GPT-2's original file"):
-        BPETokenizer.from_gpt2_files(encoder, cut)
+        load_gpt2_files(encoder, cut)
     with pytest.raises(ValueError, match="the merges make only 999 of 50,257 tokens"):
-        BPETokenizer.from_hf_files(encoder, cut)
-    assert BPETokenizer.from_gpt2_files(encoder, vocab_bpe).encode("hello world") == [31373, 995]
+        load_hf_gpt2_files(encoder, cut)
+    assert load_gpt2_files(encoder, vocab_bpe).encode("hello world") == [31373, 995]
 
 
 def test_training_on_file_chunks_in_processes_equals_training_on_the_text(tmp_path):
@@ -388,8 +397,8 @@ def test_training_on_file_chunks_in_processes_equals_training_on_the_text(tmp_pa
     text = shared("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:300_000]
     path = tmp_path / "corpus.txt"
     path.write_text(text.replace("\n\n", f"\n{ENDOFTEXT}\n"), encoding="utf-8")
-    whole = BPETokenizer.train(path.read_text(encoding="utf-8"), 600, [ENDOFTEXT])
-    chunked = BPETokenizer.train(text_chunks([path], [ENDOFTEXT], block=5_000), 600, [ENDOFTEXT], processes=2)
+    whole = train_bpe(path.read_text(encoding="utf-8"), 600, [ENDOFTEXT])
+    chunked = train_bpe(text_chunks([path], [ENDOFTEXT], block=5_000), 600, [ENDOFTEXT], processes=2)
     assert chunked.merges == whole.merges
 
 
@@ -398,4 +407,4 @@ def test_text_chunks_refuses_a_file_that_is_not_utf8_in_one_line(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes(b"plain ascii text " * 100 + "café".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1.txt is not UTF-8 text \(.+\): re-save it as UTF-8$"):
-        BPETokenizer.train(text_chunks([path], block=64), 300)
+        train_bpe(text_chunks([path], block=64), 300)

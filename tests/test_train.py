@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, shared, torchrun
 from lightbrain.data import load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.model import GPT, GPTConfig
-from lightbrain.tokenizer import BPETokenizer
+from lightbrain.tokenizer import train_bpe
 from lightbrain.train import (
     TrainConfig,
     adamw_step,
@@ -159,7 +159,7 @@ def test_real_pubmedqa_beats_a_unigram_model(tmp_path):
     """Quick config, 200 steps on the PubMedQA mirror: validation loss below the entropy of a unigram model of the
     same tokens."""
     docs = load_pubmedqa(str(shared("pubmedqa", "ori_pqal.json")))
-    tok = BPETokenizer.train([pubmedqa_text(ex) for ex in docs["train"]], 1024, ["<|endoftext|>"])
+    tok = train_bpe([pubmedqa_text(ex) for ex in docs["train"]], 1024, ["<|endoftext|>"])
     prepare(docs, tok, tmp_path, pubmedqa_text)
     train_tokens, val_tokens = np.asarray(load_tokens(tmp_path, "train")), np.asarray(load_tokens(tmp_path, "val"))
     counts = Counter(train_tokens.tolist())

@@ -222,9 +222,8 @@ class _Autocast(torch.amp.autocast_mode.autocast):
     def __init__(self, device_type: str, dtype=None, enabled: bool = True, cache_enabled=None):
         if device_type == "cuda":
             if enabled and dtype == torch.bfloat16:
-                raise RuntimeError(
-                    "Current CUDA Device does not support bfloat16. Please switch dtype to float16."
-                )  # what PyTorch says on a T4
+                # what PyTorch says on a T4
+                raise RuntimeError("Current CUDA Device does not support bfloat16. Please switch dtype to float16.")
             device_type, dtype = "cpu", dtype or torch.float16
             dtype = _fp16_as[0] if dtype == torch.float16 else dtype
         super().__init__(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)

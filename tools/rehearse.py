@@ -68,15 +68,13 @@ def make_local_copies(shared: Path, folder: Path) -> Path:
     "LIGHTBRAIN_DATA's folder, in the hub's formats, from the offline mirror (links where the mirror already fits)."
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    (folder / "pubmedqa.json").symlink_to(
-        shared / "pubmedqa" / "ori_pqal.json"
-    )  # the authors' format, read by load_pubmedqa
+    # the authors' format, read by load_pubmedqa
+    (folder / "pubmedqa.json").symlink_to(shared / "pubmedqa" / "ori_pqal.json")
     (folder / "emotion").mkdir()
     for split in ("train", "validation", "test"):
         (folder / "emotion" / f"{split}.jsonl").symlink_to(shared / "emotion" / f"{split}.hf_format.jsonl")
-    (folder / "ag_news.csv").symlink_to(
-        shared / "ag_news" / "test.csv"
-    )  # the original CSV, split three ways by the loader
+    # the original CSV, split three ways by the loader
+    (folder / "ag_news.csv").symlink_to(shared / "ag_news" / "test.csv")
     rows = [
         json.loads(line)
         for line in (shared / "cnndm_xsum_frank" / "frank_articles_references.jsonl").open(encoding="utf-8")
@@ -103,9 +101,7 @@ def run_one(notebook: Path, env: dict, steps: int) -> dict:
     except CellExecutionError as e:
         error = str(e)[-3000:]
     nbformat.write(nb, OUT / notebook.name)  # executed as far as it got
-    peak = (
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    )  # KiB on Linux: the largest of this process's children
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux: the largest child's
     if error:
         print(error, file=sys.stderr)
     return {
@@ -142,9 +138,8 @@ def main() -> int:
     if (shared / "gpt2" / "tiktoken_cache").is_dir():
         env["TIKTOKEN_CACHE_DIR"] = str(shared / "gpt2" / "tiktoken_cache")
     OUT.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(
-        OUT / "work", ignore_errors=True
-    )  # each rehearsal starts without checkpoints (chapters 14-15 then use 13's)
+    # each rehearsal starts without checkpoints (chapters 14-15 then use 13's)
+    shutil.rmtree(OUT / "work", ignore_errors=True)
     make_local_copies(shared, OUT / "data")
     texts = [json.loads(line)["text"] for line in (shared / "emotion" / "train.hf_format.jsonl").open(encoding="utf-8")]
     texts += [row[1] + " " + row[2] for row in csv.reader((shared / "ag_news" / "test.csv").open(encoding="utf-8"))]
