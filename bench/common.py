@@ -8,18 +8,15 @@ from pathlib import Path
 
 import torch
 
+from lightbrain.core import cpu_name
+
 SHARED_DATA = Path(os.environ.get("LIGHTBRAIN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def hardware() -> str:
     "One line naming the CPU (and GPU if any) and the library versions the numbers were measured with."
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
 PEAK_TFLOPS = {  # dense fp16/bf16 tensor-core peaks from the datasheets (SXM parts for H100/H200)

@@ -39,7 +39,7 @@ from lightbrain.train import TrainConfig, run_folder
 MIN_SUMMARY_WORDS = 30  # a shorter text gets no summary: it is no longer than a summary (CNN/DailyMail's are ~50 words)
 COURSE_MODEL = (
     Path(str(importlib.resources.files("leximind"))) / "course_model"
-)  # shipped: tools/train_course_models.py
+)  # shipped: tools/train_course_models.py leximind
 COURSE_NOTE = (
     "answered by LexiMind's course model, a small T5 trained from scratch on the course's data: good at emotion and "
     "topic, not at summaries (its card: leximind/course_model/README.md)"

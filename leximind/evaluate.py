@@ -6,7 +6,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/evaluation.html.
 
 # %% auto #0
 __all__ = ['summarize', 'classify', 'rouge', 'rouge_tokens', 'rouge_n', 'rouge_l', 'classification_metrics', 'plot_confusion',
-           'macro_f1', 'evaluate_leximind', 'lead', 'tfidf_classifier', 'baselines', 'bootstrap_ci',
+           'macro_f1', 'evaluate_leximind', 'lead', 'tfidf_classifier', 'baselines', 'score_table', 'bootstrap_ci',
            'checkpoint_report']
 
 # %% ../nbs/14_evaluation.ipynb #3d08205c
@@ -239,6 +239,25 @@ def baselines(tasks: dict, split: str = "test", limit: int | None = None) -> dic
             "TF-IDF + logistic regression": classification_metrics(targets, tfidf, list(task.labels)),
         }
     return out
+
+
+def score_table(reports: dict[str, dict], base: dict) -> str:
+    """A Markdown table of test scores: the reports of `evaluate_leximind` (one column per model, named by the keys of
+    `reports`) beside the `baselines`, a row per task and metric."""
+    first = next(iter(reports.values()))
+    header = ["test split", "metric", *reports, "majority class", "TF-IDF + logistic regression", "lead-3"]
+    rows = [header, ["---"] * len(header)]
+    for task in ("emotion", "topic"):
+        b = base[task]
+        for metric in ("accuracy", "macro_f1"):
+            ours = [f"{r[task][metric]:.3f}" for r in reports.values()]
+            simple = [b[name][metric] for name in ("majority class", "TF-IDF + logistic regression")]
+            rows.append([f"{task} ({first[task]['n']:,})", metric, *ours, *(f"{x:.3f}" for x in simple), ""])
+    lead3 = base["summarize"]["lead-3"]
+    for metric in ("rouge1", "rouge2", "rougeL"):
+        ours = [f"{r['summarize'][metric]:.1f}" for r in reports.values()]
+        rows.append([f"summaries ({first['summarize']['n']})", metric, *ours, "", "", f"{lead3[metric]:.1f}"])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 # %% ../nbs/14_evaluation.ipynb #fdad695f
 def bootstrap_ci(

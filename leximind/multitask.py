@@ -7,8 +7,9 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/multitask.html.m
 # %% auto #0
 __all__ = ['EMOTION_LABELS', 'AG_NEWS_LABELS', 'datasets', 'TASKS', 'PRESETS', 'SOURCE_LENGTHS', 'RUN_DIRS', 'load_emotion',
            'load_ag_news', 'load_cnn_dailymail', 'Task', 'load_tasks', 'check_pooling', 'pool', 'ClassifierHead',
-           'MultiTaskT5', 'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'quick_setup',
-           'full_setup', 'run_files', 'task_metrics', 'RunOptions', 'train_leximind', 'trained_checkpoint']
+           'MultiTaskT5', 'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens', 'task_tokenizer',
+           'quick_setup', 'full_setup', 'run_files', 'task_metrics', 'RunOptions', 'train_leximind',
+           'trained_checkpoint']
 
 # %% ../nbs/13_multitask.ipynb #4f3fd2fb
 import csv
@@ -359,7 +360,7 @@ SOURCE_LENGTHS = {"quick": (256, 48), "full": (512, 128)}  # (max_source, max_ta
 RUN_DIRS = {"quick": "leximind-quick", "full": "leximind"}
 
 
-def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
+def task_tokenizer(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
     """A SentencePiece tokenizer of about `vocab_size` pieces trained on the (prefixed) training texts of the
     tasks."""
     texts = [task.prefix + text for task in TASKS.values() for text in tasks[task.name]["train"][task.source]]
@@ -369,7 +370,7 @@ def _tokenizer_for(tasks: dict, vocab_size: int) -> SentencePieceTokenizer:
 def quick_setup(tasks: dict) -> tuple[SentencePieceTokenizer, T5Config]:
     """Quick mode: a 2,000-piece SentencePiece tokenizer trained on the (prefixed) training texts, and a tiny T5's
     config for it."""
-    tokenizer = _tokenizer_for(tasks, 2000)
+    tokenizer = task_tokenizer(tasks, 2000)
     return tokenizer, T5Config.tiny(vocab_size=tokenizer.vocab_size, context_length=SOURCE_LENGTHS["quick"][0])
 
 

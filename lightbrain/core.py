@@ -8,7 +8,8 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'MODES', 'HUB_HOST', 'RUNS_ENV', 'DRIVE_RUNS', 'PROGRESS_ENV', 'USER_ERRORS', 'get_device',
            'model_device', 'evaluating', 'DtypePolicy', 'dtype_policy', 'seed_everything', 'get_mode', 'check_mode',
            'hub_online', 'write_atomic', 'runs_folder', 'keep_runs_on_drive', 'progress_bar', 'lazy_import', 'command',
-           'parse_value', 'command_parser', 'check_fields', 'config_from_args', 'writable_file', 'env_report']
+           'parse_value', 'command_parser', 'check_fields', 'config_from_args', 'writable_file', 'cpu_name',
+           'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import argparse
@@ -369,6 +370,15 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def cpu_name() -> str:
+    "The CPU's model name (from /proc/cpuinfo on Linux), else what `platform` knows: stated beside every timing."
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def env_report() -> dict:
     "Library versions, device, precision policy, mode and hub access, as a dict of strings."
     device = get_device()
@@ -376,7 +386,7 @@ def env_report() -> dict:
     report = {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
-        "cpu cores": str(os.cpu_count()),
+        "cpu": f"{cpu_name()}, {os.cpu_count()} cores",
     }
     report["torch"] = torch.__version__  # with its build: +cpu, +cu121, ...
     report |= {p: _version(p) for p in ("transformers", "datasets", "tiktoken", "sentencepiece", "nbdev")}
