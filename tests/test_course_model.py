@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from leximind.app import COURSE_MODEL, LexiMind, analyze_command
+from leximind.app import LexiMind, analyze_command
 from leximind.evaluate import checkpoint_report
+from leximind.multitask import COURSE_MODEL
 from lightbrain import cli
 from lightbrain.data import prepare, pubmedqa_corpus, pubmedqa_text
 from lightbrain.model import GPT
