@@ -224,7 +224,8 @@ def evaluate_command(argv: list[str] | None = None):
         print(f"{ckpt}: validation loss {loss:.4f}, perplexity {result['val_ppl']:.2f} ({n:,} tokens of {data})")
 
 
-COURSE_MODEL = Path(str(importlib.resources.files("lightbrain"))) / "course_model"  # tools/train_course_models.py
+# the course model shipped with the package, made by tools/train_course_models.py lightbrain
+COURSE_MODEL = Path(str(importlib.resources.files("lightbrain"))) / "course_model"
 COURSE_NOTE = (
     "written by LightBrain's course model, a small GPT trained from scratch on 804 PubMedQA abstracts: it imitates "
     "their form, not their facts (its card: lightbrain/course_model/README.md)"

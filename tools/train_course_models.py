@@ -124,7 +124,7 @@ def publish(staging: Path, out: Path, work: Path):
     shutil.rmtree(work, ignore_errors=True)
 
 
-def train_leximind(recipe: dict, work: Path) -> tuple[MultiTaskT5, SentencePieceTokenizer, dict, float]:
+def train_leximind_recipe(recipe: dict, work: Path) -> tuple[MultiTaskT5, SentencePieceTokenizer, dict, float]:
     """Train the recipe's model in `work`; return the best checkpoint (lowest validation loss), its tokenizer, the
     tasks and the minutes it took."""
     seed_everything(recipe["seed"])
@@ -199,7 +199,7 @@ def leximind_card(metrics: dict, parameters: int, n_articles: int) -> str:
 def make_leximind(recipe: dict, out: Path):
     "Train LexiMind's course model and write it, its scores and its card to `out`."
     work, staging = folders(out)
-    best, tokenizer, tasks, minutes = train_leximind(recipe, work)
+    best, tokenizer, tasks, minutes = train_leximind_recipe(recipe, work)
     best.half().save(staging)  # fp16: half the size; read back in fp32, as the app reads it
     tokenizer.save(staging)
     shutil.copy(work / "log.csv", staging / "log.csv")
