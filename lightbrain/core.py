@@ -7,9 +7,9 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'MODES', 'HUB_HOST', 'RUNS_ENV', 'DRIVE_RUNS', 'PROGRESS_ENV', 'USER_ERRORS', 'get_device',
            'model_device', 'evaluating', 'DtypePolicy', 'dtype_policy', 'seed_everything', 'get_mode', 'check_mode',
-           'hub_online', 'write_atomic', 'runs_folder', 'keep_runs_on_drive', 'progress_bar', 'lazy_import', 'command',
-           'parse_value', 'command_parser', 'check_fields', 'config_from_args', 'writable_file', 'cpu_name',
-           'env_report']
+           'hub_online', 'write_atomic', 'runs_folder', 'keep_runs_on_drive', 'progress_bar', 'widget_snapshot',
+           'show_widget', 'lazy_import', 'command', 'parse_value', 'command_parser', 'check_fields', 'config_from_args',
+           'writable_file', 'cpu_name', 'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import argparse
@@ -225,6 +225,40 @@ def progress_bar(iterable=None, progress: bool | None = None, **options):
         on_a_terminal = sys.stderr.isatty() and "ipykernel" not in sys.modules
         progress = setting == "1" if setting in ("0", "1") else on_a_terminal
     return tqdm(iterable, disable=not progress, **options)
+
+# %% ../nbs/00_core.ipynb #1f40fdbd
+def widget_snapshot(widget) -> str:
+    "Static HTML of what an ipywidgets box shows now: its text areas, sliders, buttons and HTML panes."
+    import html
+
+    if hasattr(widget, "children"):  # VBox, HBox: the children in a column or a row
+        row = type(widget).__name__ == "HBox"
+        return (
+            f'<div style="display:flex;flex-direction:{"row" if row else "column"};gap:6px">'
+            + "".join(widget_snapshot(w) for w in widget.children)
+            + "</div>"
+        )
+    kind, value = type(widget).__name__, getattr(widget, "value", "")
+    if kind == "HTML":
+        return f"<div>{value}</div>"
+    if kind == "Textarea":
+        return f'<pre style="border:1px solid #bbb;padding:4px;white-space:pre-wrap">{html.escape(value)}</pre>'
+    if kind == "Button":
+        return f"<button disabled>{html.escape(widget.description)}</button>"
+    return f"<span>{html.escape(widget.description)} <b>{html.escape(str(value))}</b></span>"  # sliders and the rest
+
+
+def show_widget(widget):
+    "Display `widget` live where a kernel runs it, and as `widget_snapshot` on a page without one."
+    from IPython.display import display
+
+    view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+    bundle = {
+        "application/vnd.jupyter.widget-view+json": view,  # what Jupyter and Colab draw
+        "text/html": widget_snapshot(widget),  # what a page without a kernel shows
+        "text/plain": "An interactive widget: run this notebook to use it.",
+    }
+    display(bundle, raw=True)
 
 # %% ../nbs/00_core.ipynb #e0208480
 def lazy_import(name: str):

@@ -186,5 +186,7 @@ def playground(model: GPT, tokenizer, prompt: str = ""):
             out.value += piece.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>")
 
     button.on_click(run)
+    if prompt:  # one sample at once, so the box shows what it does
+        run(None)
     notice = w.HTML(f"<i>{RESEARCH_NOTICE}</i>")
     return w.VBox([text, w.HBox([temperature, top_k]), w.HBox([top_p, length]), button, out, notice])

@@ -18,6 +18,14 @@ def shared(*parts) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def fresh_data_notes():
+    "Each test starts as a fresh process would: the data notes that print once per process (`data_note`) print again."
+    from lightbrain import data
+
+    data._said.clear()
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
     "PubMedQA (the course's slice) prepared with a 300-token BPE: token files for tiny language-model runs."

@@ -381,7 +381,7 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert (
-        "one split (test, 7,600 documents) divided by a hash" in trained.stdout
+        "7,600 documents in a single split ('test'), divided by a hash" in trained.stdout
         and (out / "best" / "model.safetensors").is_file()
     )
 

@@ -456,3 +456,13 @@ def test_malformed_pubmedqa_items_are_refused(tmp_path):
         pubmedqa_text(bad)
     with pytest.raises(ValueError, match="item 8"):
         pubmedqa_text(bad | {"pubid": 8, "question": None, "context": {"contexts": ["fine"]}})
+
+
+def test_a_dataset_note_prints_once_per_process(capsys):
+    # Catches: the same "course's slice" and split notes printed again each time a chapter loads a dataset.
+    from lightbrain.data import load_pubmedqa
+
+    load_pubmedqa("builtin")
+    first = capsys.readouterr().out
+    load_pubmedqa("builtin")
+    assert "course's slice" in first and capsys.readouterr().out == ""
