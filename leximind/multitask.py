@@ -6,10 +6,10 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/multitask.html.m
 
 # %% auto #0
 __all__ = ['EMOTION_LABELS', 'AG_NEWS_LABELS', 'datasets', 'TASKS', 'PRESETS', 'SOURCE_LENGTHS', 'RUN_DIRS', 'COURSE_MODEL',
-           'load_emotion', 'load_ag_news', 'load_cnn_dailymail', 'Task', 'load_tasks', 'check_pooling', 'pool',
-           'ClassifierHead', 'MultiTaskT5', 'task_probabilities', 'MultiTaskBatches', 'multitask_loss', 'count_tokens',
-           'task_tokenizer', 'quick_setup', 'full_setup', 'run_files', 'task_metrics', 'RunOptions', 'train_leximind',
-           'trained_checkpoint']
+           'TRAINING_TIME', 'load_emotion', 'load_ag_news', 'load_cnn_dailymail', 'Task', 'load_tasks', 'check_pooling',
+           'pool', 'ClassifierHead', 'MultiTaskT5', 'task_probabilities', 'MultiTaskBatches', 'multitask_loss',
+           'count_tokens', 'task_tokenizer', 'quick_setup', 'full_setup', 'run_files', 'task_metrics', 'RunOptions',
+           'train_leximind', 'trained_checkpoint']
 
 # %% ../nbs/13_multitask.ipynb #4f3fd2fb
 import csv
@@ -487,6 +487,12 @@ def _link(source: str, target: str):
         shutil.copy2(source, target)
 
 
+TRAINING_TIME = {  # what `trained_checkpoint` says before it trains chapter 13's model itself
+    "quick": "about 2 minutes on a 2-core CPU",
+    "full": "about 20 minutes on a T4 GPU (an estimate: bench/t4_budget.py)",
+}
+
+
 def trained_checkpoint(
     folder: str | Path,
     mode: str,
@@ -502,7 +508,10 @@ def trained_checkpoint(
             if hub:
                 source = model_folder(hub)
             else:
-                print(f"{source} holds no model (chapter 13 has not run here) and no hub model was named: training one")
+                print(
+                    f"{source} holds no model (chapter 13 has not run here) and no hub model was named: training one"
+                    f" now, {TRAINING_TIME[mode]}"
+                )
                 train_leximind(run_dir, mode, {"tensorboard": False, "progress": False} | (config_values or {}))
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(source, folder, copy_function=_link)

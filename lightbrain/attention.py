@@ -104,7 +104,7 @@ class KVBuffer:
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
 
-    def reorder(self, rows: torch.Tensor):
+    def reorder(self, rows: torch.Tensor):  # for Part II's beam search (chapter 12)
         "Row i of the cache becomes what row rows[i] was (beam search following the beams that survived)."
         self.k[:, :, : self.length] = self.k[rows, :, : self.length]
         self.v[:, :, : self.length] = self.v[rows, :, : self.length]

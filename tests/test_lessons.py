@@ -45,6 +45,13 @@ def test_no_frozen_progress_bars_or_bare_widget_reprs(nb):
             assert not re.match(r"(VBox|HBox|IntProgress|FloatProgress)\(", plain), f"{nb.name} cell {i}: {plain[:40]}"
             if "application/vnd.jupyter.widget-view+json" in data:
                 assert "text/html" in data, f"{nb.name} cell {i}: a widget with no static copy (use show_widget)"
+        outputs = cell.get("outputs", [])
+        for before, out in zip([{}] + outputs, outputs):
+            if out["output_type"] != "stream":
+                continue
+            # Catches: a streaming print stored as dozens of fragments, some empty (tools/run_chapter.py joins them)
+            assert "".join(out["text"]), f"{nb.name} cell {i}: an empty stream output (run tools/run_chapter.py)"
+            assert before.get("name") != out["name"], f"{nb.name} cell {i}: stream fragments (tools/run_chapter.py)"
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
@@ -72,6 +79,7 @@ CLAIMS_CORRECTED = {  # a phrase once in the lessons that the cells did not supp
     "then the SentencePiece pieces (32,000": "10_sentencepiece",
     "highlights already are": "14_evaluation",
     "(12 to 48 points)": "14_evaluation",
+    "the model reads the last 128 tokens before the answer, its whole context": "08_lightbrain_pubmed",
 }
 
 
@@ -128,7 +136,7 @@ def test_the_idea_comes_before_the_machinery(name, idea, machinery):
         ("01_tokenization", "BPE merges on"),
         ("03_attention", "future masked"),
         ("05_gpt", "def gpt_diagram("),
-        ("06_training", "a gradient per weight"),
+        ("06_training", "loss\\none number"),
         ("07_generation", "The KV cache of one block"),
         ("11_encoder_decoder", "cross-attention"),
         ("12_seq2seq_decoding", "def toy_steps("),
