@@ -170,6 +170,6 @@ def test_the_playground_shows_the_research_notice():
     "Catches the playground losing the research-only notice that LightBrain's generated text must carry (issue 17)."
     from lightbrain.generate import RESEARCH_NOTICE, playground
 
-    tok = train_bpe(["a small corpus of words"], vocab_size=260)
+    tok = train_bpe(["a small corpus of words"], vocab_size=260, special_tokens=["<|endoftext|>"])
     box = playground(GPT(GPTConfig.tiny(vocab_size=tok.n_vocab)), tok, "a")
     assert any(RESEARCH_NOTICE in getattr(child, "value", "") for child in box.children)

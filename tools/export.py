@@ -41,7 +41,7 @@ def readme_text(index_nb: Path) -> str:
     "README.md from the markdown cells of `index_nb` (the site's home page), with a do-not-edit note."
     cells = [c.source.strip() for c in read_nb(index_nb).cells if c.cell_type == "markdown" and c.source.strip()]
     nbs = index_nb.parent.relative_to(ROOT).as_posix()  # links between notebooks become links from the repo root
-    cells = [re.sub(r"\]\((\w[\w.-]*\.ipynb)\)", rf"]({nbs}/\1)", c) for c in cells]
+    cells = [re.sub(r"\]\((\w[\w.-]*\.ipynb|images/[\w./-]+)\)", rf"]({nbs}/\1)", c) for c in cells]  # and images
     source = index_nb.relative_to(ROOT).as_posix()
     note = f"<!-- Generated from {source} by tools/export.py: edit the notebook, not this file. -->"
     return "\n\n".join([note, *cells]) + "\n"
