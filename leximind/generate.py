@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from leximind.model import T5, Seq2SeqCache
-from lightbrain.core import evaluating
+from lightbrain.core import check_fits, evaluating
 
 # %% ../nbs/12_seq2seq_decoding.ipynb #ad8e24a6
 @dataclass(frozen=True)
@@ -167,6 +167,9 @@ def generate_seq2seq(
     """Output ids (B, 1 + new tokens), starting with the decoder's start token: greedy if `num_beams == 1`, else
     beam search."""
     d = Decoding(**options)
+    c = model.config  # the self-attention cache, every position made at the start: keys and values, fp32
+    cache = 2 * 4 * c.n_decoder_layers * input_ids.shape[0] * d.num_beams * c.n_heads * c.d_kv * (1 + d.max_new_tokens)
+    check_fits(cache, f"decoding {d.max_new_tokens:,} new tokens with {d.num_beams} beams", "ask for fewer new tokens")
     if d.num_beams > model.config.vocab_size:
         raise ValueError(f"num_beams={d.num_beams} is more than the {model.config.vocab_size} tokens to choose from")
     with evaluating(model):

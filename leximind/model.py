@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightbrain.attention import KVBuffer, MultiHeadAttention
-from lightbrain.model import IGNORE_INDEX, Checkpointable, model_folder
+from lightbrain.model import IGNORE_INDEX, MAX_LAYERS, Checkpointable, model_folder
 from lightbrain.norm import RMSNorm
 
 # %% ../nbs/11_encoder_decoder.ipynb #09806121
@@ -57,6 +57,12 @@ class T5Config:
             < 1
         ):
             raise ValueError(f"sizes must be positive: {self}")
+        if max(self.n_layers, self.n_decoder_layers) > MAX_LAYERS:
+            raise ValueError(f"{max(self.n_layers, self.n_decoder_layers):,} layers is more than {MAX_LAYERS:,}")
+        if not self.norm_eps > 0:
+            raise ValueError(
+                f"norm_eps must be positive (it keeps the norm from dividing by zero), got {self.norm_eps}"
+            )
 
     @classmethod
     def tiny(cls, vocab_size: int = 512, **kw):

@@ -145,7 +145,7 @@ def train_lightbrain(
     config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
     model_values = {"vocab_size": meta["tokenizer"]["vocab_size"]} | pick_fields(values, GPTConfig)
     model_config = replace(PRESETS[GPTConfig][mode], **model_values)
-    check_lm_setup(model_config, data)
+    check_lm_setup(model_config, data, config.batch_size)
     _, _, device = distributed_setup(None)
     torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
     model = GPT(model_config)

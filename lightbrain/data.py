@@ -125,7 +125,9 @@ def _split_of(file: Path) -> str:
 
 
 def check_text_file(file: Path):
-    "Raise a clear error for an empty file or one that is not UTF-8 text."
+    "Raise a clear error for a file that is not a regular file (a pipe, a device), is empty, or is not UTF-8 text."
+    if not file.is_file():
+        raise ValueError(f"{file} is not a regular file (a pipe or a device?): give a file")
     data = file.read_bytes()
     if not data.strip():
         raise ValueError(f"{file} is empty")
@@ -156,16 +158,15 @@ def read_local(
     **kwargs,  # for `datasets.load_dataset` (e.g. `column_names` for a CSV without a header)
 ) -> "datasets.DatasetDict":
     "A local file or folder in the hub's format, as a DatasetDict split by file name."
-    # an attribute, not `from datasets.exceptions import`: while the lazy `datasets` (chapter 00) is not loaded yet,
-    # that would import a second copy of the module, whose class the errors raised by `datasets` are not
-    DatasetGenerationError = datasets.exceptions.DatasetGenerationError
-
     if path.is_dir() and (path / "dataset_dict.json").exists():
         return datasets.load_from_disk(str(path))
     files = _data_files(path)
     try:
         return datasets.load_dataset(_FORMATS[Path(next(iter(files.values()))[0]).suffix], data_files=files, **kwargs)
-    except DatasetGenerationError as e:  # a truncated JSON file, a CSV row with more fields than the header...
+    except Exception as e:  # a truncated JSON file, a CSV row with more fields than the header...
+        # matched by name: with `datasets` imported lazily (chapter 00), two copies of its error class can exist
+        if "DatasetGenerationError" not in {c.__name__ for c in type(e).__mro__}:
+            raise
         cause = str(e.__cause__ or e).strip().splitlines()[0]
         if ") changed from" in cause:  # datasets before 5 refuse a JSON column of numbers and strings (label 1, "joy")
             try:
@@ -550,6 +551,13 @@ def load_tokens(data_dir: str | Path, split: str = "train") -> np.memmap:
     path = Path(data_dir) / f"{split}.bin"
     if split not in meta["splits"] or not path.is_file():
         raise FileNotFoundError(f"{path} not found: run lightbrain-prepare again")
+    if meta.get("dtype") not in ("uint16", "uint32") or meta["tokenizer"]["vocab_size"] > 2 ** (
+        8 * np.dtype(meta["dtype"]).itemsize
+    ):
+        raise ValueError(
+            f"{data_dir}/meta.json: dtype {meta.get('dtype')!r} cannot hold this vocabulary's ids: run "
+            "lightbrain-prepare again"
+        )
     dtype, n = np.dtype(meta["dtype"]), meta["splits"][split]["tokens"]
     if path.stat().st_size != n * dtype.itemsize:
         raise ValueError(

@@ -31,8 +31,8 @@ class Sampling:
     seed: int | None = None  # for reproducible sampling
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
+        if not 0 <= self.temperature < float("inf"):
+            raise ValueError(f"temperature must be >= 0 and finite (0 means greedy), got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be >= 1 (or None), got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:

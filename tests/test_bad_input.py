@@ -2,7 +2,9 @@
 that tokenizers must accept, the same result as the reference library), never in a traceback from deep inside
 torch, datasets or safetensors, and never in a silently wrong result. Each test names the bug it catches."""
 
+import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -199,6 +201,11 @@ def gpt_checkpoint(tmp_path_factory):
         (lambda f: _edit_config(f, model_type="leximind-t5"), "does not hold a lightbrain-gpt model"),
         (lambda f: shutil.rmtree(f), "ckpt: no such folder"),
         (lambda f: [p.unlink() for p in f.iterdir()], "is not a saved model"),
+        # round two (issue 35): a 300-byte config.json asking for a 16,384-wide model was built, then OOM-killed
+        (lambda f: _edit_config(f, d_model=16384, n_heads=16, n_layers=24), "has shape .* but config.json implies"),
+        (lambda f: _edit_config(f, n_layers=10**9), "more than 1,024"),
+        (lambda f: _edit_config(f, norm_eps=-1.0), "norm_eps must be positive"),
+        (lambda f: _poison(f / "model.safetensors"), "holds NaN or infinite values"),
     ],
 )
 def test_a_damaged_or_edited_checkpoint_is_one_line(gpt_checkpoint, tmp_path, capsys, damage, message):
@@ -212,6 +219,15 @@ def test_a_damaged_or_edited_checkpoint_is_one_line(gpt_checkpoint, tmp_path, ca
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith("lightbrain-generate: error: ") and err.count("\n") == 1, err
     assert re.search(message, err), err
+
+
+def _poison(file):
+    "Put a NaN in a weights file, as a diverged run would save it."
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(file)
+    next(iter(state.values())).view(-1)[0] = float("nan")
+    save_file(state, file)
 
 
 def _edit_config(folder, **values):
@@ -355,3 +371,85 @@ def test_run_json_records_local_data_by_absolute_path(lexi_checkpoint, tmp_path,
     run_files(SentencePieceTokenizer.load(lexi_checkpoint), "quick", sources, TrainConfig())(tmp_path)
     sources = json.loads((tmp_path / "run.json").read_text())["sources"]
     assert sources == {"emotion": str((tmp_path / "emotion.jsonl").resolve()), "ag_news": None}
+
+
+def _command_error(command, argv, capsys) -> tuple[int, str]:
+    "A command run in this process: its exit code and its error stream."
+    with pytest.raises(SystemExit) as stop:
+        command(argv)
+    return stop.value.code, capsys.readouterr().err
+
+
+def test_hostile_run_folders_and_config_files_are_refused_before_any_cost(data_dir, tmp_path, capsys):
+    """Catches (issue 35, each seen on the code before it): a `last.tmp` symlink making --resume write outside the run
+    folder; a trainer.pt at step -40 resuming with a negative learning rate (exit 0) or with fields missing ending in
+    a KeyError; a YAML alias bomb in max_steps growing memory until the OOM killer; a FIFO as --config hanging."""
+    from lightbrain.core import config_from_args
+
+    out, outside = tmp_path / "run", tmp_path / "outside"
+    outside.mkdir()
+    base = ["--quick", "--data", str(data_dir), "--out", str(out), "--context-length", "32", "--n-layers", "1"]
+    base += ["--d-model", "32", "--n-heads", "2", "--batch-size", "4", "--tensorboard", "false", "--progress", "false"]
+    train_command([*base, "--max-steps", "2", "--eval-interval", "2", "--eval-iters", "1"])
+    capsys.readouterr()
+    (out / "last.tmp").symlink_to(outside, target_is_directory=True)
+    code, err = _command_error(train_command, [*base, "--max-steps", "4", "--resume"], capsys)
+    assert code == 2 and "symbolic links where a run writes its files (last.tmp)" in err, err
+    assert not any(outside.iterdir())  # nothing written through the link
+    (out / "last.tmp").unlink()
+    state = torch.load(out / "last" / "trainer.pt", weights_only=True)
+    torch.save(state | {"step": -40}, out / "last" / "trainer.pt")
+    code, err = _command_error(train_command, [*base, "--max-steps", "4", "--resume"], capsys)
+    assert code == 2 and "is at step -40, outside 0..max_steps (4)" in err, err
+    torch.save({k: v for k, v in state.items() if k != "scaler"}, out / "last" / "trainer.pt")
+    code, err = _command_error(train_command, [*base, "--max-steps", "4", "--resume"], capsys)
+    assert code == 2 and "trainer.pt is damaged" in err, err
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("max_steps: [" + ", ".join(["&a [x, x, x, x, x, x, x, x, x]"] + ["*a"] * 8) + "]\n")
+    code, err = _command_error(train_command, ["--config", str(bomb), "--out", str(tmp_path / "b")], capsys)
+    assert code == 2 and "max_steps: a list where one int belongs" in err, err
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        config_from_args(argparse.Namespace(config=str(fifo)), (TrainConfig,))
+    meta = json.loads((data_dir / "meta.json").read_text())
+    edited = tmp_path / "edited"
+    shutil.copytree(data_dir, edited)
+    (edited / "meta.json").write_text(json.dumps(meta | {"dtype": "uint8"}))  # read back as valid, before
+    with pytest.raises(ValueError, match="cannot hold this vocabulary's ids"):
+        load_tokens(edited, "train")
+    data_fifo = tmp_path / "texts"
+    data_fifo.mkdir()
+    os.mkfifo(data_fifo / "a.txt")
+    with pytest.raises(ValueError, match="is not a regular file"):
+        from lightbrain.data import check_text_file
+
+        check_text_file(data_fifo / "a.txt")
+
+
+def test_options_out_of_range_or_beyond_memory_are_one_line(gpt_checkpoint, lexi_checkpoint, tmp_path, capsys):
+    """Catches (issue 35): --grad-clip -1 and --weight-decay -5 accepted; --temperature inf accepted;
+    --batch-size 1000000 and leximind --max-new-tokens 100000000 OOM-killed instead of saying what they need;
+    leximind-evaluate --out CHECKPOINT/config.json overwriting the checkpoint's own config (exit 0)."""
+    from leximind.app import evaluate_command as leximind_evaluate
+
+    out = ["--quick", "--out", str(tmp_path / "t")]
+    cases = [
+        (train_command, [*out, "--grad-clip", "-1"], "grad_clip must be 0 or more"),
+        (train_command, [*out, "--weight-decay", "-5"], "weight_decay must be 0 or more"),
+        (train_command, [*out, "--batch-size", "1000000"], "needs at least"),
+        (generate_command, ["--checkpoint", str(gpt_checkpoint), "--temperature", "inf"], "must be >= 0 and finite"),
+        (analyze_command, ["--checkpoint", str(lexi_checkpoint), "--max-new-tokens", "100000000", "a " * 40], "GiB"),
+    ]
+    before = (lexi_checkpoint / "config.json").read_bytes()
+    cases.append(
+        (
+            leximind_evaluate,
+            ["--checkpoint", str(lexi_checkpoint), "--out", str(lexi_checkpoint / "config.json")],
+            "belongs to the checkpoint or run",
+        )
+    )
+    for command, argv, message in cases:
+        code, err = _command_error(command, argv, capsys)
+        assert code == 2 and message in err and err.count("\n") <= 2, (argv, err)
+    assert (lexi_checkpoint / "config.json").read_bytes() == before

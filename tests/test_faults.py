@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -86,31 +87,69 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_run(data_d
     assert not any(p.is_dir() and p.name.endswith((".tmp", ".old")) for p in out.iterdir())  # checkpoint leftovers
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path):
-    """Catches: Ctrl-C ending in a traceback, losing the steps since the last checkpoint, or leaving a log that the
-    resumed run then duplicates."""
-    out = tmp_path / "run"
+@pytest.mark.parametrize(
+    "signum, code, how",
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGTERM, 143, "stopped by SIGTERM"),
+        (signal.SIGHUP, 129, "stopped by SIGHUP"),
+    ],
+)
+def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(data_dir, tmp_path, signum, code, how):
+    """Catches: Ctrl-C, SIGTERM (kill, timeout, docker stop, Slurm) or SIGHUP (a closed terminal) ending training
+    without a checkpoint or with a traceback, a resume that does not continue exactly, or a log the resumed run
+    duplicates."""
+    out, run = tmp_path / "run", ["--max-steps", "60", "--eval-interval", "1"]  # a checkpoint a step: seconds in all
     proc = subprocess.Popen(
-        train_args(data_dir, out, "--max-steps", "100000", "--eval-interval", "1000"),
+        train_args(data_dir, out, *run),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    while not (out / "log.csv").exists() or len(log_rows(out)) < 5:  # steps 1-4 done, no checkpoint yet
+    while not (out / "log.csv").exists() or len(log_rows(out)) < 5:
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     step = torch.load(out / "last" / "trainer.pt", weights_only=True)["step"]
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == code, err[-2000:]
     assert err.strip() == (
-        f"lightbrain-train: training interrupted after step {step}: {out / 'last'} holds it, resume=True (--resume) "
-        "continues"
+        f"lightbrain-train: training {how} after step {step}: {out / 'last'} holds it, resume=True (--resume) continues"
     )
     assert [int(r[0]) for r in log_rows(out)] == list(range(1, step + 1))
-    resumed = subprocess.run(train_args(data_dir, out, "--max-steps", str(step + 3), "--resume"), capture_output=True)
+    assert step < 60, "the run finished before the signal: nothing was tested"
+    resumed = subprocess.run(train_args(data_dir, out, *run, "--resume"), capture_output=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert [int(r[0]) for r in log_rows(out)] == list(range(1, step + 4))
+    assert [int(r[0]) for r in log_rows(out)] == list(range(1, 61))
+    if signum == signal.SIGTERM:  # and exactly: the same losses as a run never stopped
+        whole = subprocess.run(train_args(data_dir, tmp_path / "whole", *run), capture_output=True)
+        assert whole.returncode == 0, whole.stderr[-2000:]
+        assert log_rows(out) == log_rows(tmp_path / "whole")
+
+
+def test_a_second_run_into_a_training_folder_is_refused(data_dir, tmp_path):
+    """Catches: two trainings into one --out both passing the "holds a run already" check and replacing each other's
+    checkpoints, and --overwrite deleting the files of a run that is still training (two real processes)."""
+    out = tmp_path / "run"
+    first = subprocess.Popen(
+        train_args(data_dir, out, "--max-steps", "100000", "--eval-interval", "3"), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        while not has_checkpoint(out):
+            assert first.poll() is None, first.stderr.read()[-2000:]
+            time.sleep(0.05)
+        for flag in ("--overwrite", "--resume"):
+            second = subprocess.run(train_args(data_dir, out, "--max-steps", "5", flag), capture_output=True, text=True)
+            assert second.returncode == 2, second.stderr[-2000:]
+            assert second.stderr.strip() == (
+                f"lightbrain-train: error: {out} is in use by another training run (process {first.pid}): wait for it "
+                "to end or stop it, or give another folder"
+            )
+        assert first.poll() is None and has_checkpoint(out)  # the first run trains on, its files in place
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
 
 
 def in_process(data, out, *more, capsys) -> tuple[int, str]:
