@@ -201,6 +201,12 @@ def _to_bytes(token: str, source: str) -> bytes:
         raise ValueError(f"{source}: {token!r} has a character outside GPT-2's byte alphabet") from None
 
 # %% ../nbs/01_tokenization.ipynb #9a87ab5e
+def _check_text(text):
+    "Refuse what is not text, naming what it is (instead of an error from deep inside the pre-split)."
+    if not isinstance(text, str):
+        raise TypeError(f"expected text (a str), got {type(text).__name__}")
+
+
 class BPETokenizer:
     """A byte-level BPE tokenizer: its merges, special tokens and pre-split pattern. `train_bpe` trains one from
     scratch; `load_gpt2_files` loads GPT-2's own."""
@@ -273,6 +279,7 @@ class BPETokenizer:
 
     def encode_ordinary(self, text: str) -> list[int]:
         "Encode `text` treating special-token strings as ordinary text."
+        _check_text(text)
         text, ids = valid_unicode(text), []
         for piece in self._pretok.findall(text):
             cached = self._cache.get(piece)
@@ -315,6 +322,7 @@ class BPETokenizer:
         allowed_special: str | set[str] = "none_raise",  # "none_raise" (refuse specials), "none", "all" or a set
     ) -> list[int]:
         "Encode `text` to token ids, GPT-2 style (lone surrogates become U+FFFD in `encode_ordinary`)."
+        _check_text(text)
         allowed = self._allowed_specials(text, allowed_special)
         if not allowed:
             return self.encode_ordinary(text)
@@ -324,12 +332,14 @@ class BPETokenizer:
         return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        "The bytes that `ids` stand for."
-        ids = list(ids)
+        "The bytes that `ids` stand for (a list of ints, or a 1-D tensor or array of them)."
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # a tensor or a NumPy array
         try:
             return b"".join(self._decoder[i] for i in ids)
         except (KeyError, TypeError):
             bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
+            if not isinstance(bad, int):
+                raise TypeError(f"token ids must be ints, got {bad!r} ({type(bad).__name__})") from None
             raise ValueError(
                 f"token id {bad!r} is not in the vocabulary (ids run from 0 to {self.vocab_size - 1})"
             ) from None

@@ -453,3 +453,17 @@ def test_options_out_of_range_or_beyond_memory_are_one_line(gpt_checkpoint, lexi
         code, err = _command_error(command, argv, capsys)
         assert code == 2 and message in err and err.count("\n") <= 2, (argv, err)
     assert (lexi_checkpoint / "config.json").read_bytes() == before
+
+
+def test_api_misuse_is_answered_in_the_callers_terms():
+    """Catches (issue 35): encode(None) failing inside the pre-split ("argument of type 'NoneType' is not
+    iterable"), decode of a tensor answered "token id tensor(97) is not in the vocabulary", a string id reported as
+    out of the vocabulary, and a float width answered "must be divisible by n_heads"."""
+    tok = train_bpe(["a small corpus of words"], 260, ["<|endoftext|>"])
+    with pytest.raises(TypeError, match="expected text \\(a str\\), got NoneType"):
+        tok.encode(None)
+    assert tok.decode(torch.tensor([97, 98])) == tok.decode([97, 98]) == "ab"
+    with pytest.raises(TypeError, match="token ids must be ints, got 'a'"):
+        tok.decode(["a"])
+    with pytest.raises(TypeError, match="d_model must be an int, got 64.5"):
+        GPTConfig.tiny(d_model=64.5)
