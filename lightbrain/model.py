@@ -326,14 +326,14 @@ def _gpt_from_pretrained(cls, name: str = "gpt2") -> GPT:
     return cls.from_hf(GPT2LMHeadModel.from_pretrained(name))
 
 # %% ../nbs/05_gpt.ipynb #c58c37df
-def _shared(state: dict) -> set[str]:
-    "Names in a state dict whose tensor is the same storage as an earlier name's (tied weights)."
-    seen, shared = set(), set()
-    for name, t in state.items():
-        if t.data_ptr() in seen:
-            shared.add(name)
-        seen.add(t.data_ptr())
-    return shared
+def _tied(model: nn.Module) -> set[str]:
+    "Names of the parameters that are an earlier parameter (tied weights, stored once)."
+    seen, tied = set(), set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            tied.add(name)
+        seen.add(id(p))
+    return tied
 
 
 def config_dict(model: nn.Module) -> dict:
@@ -347,8 +347,8 @@ def save_model(model: nn.Module, path: str | Path) -> Path:
     path/model.safetensors."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    full = model.state_dict()
-    state = {name: t.detach().contiguous() for name, t in full.items() if name not in _shared(full)}  # re-tied on load
+    tied = _tied(model)  # re-tied on load
+    state = {name: t.detach().contiguous() for name, t in model.state_dict().items() if name not in tied}
     config = {"model_type": getattr(model, "model_type", type(model).__name__), **config_dict(model)}
     write_atomic(path / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
     write_atomic(path / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
@@ -387,16 +387,6 @@ def build_config(config_class, values: dict, source):
     return config_class(**values)
 
 
-def _tied(model: nn.Module) -> set[str]:
-    "Names of the parameters that are an earlier parameter (tied weights, stored once)."
-    seen, tied = set(), set()
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in seen:
-            tied.add(name)
-        seen.add(id(p))
-    return tied
-
-
 def _file_shapes(file: Path) -> dict[str, tuple]:
     "Each tensor's shape in a safetensors file, read from its header: no weights are loaded."
     if not file.is_file():
@@ -424,10 +414,8 @@ def check_weights(model: nn.Module, file: Path):
         raise ValueError(f"{file} lacks {missing[:3]}: the checkpoint is from another config")
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    "Load path/model.safetensors into `model`; a clear error if the weights do not fit its config or are not finite."
-    file = Path(path) / "model.safetensors"
-    check_weights(model, file)
+def _read_weights(model: nn.Module, file: Path) -> nn.Module:
+    "Load the weights of `file`, checked by `check_weights`, into `model`; refuse NaN or infinite values."
     state = load_file(file)
     bad = next((n for n, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
     if bad:
@@ -436,13 +424,21 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    "Load path/model.safetensors into `model`; a clear error if the weights do not fit its config or are not finite."
+    file = Path(path) / "model.safetensors"
+    check_weights(model, file)
+    return _read_weights(model, file)
+
+
 def load_model(cls, path: str | Path) -> nn.Module:
     """A `cls` model (in eval mode) from a folder written by `save_model`; `cls` names its `model_type` and
     `config_class`. The config is checked against the weights file's shapes before any memory is spent on it."""
     config = build_config(cls.config_class, read_config(path, cls.model_type), Path(path) / "config.json")
+    file = Path(path) / "model.safetensors"
     with torch.device("meta"):  # shapes only: a config.json that asks for a huge model costs nothing here
-        check_weights(cls(config), Path(path) / "model.safetensors")
-    return load_weights(cls(config), path).eval()
+        check_weights(cls(config), file)
+    return _read_weights(cls(config), file).eval()
 
 # %% ../nbs/05_gpt.ipynb #d29b64a8
 def model_folder(name_or_path: str | Path, files: list[str] | None = None) -> Path:
