@@ -22,6 +22,7 @@ from leximind.evaluate import checkpoint_report, classify, summarize
 from leximind.multitask import COURSE_MODEL, PRESETS, RUN_DIRS, TASKS, MultiTaskT5, load_tasks, train_leximind
 from leximind.tokenizer import SentencePieceTokenizer
 from lightbrain.core import (
+    check_tokenizer,
     command,
     command_parser,
     config_from_args,
@@ -64,13 +65,16 @@ class LexiMind:
         if path is None:
             if not (COURSE_MODEL / "config.json").is_file():
                 raise FileNotFoundError(f"no course model in {COURSE_MODEL}: give a checkpoint")
-            model, tokenizer = MultiTaskT5.load(COURSE_MODEL), SentencePieceTokenizer.load(COURSE_MODEL)
-            return cls(model, tokenizer, device, COURSE_NOTE, **generation)
+        if path is None and not (COURSE_MODEL / "config.json").is_file():
+            raise FileNotFoundError(f"no course model in {COURSE_MODEL}: give a checkpoint")
         try:
-            path = model_folder(path)
+            folder = model_folder(path) if path is not None else COURSE_MODEL
         except FileNotFoundError as e:
             raise FileNotFoundError(f"{e} (train a model with leximind-train)") from None
-        return cls(MultiTaskT5.load(path), SentencePieceTokenizer.load(path), device, **generation)
+        tokenizer = SentencePieceTokenizer.load(folder)
+        check_tokenizer(folder, tokenizer.fingerprint, f"{folder}/spiece.model")
+        note = COURSE_NOTE if path is None else None
+        return cls(MultiTaskT5.load(folder), tokenizer, device, note, **generation)
 
     def _labels(self, task: str, probs: torch.Tensor) -> list[dict]:
         names = self.model.labels[task]

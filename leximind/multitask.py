@@ -32,6 +32,7 @@ from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import (
     check_fields,
     check_mode,
+    check_tokenizer,
     evaluating,
     get_device,
     lazy_import,
@@ -386,13 +387,22 @@ def full_setup(base: str = "google/flan-t5-base") -> tuple[SentencePieceTokenize
 # %% ../nbs/13_multitask.ipynb #5470446d
 def run_files(tokenizer: SentencePieceTokenizer, mode: str, sources: dict, config: TrainConfig):
     """`train`'s `on_save`: each checkpoint folder also gets the tokenizer (spiece.model) and run.json, naming the
-    mode and data (local files by their absolute path: run.json is read from any folder)."""
+    mode and data (local files by their absolute path: run.json is read from any folder) and the tokenizer's
+    fingerprint (`check_tokenizer` compares it with the tokenizer a model is later paired with)."""
     sources = {task: str(Path(s).resolve()) if s and Path(s).exists() else s for task, s in sources.items()}
 
     def on_save(folder: Path):
         tokenizer.save(folder)
         (folder / "run.json").write_text(
-            json.dumps({"mode": mode, "sources": sources, "train_config": asdict(config)}, indent=2)
+            json.dumps(
+                {
+                    "mode": mode,
+                    "sources": sources,
+                    "tokenizer": {"vocab_size": tokenizer.vocab_size, "fingerprint": tokenizer.fingerprint},
+                    "train_config": asdict(config),
+                },
+                indent=2,
+            )
         )
 
     return on_save
@@ -457,6 +467,8 @@ def train_leximind(
         backbone = T5(backbone_config)
     else:
         tokenizer, backbone = full_setup(o.base)
+    if resume:  # quick mode trains its tokenizer on the data: other data, another tokenizer
+        check_tokenizer(Path(out) / "last", tokenizer.fingerprint, "the tokenizer made for this run")
     config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **values)
     device = get_device()
     source_length, target_length = SOURCE_LENGTHS[mode]

@@ -8,6 +8,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/sentencepiece.ht
 __all__ = ['train_sentencepiece', 'viterbi_segment', 'SentencePieceTokenizer']
 
 # %% ../nbs/10_sentencepiece.ipynb #da928a1c
+import hashlib
 import io
 import math
 import re
@@ -105,6 +106,11 @@ class SentencePieceTokenizer:
     def vocab_size(self) -> int:
         "SentencePiece's pieces plus the sentinels (FLAN-T5's embedding has 32,128 rows for 32,100 ids)."
         return self.sp.get_piece_size() + self.extra_ids
+
+    @property
+    def fingerprint(self) -> str:
+        "A hash of the SentencePiece model and the sentinel count: checkpoints record it to name their tokenizer."
+        return hashlib.sha256(self.model_bytes + self.extra_ids.to_bytes(4, "little")).hexdigest()[:16]
 
     def sentinel(self, n: int) -> int:
         "The id of `<extra_id_n>`: counted down from the top of the vocabulary."

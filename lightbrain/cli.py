@@ -47,7 +47,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from lightbrain.core import command, command_parser, config_from_args, get_device, get_mode, runs_folder
+from lightbrain.core import (
+    check_tokenizer,
+    command,
+    command_parser,
+    config_from_args,
+    get_device,
+    get_mode,
+    runs_folder,
+)
 from lightbrain.data import (
     PUBMEDQA_HUB_ID,
     load_meta,
@@ -139,9 +147,8 @@ def train_lightbrain(
     values = config_values or {}
     data = Path(data) if data else default_data(out, mode)
     meta = load_meta(data)
-    if resume and (out / "last" / "tokenizer.json").is_file():
-        if tokenizer_info(load_tokenizer(out / "last"))["fingerprint"] != meta["tokenizer"]["fingerprint"]:
-            raise ValueError(f"{data} holds tokens of another tokenizer than the run in {out}: resume on its own data")
+    if resume:
+        check_tokenizer(out / "last", meta["tokenizer"]["fingerprint"], f"the tokenizer of the tokens in {data}")
     config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
     model_values = {"vocab_size": meta["tokenizer"]["vocab_size"]} | pick_fields(values, GPTConfig)
     model_config = replace(PRESETS[GPTConfig][mode], **model_values)
@@ -150,11 +157,10 @@ def train_lightbrain(
     torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
     model = GPT(model_config)
 
-    def on_save(folder: Path):  # each checkpoint also gets its tokenizer and a record of its data and config
+    def on_save(folder: Path):  # each checkpoint also gets its tokenizer and a record of its data, tokenizer, config
         shutil.copy(data / "tokenizer.json", folder / "tokenizer.json")
-        (folder / "run.json").write_text(
-            json.dumps({"data": str(data.resolve()), "train_config": asdict(config)}, indent=2)
-        )
+        run = {"data": str(data.resolve()), "tokenizer": meta["tokenizer"], "train_config": asdict(config)}
+        (folder / "run.json").write_text(json.dumps(run, indent=2))
 
     print(
         f"training {sum(p.numel() for p in model.parameters()):,} parameters on {data} "
@@ -212,10 +218,12 @@ def evaluate_command(argv: list[str] | None = None):
         p.error("--batch-size must be at least 1")
     ckpt, run = Path(args.checkpoint), Path(args.checkpoint) / "run.json"
     model = GPT.load(ckpt)
-    data = Path(args.data) if args.data else Path(json.loads(run.read_text())["data"]) if run.is_file() else None
+    recorded = json.loads(run.read_text()).get("data") if run.is_file() else None
+    data = Path(args.data or recorded) if args.data or recorded else None
     if data is None:
         raise ValueError(f"{ckpt} does not record its data: pass --data")
     check_lm_setup(model.config, data)
+    check_tokenizer(ckpt, load_meta(data)["tokenizer"]["fingerprint"], f"the tokenizer of the tokens in {data}")
     loss, n = evaluate_lm(model.to(get_device()), data, "val", args.batch_size)
     result = {"checkpoint": str(ckpt), "data": str(data), "val_tokens": n, "val_loss": loss, "val_ppl": math.exp(loss)}
     if args.json:
@@ -256,6 +264,9 @@ def generate_command(argv: list[str] | None = None):
     checkpoint = args.checkpoint or COURSE_MODEL
     model = GPT.load(checkpoint)
     tokenizer = load_tokenizer(args.tokenizer or checkpoint)
+    check_tokenizer(
+        checkpoint, tokenizer_info(tokenizer)["fingerprint"], f"the tokenizer {args.tokenizer or checkpoint}"
+    )
     if tokenizer.n_vocab > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.n_vocab} tokens but the model only {model.config.vocab_size}")
     if args.checkpoint is None:

@@ -10,13 +10,14 @@ __all__ = ['DEVICE_ENV', 'MODE_ENV', 'MODES', 'HUB_HOST', 'RUNS_ENV', 'DRIVE_RUN
            'seed_everything', 'get_mode', 'check_mode', 'hub_online', 'write_atomic', 'runs_folder',
            'keep_runs_on_drive', 'progress_bar', 'widget_snapshot', 'show_widget', 'lazy_import', 'command',
            'parse_value', 'command_parser', 'check_fields', 'config_from_args', 'machine_memory', 'check_fits',
-           'writable_file', 'cpu_name', 'env_report']
+           'writable_file', 'check_tokenizer', 'cpu_name', 'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import argparse
 import functools
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import random
@@ -424,6 +425,18 @@ def writable_file(path: str | Path) -> Path:
     except OSError as e:
         raise ValueError(f"cannot write a file in {path.parent} ({e.strerror})") from None
     return path
+
+
+def check_tokenizer(checkpoint: str | Path, fingerprint: str, what: str):
+    """Refuse a tokenizer, or token files, that the model in `checkpoint` was not trained with, when its run.json
+    records its tokenizer's fingerprint (every checkpoint the course's training writes does)."""
+    run = Path(checkpoint) / "run.json"
+    recorded = json.loads(run.read_text()).get("tokenizer", {}).get("fingerprint") if run.is_file() else None
+    if recorded is not None and recorded != fingerprint:
+        raise ValueError(
+            f"{what} is not the tokenizer the model in {checkpoint} was trained with (fingerprint {fingerprint}, "
+            f"the model's {recorded}): use the checkpoint's own"
+        )
 
 # %% ../nbs/00_core.ipynb #5c20a440
 def _version(package: str) -> str:

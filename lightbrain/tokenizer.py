@@ -382,8 +382,13 @@ class BPETokenizer:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "BPETokenizer":
-        "Load a tokenizer written by `save`: its folder, or the tokenizer.json file in it."
+    def load(
+        cls,
+        path: str | Path,
+        trust_pattern: bool = False,  # accept a pre-split pattern other than GPT-2's (it runs on every text)
+    ) -> "BPETokenizer":
+        """Load a tokenizer written by `save`: its folder, or the tokenizer.json file in it. Its pre-split pattern
+        must be GPT-2's unless `trust_pattern`: a regular expression from a file can take exponential time."""
         path = Path(path) / "tokenizer.json" if Path(path).is_dir() else path
         try:
             data = json.loads(_read(path))
@@ -392,6 +397,11 @@ class BPETokenizer:
         keys = {"format", "pattern", "special_tokens", "byte_order", "merges"}
         if not isinstance(data, dict) or data.get("format") != "lightbrain-bpe" or not keys <= data.keys():
             raise ValueError(f"{path} is not a tokenizer file written by BPETokenizer.save")
+        if data["pattern"] != GPT2_PATTERN and not trust_pattern:
+            raise ValueError(
+                f"{path} has a pre-split pattern other than GPT-2's, which could hang on some texts: if you wrote it, "
+                "load it with BPETokenizer.load(path, trust_pattern=True)"
+            )
         return cls(
             _parse_merges(data["merges"], str(path)), data["special_tokens"], data["pattern"], data["byte_order"]
         )

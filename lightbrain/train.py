@@ -589,7 +589,24 @@ def lm_batches(data_dir: str | Path, context_length: int, device) -> Callable:
     """A batch source over chapter 02's token files: `batch_size` random windows (x, y) of `context_length` tokens
     from a split."""
     tokens = {split: load_tokens(data_dir, split) for split in ("train", "val")}
-    return lambda split, batch_size, generator: get_batch(tokens[split], batch_size, context_length, device, generator)
+    files = {split: Path(data_dir) / f"{split}.bin" for split in tokens}
+    seen = {split: _file_state(path) for split, path in files.items()}
+
+    def batches(split, batch_size, generator):
+        if _file_state(files[split]) != seen[split]:  # rewritten under its memory map: reading could crash (SIGBUS)
+            raise RuntimeError(
+                f"{files[split]} changed while training: the last checkpoint is intact; resume with unchanged data, "
+                "or prepare new data into a new folder"
+            )
+        return get_batch(tokens[split], batch_size, context_length, device, generator)
+
+    return batches
+
+
+def _file_state(path: Path) -> tuple:
+    "What changes when a file is replaced or rewritten: its inode, size and modification time."
+    s = os.stat(path)
+    return s.st_ino, s.st_size, s.st_mtime_ns
 
 
 def lm_loss(model: nn.Module, batch) -> torch.Tensor:

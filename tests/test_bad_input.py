@@ -206,6 +206,9 @@ def gpt_checkpoint(tmp_path_factory):
         (lambda f: _edit_config(f, n_layers=10**9), "more than 1,024"),
         (lambda f: _edit_config(f, norm_eps=-1.0), "norm_eps must be positive"),
         (lambda f: _poison(f / "model.safetensors"), "holds NaN or infinite values"),
+        # a pre-split pattern that backtracks: it hung on a 41-character prompt
+        (lambda f: _edit_tokenizer(f, pattern="(a|aa)+c"), "has a pre-split pattern other than GPT-2's"),
+        (lambda f: _edit_tokenizer(f, pattern="(unclosed"), "has a pre-split pattern other than GPT-2's"),
     ],
 )
 def test_a_damaged_or_edited_checkpoint_is_one_line(gpt_checkpoint, tmp_path, capsys, damage, message):
@@ -228,6 +231,19 @@ def _poison(file):
     state = load_file(file)
     next(iter(state.values())).view(-1)[0] = float("nan")
     save_file(state, file)
+
+
+def _edit_tokenizer(folder, **values):
+    data = json.loads((folder / "tokenizer.json").read_text())
+    (folder / "tokenizer.json").write_text(json.dumps(data | values))
+
+
+def test_a_pattern_you_trust_loads_and_splits_as_written(gpt_checkpoint, tmp_path):
+    "Catches trust_pattern ignored: the tokenizer read back must split with the file's own pattern."
+    shutil.copytree(gpt_checkpoint, tmp_path / "ckpt")
+    _edit_tokenizer(tmp_path / "ckpt", pattern=r"\S+|\s+")  # words keep no leading space
+    tok = BPETokenizer.load(tmp_path / "ckpt", trust_pattern=True)
+    assert [tok.decode([i]) for i in tok.encode(" a")] == [" ", "a"]  # GPT-2's pattern would make one piece, " a"
 
 
 def _edit_config(folder, **values):
@@ -348,19 +364,45 @@ def test_empty_training_text_is_refused():
         train_sentencepiece(["", "  "], 100)
 
 
-def test_resume_onto_another_tokenizers_data_is_refused(data_dir, tmp_path, capsys):
-    "Catches a --resume that trained on with token ids meaning other words (issue 17: nothing refused it)."
+def test_a_model_meets_only_the_tokenizer_it_was_trained_with(data_dir, lexi_checkpoint, tmp_path, capsys):
+    """Catches a model paired with another tokenizer of the same size, which reads token ids as other words without
+    a word (issue 35 found it in a checkpoint's tokenizer.json and spiece.model, --tokenizer and --data; issue 17 in
+    --resume). Before issue 35 only --resume was refused: generate, evaluate and the app answered, exit 0."""
     docs = load_pubmedqa("builtin")
     other = train_bpe([pubmedqa_text(ex) for ex in docs["train"].select(range(50))], 300, ["<|endoftext|>"])
     prepare(docs, other, tmp_path / "other", pubmedqa_text)
-    tiny = ["--quick", "--out", str(tmp_path / "run"), "--context-length", "16", "--n-layers", "1", "--batch-size", "2"]
+    run = tmp_path / "run"
+    tiny = ["--quick", "--out", str(run), "--context-length", "16", "--n-layers", "1", "--batch-size", "2"]
     tiny += ["--max-steps", "2", "--eval-interval", "2", "--eval-iters", "1", "--tensorboard", "false"]
     train_command([*tiny, "--data", str(data_dir), "--progress", "false"])
     capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        train_command([*tiny, "--data", str(tmp_path / "other"), "--max-steps", "4", "--resume"])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and "holds tokens of another tokenizer than the run in" in err, err
+    refused = "is not the tokenizer the model in"
+    code, err = _command_error(train_command, [*tiny, "--data", str(tmp_path / "other"), "--resume"], capsys)
+    assert code == 2 and refused in err, err
+    code, err = _command_error(
+        evaluate_command, ["--checkpoint", str(run / "best"), "--data", str(tmp_path / "other")], capsys
+    )
+    assert code == 2 and refused in err, err
+    code, err = _command_error(
+        generate_command, ["--checkpoint", str(run / "best"), "--tokenizer", str(tmp_path / "other")], capsys
+    )
+    assert code == 2 and refused in err, err
+    shutil.copy(tmp_path / "other" / "tokenizer.json", run / "best" / "tokenizer.json")  # swapped in the checkpoint
+    code, err = _command_error(generate_command, ["--checkpoint", str(run / "best"), "--max-new-tokens", "2"], capsys)
+    assert code == 2 and refused in err, err
+
+    folder = tmp_path / "lexi"  # LexiMind: a checkpoint as leximind-train writes it, then another spiece.model
+    shutil.copytree(lexi_checkpoint, folder)
+    tokenizer = SentencePieceTokenizer.load(folder)
+    run_files(tokenizer, "quick", {}, TrainConfig())(folder)
+    analyze_command(["--checkpoint", str(folder), "--task", "topic", "Hello there"])  # its own tokenizer: answers
+    capsys.readouterr()
+    texts = [ex["text"] for ex in course_data("emotion")["train"]][:3000]
+    swapped = SentencePieceTokenizer(train_sentencepiece(texts, 600))
+    assert swapped.vocab_size == tokenizer.vocab_size and swapped.fingerprint != tokenizer.fingerprint
+    swapped.save(folder)
+    code, err = _command_error(analyze_command, ["--checkpoint", str(folder), "Hello there"], capsys)
+    assert code == 2 and refused in err and err.count("\n") == 1, err
 
 
 def test_run_json_records_local_data_by_absolute_path(lexi_checkpoint, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ the same run left alone."""
 
 import csv
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,6 +151,30 @@ def test_a_second_run_into_a_training_folder_is_refused(data_dir, tmp_path):
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=120)
     assert first.returncode == 130
+
+
+def test_token_files_rewritten_under_a_running_training_stop_it_in_one_line(data_dir, tmp_path):
+    """Catches: a train.bin copied over (truncated and rewritten in place) while a run reads it through its memory map
+    killing the run with SIGBUS, silently, with no message (issue 35); the run now stops with one line, exit 2, and
+    its last checkpoint in place."""
+    data, out = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(data_dir, data)
+    run = subprocess.Popen(
+        train_args(data, out, "--max-steps", "100000", "--eval-interval", "3"), stderr=subprocess.PIPE, text=True
+    )
+    while not has_checkpoint(out):
+        assert run.poll() is None, run.stderr.read()[-2000:]
+        time.sleep(0.05)
+    train = data / "train.bin"
+    with open(train, "r+b") as f:  # what `cp new.bin train.bin` does: the same file, cut, then written again
+        f.truncate(train.stat().st_size // 4)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 2, f"exit {run.returncode}: {err[-2000:]}"
+    assert err.strip() == (
+        f"lightbrain-train: error: {train} changed while training: the last checkpoint is intact; resume with "
+        "unchanged data, or prepare new data into a new folder"
+    )
+    assert (out / "last" / "trainer.pt").is_file()
 
 
 def in_process(data, out, *more, capsys) -> tuple[int, str]:

@@ -34,7 +34,7 @@ from leximind.multitask import (
 from leximind.tokenizer import SentencePieceTokenizer
 from lightbrain.cli import PRESETS, train_lightbrain
 from lightbrain.core import cpu_name, parse_value, seed_everything
-from lightbrain.data import load_tokens, prepare, pubmedqa_corpus, pubmedqa_text
+from lightbrain.data import load_tokens, prepare, pubmedqa_corpus, pubmedqa_text, tokenizer_info
 from lightbrain.generate import generate_text
 from lightbrain.model import GPT, GPTConfig
 from lightbrain.tokenizer import load_tokenizer, save_tokenizer, train_bpe
@@ -213,7 +213,8 @@ def make_leximind(recipe: dict, out: Path):
         "test": report,
         "baselines": base,
     }
-    run = {"mode": "quick", "sources": {}, "recipe": recipe}  # leximind-evaluate reads the test data from it
+    tokenizer_record = {"vocab_size": tokenizer.vocab_size, "fingerprint": tokenizer.fingerprint}
+    run = {"mode": "quick", "sources": {}, "tokenizer": tokenizer_record, "recipe": recipe}  # read by leximind-evaluate
     (staging / "run.json").write_text(json.dumps(run, indent=1))
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1))
     card = leximind_card(metrics, sum(p.numel() for p in model.parameters()), len(tasks["summarize"]["train"]))
@@ -273,6 +274,7 @@ def make_lightbrain(recipe: dict, out: Path, baseline: bool = True):
     minutes = (time.perf_counter() - start) / 60
     GPT.load(work / "run" / "best").half().save(staging)  # fp16: half the size; read back in fp32
     save_tokenizer(tokenizer, staging)
+    (staging / "run.json").write_text(json.dumps({"tokenizer": tokenizer_info(tokenizer)}, indent=1))  # for its users
     shutil.copy(work / "run" / "log.csv", staging / "log.csv")
     model = GPT.load(staging)
     counts = unigram_counts(data, tokenizer.n_vocab)
