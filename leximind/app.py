@@ -32,6 +32,7 @@ from lightbrain.core import (
     writable_file,
     write_atomic,
 )
+from lightbrain.data import check_text_file
 from lightbrain.generate import RESEARCH_NOTICE, stream_text
 from lightbrain.model import model_folder
 from lightbrain.train import TrainConfig, run_folder
@@ -364,8 +365,9 @@ def evaluate_command(argv: list[str] | None = None):
     )
     _add_data_options(p)
     args = p.parse_args(argv)
-    if args.limit is not None and args.limit < 1 or args.num_beams < 1:
-        raise ValueError("--limit and --num-beams must be at least 1")
+    for option in ("limit", "num_beams"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     out = writable_file(args.out) if args.out else None  # checked now: the evaluation can take a long time
     with redirect_stdout(sys.stderr):  # the loaders' notes on their data: stdout keeps only the scores (or JSON)
         report = checkpoint_report(
@@ -407,9 +409,11 @@ def analyze_command(argv: list[str] | None = None):
     args = p.parse_args(argv)
     if args.text is not None and args.file is not None:
         p.error("give a text or --file, not both")
-    if args.num_beams < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 1):
-        p.error("--num-beams and --max-new-tokens must be at least 1")
+    for option in ("num_beams", "max_new_tokens"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     if args.file:
+        check_text_file(Path(args.file))
         text = Path(args.file).read_text(encoding="utf-8")
     elif args.text not in (None, "-"):
         text = args.text

@@ -264,8 +264,10 @@ class MultiTaskT5(Checkpointable, nn.Module):
 # %% ../nbs/13_multitask.ipynb #0e7b2d5d
 def task_probabilities(sizes: dict[str, int], temperature: float = 2.0, cap: int | None = None) -> dict[str, float]:
     "Sampling probability of each task: proportional to min(size, cap) ** (1 / temperature), as in T5."
-    if not 0 < temperature < float("inf") or (cap is not None and cap < 1):
-        raise ValueError(f"need temperature > 0 and cap >= 1 (or None), got {temperature} and {cap}")
+    if not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be positive and finite, got {temperature}")
+    if cap is not None and cap < 1:
+        raise ValueError(f"cap must be at least 1 (or None), got {cap}")
     scaled = {task: min(n, cap or n) ** (1 / temperature) for task, n in sizes.items()}
     return {task: s / sum(scaled.values()) for task, s in scaled.items()}
 

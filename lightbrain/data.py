@@ -125,9 +125,14 @@ def _split_of(file: Path) -> str:
 
 
 def check_text_file(file: Path):
-    "Raise a clear error for a file that is not a regular file (a pipe, a device), is empty, or is not UTF-8 text."
+    """Raise a clear error for a file that is missing, a folder, not a regular file (a pipe, a device), empty, or not
+    UTF-8 text."""
+    if file.is_dir():
+        raise ValueError(f"{file} is a folder: give a file")
+    if not file.exists():
+        raise FileNotFoundError(f"{file}: no such file")
     if not file.is_file():
-        raise ValueError(f"{file} is not a regular file (a pipe or a device?): give a file")
+        raise ValueError(f"{file} is not a regular file (a pipe or a device): give a file")
     data = file.read_bytes()
     if not data.strip():
         raise ValueError(f"{file} is empty")

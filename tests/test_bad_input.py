@@ -497,6 +497,29 @@ def test_options_out_of_range_or_beyond_memory_are_one_line(gpt_checkpoint, lexi
     assert (lexi_checkpoint / "config.json").read_bytes() == before
 
 
+def test_answers_name_the_one_thing_that_is_wrong(lexi_checkpoint, tmp_path, capsys):
+    """Catches the misleading answers of this session's own sweep (issue 35): leximind --file /dev/zero OOM-killed
+    (137) and a FIFO hung, both reading forever; --file FOLDER answered "[Errno 21] Is a directory"; --num-beams 0
+    blamed --max-new-tokens too; --lr -1 answered in terms of min_lr; a bad temperature named an unset cap."""
+    from leximind.multitask import task_probabilities
+
+    os.mkfifo(tmp_path / "fifo")
+    lexi = ["--checkpoint", str(lexi_checkpoint)]
+    cases = [
+        (analyze_command, [*lexi, "--file", "/dev/zero"], "/dev/zero is not a regular file (a pipe or a device)"),
+        (analyze_command, [*lexi, "--file", str(tmp_path / "fifo")], "is not a regular file (a pipe or a device)"),
+        (analyze_command, [*lexi, "--file", str(tmp_path)], f"{tmp_path} is a folder: give a file"),
+        (analyze_command, [*lexi, "--file", str(tmp_path / "nope.txt")], "nope.txt: no such file"),
+        (analyze_command, [*lexi, "--num-beams", "0", "hi"], "--num-beams must be at least 1, got 0"),
+        (train_command, ["--quick", "--out", str(tmp_path / "t"), "--lr", "-1"], "lr must be positive and finite"),
+    ]
+    for command, argv, message in cases:
+        code, err = _command_error(command, argv, capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+    with pytest.raises(ValueError, match="^temperature must be positive and finite, got 0$"):
+        task_probabilities({"a": 1}, temperature=0)
+
+
 def test_api_misuse_is_answered_in_the_callers_terms():
     """Catches (issue 35): encode(None) failing inside the pre-split ("argument of type 'NoneType' is not
     iterable"), decode of a tensor answered "token id tensor(97) is not in the vocabulary", a string id reported as
