@@ -302,7 +302,9 @@ def _add_data_options(p):
 @command("leximind-train")
 def train_command(argv: list[str] | None = None):
     "Train LexiMind (chapter 13's `train_leximind`); checkpoints in OUT/best and OUT/last."
-    p = command_parser("leximind-train", "Train LexiMind on summaries, emotions and topics.", PRESETS)
+    p = command_parser(
+        "leximind-train", "Train LexiMind on summaries, emotions and topics.", PRESETS, set_by_options=("ckpt_dir",)
+    )
     p.add_argument(
         "--quick",
         action="store_true",

@@ -462,6 +462,7 @@ def train_leximind(
     them), checkpoints in `out`; `sources` names local data per task (emotion, ag_news, cnn_dailymail). Returns the
     best checkpoint's validation metrics (`task_metrics`)."""
     o, values, sources = RunOptions(**options), config_values or {}, sources or {}
+    config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **values)  # checked before any data is read
     tasks = load_tasks(mode, **sources)
     seed_everything(values.get("seed", 0))  # the model's initialisation, for a repeatable run
     if mode == "quick":
@@ -471,7 +472,6 @@ def train_leximind(
         tokenizer, backbone = full_setup(o.base)
     if resume:  # quick mode trains its tokenizer on the data: other data, another tokenizer
         check_tokenizer(Path(out) / "last", tokenizer.fingerprint, "the tokenizer made for this run")
-    config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **values)
     device = get_device()
     source_length, target_length = SOURCE_LENGTHS[mode]
     lengths = (o.max_source or source_length, o.max_target or target_length)

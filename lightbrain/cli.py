@@ -145,13 +145,13 @@ def train_lightbrain(
     `config_values` override it) on `data`, a folder `lightbrain-prepare` wrote (default: PubMedQA, prepared in
     out/data); checkpoints in `out`. Returns the training log's rows."""
     values = config_values or {}
+    config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
+    model_config = replace(PRESETS[GPTConfig][mode], **pick_fields(values, GPTConfig))  # both checked before any data
     data = Path(data) if data else default_data(out, mode)
     meta = load_meta(data)
     if resume:
         check_tokenizer(out / "last", meta["tokenizer"]["fingerprint"], f"the tokenizer of the tokens in {data}")
-    config = replace(PRESETS[TrainConfig][mode], ckpt_dir=str(out), **pick_fields(values, TrainConfig))
-    model_values = {"vocab_size": meta["tokenizer"]["vocab_size"]} | pick_fields(values, GPTConfig)
-    model_config = replace(PRESETS[GPTConfig][mode], **model_values)
+    model_config = replace(model_config, vocab_size=values.get("vocab_size", meta["tokenizer"]["vocab_size"]))
     check_lm_setup(model_config, data, config.batch_size)
     _, _, device = distributed_setup(None)
     torch.manual_seed(config.seed)  # the model's initialisation, for a repeatable run
@@ -174,7 +174,7 @@ def train_lightbrain(
 def train_command(argv: list[str] | None = None):
     """Train a LightBrain GPT: presets, a --config YAML file or an option per config field; checkpoints in OUT/best
     and OUT/last."""
-    p = command_parser("lightbrain-train", "Train a LightBrain GPT.", PRESETS)
+    p = command_parser("lightbrain-train", "Train a LightBrain GPT.", PRESETS, set_by_options=("ckpt_dir",))
     p.add_argument("--quick", action="store_true", help="the quick preset (the default without a CUDA GPU)")
     p.add_argument(
         "--data", help="a folder prepared by lightbrain-prepare (default: PubMedQA, the course's slice in quick mode)"

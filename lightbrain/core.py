@@ -8,7 +8,7 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'MODES', 'HUB_HOST', 'RUNS_ENV', 'DRIVE_RUNS', 'PROGRESS_ENV', 'USER_ERRORS',
            'CHECKPOINT_FILES', 'get_device', 'model_device', 'evaluating', 'DtypePolicy', 'dtype_policy',
            'seed_everything', 'get_mode', 'check_mode', 'hub_online', 'write_atomic', 'runs_folder',
-           'keep_runs_on_drive', 'progress_bar', 'widget_snapshot', 'show_widget', 'lazy_import', 'command',
+           'keep_runs_on_drive', 'progress_bar', 'widget_snapshot', 'show_widget', 'lazy_import', 'command', 'choices',
            'parse_value', 'command_parser', 'check_fields', 'config_from_args', 'machine_memory', 'check_fits',
            'writable_file', 'check_tokenizer', 'cpu_name', 'env_report']
 
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args, get_origin
 
 import numpy as np
 import torch
@@ -300,8 +300,18 @@ def command(prog: str):
     return wrap
 
 
+def choices(kind) -> tuple | None:
+    "The values a `Literal[...]` field type allows (None for any other type)."
+    return get_args(kind) if get_origin(kind) is Literal else None
+
+
 def parse_value(text: str, kind) -> object:
-    "A command-line string as a config field of type `kind` (bool, int, float, str, or one of them | None)."
+    """A command-line string as a config field of type `kind` (bool, int, float, str, or one of them | None, or a
+    `Literal` of strings)."""
+    if choices(kind):
+        if text not in choices(kind):
+            raise ValueError(text)
+        return text
     if text.lower() == "none" and type(None) in get_args(kind):
         return None
     base = next(t for t in (bool, int, float, str) if t is kind or t in get_args(kind))
@@ -328,24 +338,31 @@ class _HelpWithDefaults(argparse.HelpFormatter):
         return f"{action.help} (default: %(default)s)"
 
 
-def command_parser(prog: str, description: str, presets: dict | None = None) -> argparse.ArgumentParser:
+def command_parser(
+    prog: str,
+    description: str,
+    presets: dict | None = None,
+    set_by_options: tuple = (),  # config fields the command sets from its own options: no option of their own
+) -> argparse.ArgumentParser:
     """A parser with --version and, for each config class in `presets` ({class: {preset name: instance}}), --config
-    and an option per field (`--max-steps` sets `max_steps`) whose help gives its value in every preset."""
+    and an option per field (`--max-steps` sets `max_steps`) whose help gives its value in every preset, and its
+    choices where the field's type lists them (`Literal`)."""
     p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_HelpWithDefaults)
     p.add_argument("--version", action="version", version=f"%(prog)s {lightbrain.__version__}")
     if presets:
         p.add_argument("--config", help="a YAML file of config fields (field: value); options given here win")
     for cls, named in (presets or {}).items():
         group = p.add_argument_group(f"{cls.__name__} fields")
-        for f in fields(cls):
+        for f in (f for f in fields(cls) if f.name not in set_by_options):
             values = ", ".join(f"{name} {getattr(preset, f.name)!r}" for name, preset in named.items())
             parse = _field_type(f.type)
             group.add_argument(
                 "--" + f.name.replace("_", "-"),
                 dest=f.name,
-                type=parse,
+                type=str if choices(f.type) else parse,  # argparse checks choices itself: "invalid choice: ..."
                 default=argparse.SUPPRESS,
-                metavar=parse.__name__.upper(),
+                choices=choices(f.type),
+                metavar=None if choices(f.type) else parse.__name__.upper(),
                 help=f"default: {values}",
             )
     return p

@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lightbrain.attention import KVBuffer, MultiHeadAttention
-from lightbrain.core import check_fields, hub_online, write_atomic
+from lightbrain.core import check_fields, choices, hub_online, write_atomic
 from lightbrain.norm import LayerNorm, RMSNorm
 
 # %% ../nbs/05_gpt.ipynb #c16437ab
@@ -42,7 +42,7 @@ class GPTConfig:
     d_model: int = 768  # model width
     dropout: float = 0.0  # on embeddings, attention weights and residual branches, in training
     bias: bool = True  # biases in linear layers and norms (GPT-2: yes)
-    norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"  # GPT-2's LayerNorm, or chapter 04's RMSNorm
     norm_eps: float = 1e-5
     tie_embeddings: bool = True  # the head shares its weights with the token embedding
     use_sdpa: bool = True  # PyTorch's fused attention (False: chapter 03's hand-written function)
@@ -370,7 +370,9 @@ def read_config(path: str | Path, model_type: str) -> dict:
 
 
 def _fits(value, kind) -> bool:
-    "Is `value` (read from JSON) of the field type `kind`: bool, int, float or str, or one of them | None?"
+    "Is `value` (read from JSON) of the field type `kind`: bool, int, float or str, or one of them | None, or a choice?"
+    if choices(kind):
+        return value in choices(kind)
     kinds = get_args(kind) or (kind,)
     kinds += (int,) if float in kinds else ()  # JSON writes 1.0 as 1
     return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))

@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -64,7 +65,7 @@ class TrainConfig:
     log_interval: int = 10  # steps between log rows
     ckpt_dir: str | None = None  # where checkpoints and logs go; None: nowhere
     seed: int = 0
-    dtype: str = "auto"  # "auto" (chapter 00's policy for the device), "fp32", "bf16" or "fp16"
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # "auto": chapter 00's policy for the device
     compile: bool = False  # torch.compile the model (worth it on a GPU)
     tensorboard: bool = True  # also log to TensorBoard (in ckpt_dir/tb)
     progress: bool = True  # show a progress bar (loss, learning rate, tokens per second)

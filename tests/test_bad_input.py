@@ -283,18 +283,22 @@ def test_commands_refuse_bad_options_and_settings_in_one_line(gpt_checkpoint, tm
 
 def test_both_training_commands_refuse_ckpt_dir_before_touching_the_run_folder(tmp_path, capsys):
     """Catches a training command that forgets to pass {"ckpt_dir": "--out"} to config_from_args (a TypeError
-    traceback from `replace`), or one that checks it only after --overwrite has deleted the run in OUT."""
+    traceback from `replace`), or one that checks it only after --overwrite has deleted the run in OUT. Since issue 36
+    there is no --ckpt-dir option; a --config file can still name the field."""
     from leximind.app import train_command as leximind_train
 
+    (tmp_path / "c.yaml").write_text(f"ckpt_dir: {tmp_path / 'x'}\n")
     for command, prog in ((train_command, "lightbrain-train"), (leximind_train, "leximind-train")):
         out = tmp_path / prog
         (out / "best").mkdir(parents=True)
         (out / "log.csv").write_text("step\n")  # an earlier run, which --overwrite would delete
-        with pytest.raises(SystemExit) as stop:
-            command(["--quick", "--out", str(out), "--overwrite", "--ckpt-dir", str(tmp_path / "x")])
-        err = capsys.readouterr().err
-        assert stop.value.code == 2 and err.startswith(f"{prog}: error: ckpt_dir is set by the command's --out"), err
-        assert (out / "log.csv").is_file() and (out / "best").is_dir()
+        for given in (["--ckpt-dir", str(tmp_path / "x")], ["--config", str(tmp_path / "c.yaml")]):
+            with pytest.raises(SystemExit) as stop:
+                command(["--quick", "--out", str(out), "--overwrite", *given])
+            err = capsys.readouterr().err
+            message = "unrecognized arguments: --ckpt-dir" if given[0] == "--ckpt-dir" else "ckpt_dir is set by"
+            assert stop.value.code == 2 and message in err, err
+            assert (out / "log.csv").is_file() and (out / "best").is_dir()
 
 
 def test_generate_seq2seq_refuses_impossible_settings():

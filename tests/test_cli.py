@@ -251,6 +251,64 @@ def test_every_command_has_version(module, function, prog):
     )
 
 
+def _launch(prog: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    "Run a console script as installed (its entry point, lightbrain._commands.main), reporting whether torch loaded."
+    code = (
+        "import sys; from lightbrain._commands import main; sys.argv = sys.argv[1:]\n"
+        "try:\n    main()\n"
+        "finally:\n    print('torch loaded' if 'torch' in sys.modules else 'no torch', file=sys.stderr)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, prog, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def test_help_and_version_answer_without_importing_torch_and_match_the_parsers(monkeypatch, capsys):
+    """Catches --help or --version importing the command's module (torch alone takes seconds: issue 36 measured
+    11-17 s per --help), a stored help text gone stale after a parser changed, and an entry point for a command
+    that does not exist. The time each takes is measured in bench/commands.py."""
+    import importlib
+
+    from lightbrain._commands import COMMANDS, HELP
+
+    stored = json.loads(HELP.read_text())
+    assert set(stored) == set(COMMANDS)
+    monkeypatch.setenv("COLUMNS", "100")
+    for prog, (module, function) in COMMANDS.items():
+        with pytest.raises(SystemExit):
+            getattr(importlib.import_module(module), function)(["--help"])
+        assert capsys.readouterr().out.split() == stored[prog].split(), f"{prog}: run python tools/export.py"
+    for prog in COMMANDS:
+        shown = _launch(prog, "--help")
+        assert shown.returncode == 0 and shown.stdout == stored[prog] and shown.stderr == "no torch\n", shown.stderr
+        version = _launch(prog, "--version")
+        assert version.stdout == f"{prog} {lightbrain.__version__}\n" and version.stderr == "no torch\n"
+    ran = _launch("lightbrain-train", "--max-steps", "0")  # anything else runs the command itself
+    assert "max_steps must be at least 1" in ran.stderr and ran.stderr.endswith("torch loaded\n")
+
+
+def test_fixed_values_are_listed_and_options_that_can_only_be_refused_are_gone():
+    """Catches --dtype and --norm listing no choices, a bad choice reported after the work began, and --ckpt-dir in
+    the training commands' help (issue 36: listed, then always refused, since --out sets it)."""
+    from lightbrain._commands import HELP
+
+    stored = json.loads(HELP.read_text())
+    for prog in ("lightbrain-train", "leximind-train"):
+        assert "--ckpt-dir" not in stored[prog] and "--dtype {auto,fp32,bf16,fp16}" in stored[prog]
+    assert "--norm {layernorm,rmsnorm}" in stored["lightbrain-train"]
+    assert "--pooling {mean,first}" in stored["leximind-train"]
+
+
+def test_a_bad_value_exits_before_any_data_is_prepared(tmp_path):
+    """Catches values checked only after the data work: lightbrain-train --max-steps 0 prepared PubMedQA into
+    OUT/data first (and leximind-train read and tokenized its tasks) before saying no (issue 36)."""
+    for prog in ("lightbrain-train", "leximind-train"):
+        out = tmp_path / prog
+        ran = _launch(prog, "--quick", "--out", str(out), "--max-steps", "0", env={"LIGHTBRAIN_PROGRESS": "0"})
+        assert ran.returncode == 2 and "error: max_steps must be at least 1, got 0" in ran.stderr, ran.stderr
+        assert ran.stdout == "" and not out.exists(), ran.stdout
+
+
 # --- LexiMind --------------------------------------------------------------------------------------------------------
 
 
@@ -346,7 +404,7 @@ def test_leximind_commands(tmp_path, capsys, monkeypatch):
     for bad, message in [
         (["--checkpoint", str(out / "best"), ""], "non-empty text"),
         (["--checkpoint", str(tmp_path / "none"), "hi"], "none: no such folder (train a model with leximind-train)"),
-        (["--checkpoint", str(out / "best"), "--file", str(tmp_path / "missing.txt")], "No such file"),
+        (["--checkpoint", str(out / "best"), "--file", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             analyze_command(bad)

@@ -14,6 +14,7 @@ are never touched. Stock `nbdev-export` refuses to run (see `lightbrain/_export_
 
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -87,11 +88,37 @@ def export():
         readme = readme_text(get_config().nbs_path / get_config().readme_nb)
         swap_in(Path(tmp))
     _write_atomic(ROOT / "README.md", readme)
+    _write_atomic(ROOT / "lightbrain" / "_help.json", help_texts())
+
+
+HELP_WIDTH = "100"  # columns of the stored --help texts (argparse wraps to the terminal's width)
+HELP_SCRIPT = """
+import contextlib, importlib, io, json
+from lightbrain._commands import COMMANDS
+texts = {}
+for prog, (module, function) in COMMANDS.items():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        getattr(importlib.import_module(module), function)(["--help"])
+    texts[prog] = out.getvalue()
+print(json.dumps(texts, indent=1, ensure_ascii=False))
+"""
+
+
+def help_texts() -> str:
+    "Every console script's --help, as its parser prints it (lightbrain/_commands.py answers --help from these)."
+    env = {**os.environ, "COLUMNS": HELP_WIDTH, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", HELP_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _snapshot() -> dict:
     "Every file that `export` writes, with its contents."
-    files = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")] + [ROOT / "README.md"]
+    files = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")] + [
+        ROOT / "README.md",
+        ROOT / "lightbrain" / "_help.json",
+    ]
     return {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8") for p in files if p.exists()}
 
 
