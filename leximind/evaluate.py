@@ -22,7 +22,7 @@ import torch
 from leximind.generate import generate_seq2seq
 from leximind.multitask import TASKS, MultiTaskT5, load_tasks
 from leximind.tokenizer import SentencePieceTokenizer
-from lightbrain.core import dtype_policy, evaluating, get_device, model_device, progress_bar
+from lightbrain.core import dtype_policy, evaluating, get_device, model_device, needs_extra, progress_bar
 from lightbrain.model import model_folder
 
 # %% ../nbs/14_evaluation.ipynb #9989ed24
@@ -80,7 +80,8 @@ ABBREVIATIONS = (  # a full stop after these does not end a sentence (lower case
 
 def sentences(text: str) -> list[str]:
     "The sentences of `text`, split by NLTK's Punkt with the news abbreviations above (a full stop after 'Mr' stays)."
-    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+    with needs_extra():
+        from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
     parameters = PunktParameters()
     parameters.abbrev_types = set(ABBREVIATIONS)
@@ -93,7 +94,8 @@ def rouge(predictions: list[str], references: list[str]) -> dict:
         raise ValueError(
             f"need as many predictions as references, and at least one: got {len(predictions)} and {len(references)}"
         )
-    from rouge_score import rouge_scorer  # here, not at the top: it loads nltk, seconds the app never needs
+    with needs_extra():
+        from rouge_score import rouge_scorer  # here, not at the top: it loads nltk, seconds the app never needs
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
     lines = lambda text: "\n".join(sentences(text))  # ROUGE-Lsum reads one sentence per line
@@ -142,7 +144,13 @@ def rouge_l(prediction: str, reference: str) -> float:
 def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[str]) -> dict:
     """Accuracy, macro-F1 (over the classes that occur), a per-class report (precision, recall, F1, support) and the
     confusion matrix."""
-    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score  # only to evaluate
+    with needs_extra():
+        from sklearn.metrics import (
+            accuracy_score,
+            classification_report,
+            confusion_matrix,
+            f1_score,
+        )  # only to evaluate
 
     ids = list(range(len(labels)))
     report = classification_report(y_true, y_pred, labels=ids, target_names=labels, output_dict=True, zero_division=0)
@@ -159,7 +167,8 @@ def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[st
 
 def plot_confusion(metrics: dict, labels: list[str], title: str = "", ax=None):
     "Draw a confusion matrix (counts, rows: true label) from `classification_metrics`."
-    import matplotlib.pyplot as plt
+    with needs_extra():
+        import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(4.5, 4))[1]
     cm = metrics["confusion_matrix"]
@@ -223,9 +232,10 @@ def lead(article: str, n: int = 3) -> str:
 
 def tfidf_classifier(texts: list[str], labels: list[int]):
     "A TF-IDF (words and word pairs) + logistic regression classifier fitted on `texts`; call `.predict(texts)`."
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+    with needs_extra():
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
 
     return make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10)

@@ -8,9 +8,9 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'MODES', 'HUB_HOST', 'RUNS_ENV', 'DRIVE_RUNS', 'PROGRESS_ENV', 'USER_ERRORS',
            'CHECKPOINT_FILES', 'get_device', 'model_device', 'evaluating', 'DtypePolicy', 'dtype_policy',
            'seed_everything', 'get_mode', 'check_mode', 'hub_online', 'write_atomic', 'runs_folder',
-           'keep_runs_on_drive', 'progress_bar', 'widget_snapshot', 'show_widget', 'lazy_import', 'command', 'choices',
-           'parse_value', 'command_parser', 'check_fields', 'config_from_args', 'machine_memory', 'check_fits',
-           'writable_file', 'check_tokenizer', 'cpu_name', 'env_report']
+           'keep_runs_on_drive', 'progress_bar', 'widget_snapshot', 'show_widget', 'install_extra', 'needs_extra',
+           'lazy_import', 'command', 'choices', 'parse_value', 'command_parser', 'check_fields', 'config_from_args',
+           'machine_memory', 'check_fits', 'writable_file', 'check_tokenizer', 'cpu_name', 'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import argparse
@@ -252,7 +252,8 @@ def widget_snapshot(widget) -> str:
 
 def show_widget(widget):
     "Display `widget` live where a kernel runs it, and as `widget_snapshot` on a page without one."
-    from IPython.display import display
+    with needs_extra():
+        from IPython.display import display
 
     view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
     bundle = {
@@ -263,20 +264,47 @@ def show_widget(widget):
     display(bundle, raw=True)
 
 # %% ../nbs/00_core.ipynb #e0208480
-def lazy_import(name: str):
-    "Module `name`, loaded on first use of one of its attributes (for a heavy library that may not be needed)."
+def install_extra(extra: str) -> str:
+    "The command that installs one of the package's extras: course (the notebooks' libraries), demo, mlflow, dev."
+    return f"pip install 'lightbrain-leximind[{extra}]'"
+
+
+@contextmanager
+def needs_extra(extra: str = "course"):
+    """Around the import of an optional library: if it is not installed, raise one line naming the extra that
+    installs it (the library install, `pip install lightbrain-leximind`, brings only what the models need)."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(f"{e.name} is not installed: {install_extra(extra)}") from None
+
+
+class _Missing:
+    "Stands in for an optional module that is not installed: its first use raises `needs_extra`'s one line."
+
+    def __init__(self, name: str, extra: str):
+        self.name, self.extra = name, extra
+
+    def __getattr__(self, attribute):
+        raise ModuleNotFoundError(f"{self.name} is not installed: {install_extra(self.extra)}")
+
+
+def lazy_import(name: str, extra: str = "course"):
+    """Module `name`, loaded on first use of one of its attributes (for a heavy library that may not be needed); if
+    it is not installed, a stand-in whose first use says which extra installs it."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
     if spec is None:
-        raise ModuleNotFoundError(f"No module named {name!r}")
+        return _Missing(name, extra)
     spec.loader = importlib.util.LazyLoader(spec.loader)
     module = sys.modules[name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 # %% ../nbs/00_core.ipynb #3c8cc566
-USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ArithmeticError)  # bad paths and values, a diverged run
+USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ArithmeticError, ModuleNotFoundError)  # bad paths and
+# values, a diverged run, an extra not installed
 
 
 def command(prog: str):

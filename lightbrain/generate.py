@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lightbrain.core import evaluating, model_device
+from lightbrain.core import evaluating, model_device, needs_extra
 from lightbrain.model import GPT, KVCache
 
 # %% ../nbs/07_generation.ipynb #a27b5336
@@ -163,7 +163,8 @@ RESEARCH_NOTICE = "LightBrain writes text for research and teaching only: never 
 def playground(model: GPT, tokenizer, prompt: str = ""):
     """An ipywidgets box: prompt, temperature / top-k / top-p / length sliders, a Generate button and the streamed
     output."""
-    import ipywidgets as w
+    with needs_extra():
+        import ipywidgets as w
 
     text = w.Textarea(value=prompt, placeholder="prompt", layout=w.Layout(width="100%"))
     temperature = w.FloatSlider(value=0.8, min=0, max=2, step=0.05, description="temperature")

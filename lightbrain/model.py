@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lightbrain.attention import KVBuffer, MultiHeadAttention
-from lightbrain.core import check_fields, choices, hub_online, write_atomic
+from lightbrain.core import check_fields, choices, hub_online, needs_extra, write_atomic
 from lightbrain.norm import LayerNorm, RMSNorm
 
 # %% ../nbs/05_gpt.ipynb #c16437ab
@@ -303,7 +303,8 @@ def _state_from_hf(sd: dict, n_layers: int) -> dict:
 def _gpt_from_hf(cls, model_or_path) -> GPT:
     """Our GPT with the weights of a Hugging Face `GPT2LMHeadModel`, or of a local folder written by its
     `save_pretrained` (Hugging Face's)."""
-    from transformers import GPT2LMHeadModel  # imported here: only loading Hugging Face models needs transformers
+    with needs_extra():
+        from transformers import GPT2LMHeadModel  # imported here: only loading Hugging Face models needs transformers
 
     if not isinstance(model_or_path, nn.Module):
         if not Path(model_or_path).is_dir():
@@ -317,7 +318,8 @@ def _gpt_from_hf(cls, model_or_path) -> GPT:
 
 def _gpt_from_pretrained(cls, name: str = "gpt2") -> GPT:
     "Download GPT-2 ('gpt2', 'gpt2-medium', ...) from the Hugging Face hub and load it (needs a network)."
-    from transformers import GPT2LMHeadModel
+    with needs_extra():
+        from transformers import GPT2LMHeadModel
 
     if not hub_online():
         raise ConnectionError(

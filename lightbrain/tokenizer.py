@@ -25,7 +25,7 @@ from pathlib import Path
 import regex
 import tiktoken
 
-from lightbrain.core import progress_bar, write_atomic
+from lightbrain.core import needs_extra, progress_bar, write_atomic
 
 # %% ../nbs/01_tokenization.ipynb #47126e1e
 def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
@@ -678,7 +678,8 @@ def _token_spans(text: str, tokenizer) -> tuple[str, int]:
 def show_tokens(text: str, **tokenizers):
     """`text` coloured by token for each named tokenizer, e.g. `show_tokens(s, ours=tok, gpt2=enc)`, as IPython
     HTML."""
-    from IPython.display import HTML  # here, not at the top: IPython takes half a second to import
+    with needs_extra():
+        from IPython.display import HTML  # here, not at the top: IPython takes half a second to import
 
     rows = []
     for name, tokenizer in tokenizers.items():
@@ -692,7 +693,8 @@ def show_tokens(text: str, **tokenizers):
 # %% ../nbs/01_tokenization.ipynb #1f722172
 def token_playground(text: str = "Type here: tokenization is fun!", **tokenizers):
     "An ipywidgets box: a text area, and the text coloured by token, with ids and counts, for each named tokenizer."
-    import ipywidgets as w
+    with needs_extra():
+        import ipywidgets as w
 
     area = w.Textarea(value=text, layout=w.Layout(width="100%", height="80px"))
     out, ids = w.HTML(), w.HTML()

@@ -37,6 +37,7 @@ from lightbrain.core import (
     evaluating,
     get_device,
     model_device,
+    needs_extra,
     progress_bar,
     write_atomic,
 )
@@ -352,7 +353,8 @@ class _Log:
                 kept = [row for row in csv.DictReader(f) if int(row["step"]) <= start]
         write_atomic(self.path, lambda tmp: self._write(tmp, kept, "w"))
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            with needs_extra():
+                from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(Path(ckpt_dir) / "tb"))
 
@@ -640,7 +642,8 @@ def check_lm_setup(model_config: GPTConfig, data_dir: str | Path, batch_size: in
 # %% ../nbs/06_training.ipynb #efbde031
 def plot_log(rows: list[dict] | str | Path, title: str = ""):
     "Training and validation loss against step, with the learning rate on a second axis, from log rows or a log.csv."
-    import matplotlib.pyplot as plt
+    with needs_extra():
+        import matplotlib.pyplot as plt
 
     if not isinstance(rows, list):
         with open(rows) as f:

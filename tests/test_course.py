@@ -34,13 +34,14 @@ def test_no_stray_files_at_root():
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_colab_badge_and_install_cell(nb):
-    "Every notebook starts with an Open-in-Colab badge for itself, then a cell that installs the course only in Colab."
+    """Every notebook starts with an Open-in-Colab badge for itself, then a cell that installs the course only in Colab:
+    the [course] extra, without which the notebooks' own imports (datasets, matplotlib, ...) are missing."""
     first = "".join(cells(nb)[0]["source"])
     owner_repo = REPO_URL.removeprefix("https://github.com/")
     assert f"colab.research.google.com/github/{owner_repo}/blob/main/nbs/{nb.name})" in first, first
     code = ["".join(c["source"]) for c in cells(nb) if c["cell_type"] == "code"]
     if nb.name != "index.ipynb":  # the home page has no code to run
-        assert '"google.colab" in sys.modules' in code[0] and f"git+{REPO_URL}" in code[0], code[0]
+        assert '"google.colab" in sys.modules' in code[0] and f"lightbrain-leximind[course] @ git+{REPO_URL}" in code[0]
 
 
 def _sidebar_sections():

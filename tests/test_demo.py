@@ -39,7 +39,7 @@ def test_demo_without_gradio_says_how_to_install_it():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ | OFFLINE)
     assert result.returncode == 2, result.stderr
-    needs = "the web demo needs Gradio, which is not installed: pip install 'lightbrain-leximind[demo]'"
+    needs = "gradio is not installed: pip install 'lightbrain-leximind[demo]'"
     assert result.stderr.strip().splitlines() == [f"leximind-demo: error: {needs}"]
 
 
