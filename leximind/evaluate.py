@@ -43,7 +43,7 @@ def summarize(
     tokenizer: SentencePieceTokenizer,
     articles: list[str],
     batch_size: int = 8,
-    progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
+    progress: bool | None = None,  # a progress bar; None: chapter 00's `show_progress`
     **generation,
 ) -> list[str]:
     """Generated summaries of `articles` (beam search: 4 beams, no repeated trigrams, at most the model's
@@ -62,7 +62,7 @@ def classify(
     task: str,
     texts: list[str],
     batch_size: int = 32,
-    progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
+    progress: bool | None = None,  # a progress bar; None: chapter 00's `show_progress`
 ) -> torch.Tensor:
     "Label probabilities (len(texts), n_labels) for classification task `task` (e.g. 'emotion'), in fp16/bf16 on a GPU."
     out = []

@@ -8,9 +8,10 @@ Docs: https://lightbrain-leximind.github.io/lightbrain-leximind/core.html.md"""
 __all__ = ['DEVICE_ENV', 'MODE_ENV', 'MODES', 'HUB_HOST', 'RUNS_ENV', 'DRIVE_RUNS', 'PROGRESS_ENV', 'USER_ERRORS',
            'CHECKPOINT_FILES', 'get_device', 'model_device', 'evaluating', 'DtypePolicy', 'dtype_policy',
            'seed_everything', 'get_mode', 'check_mode', 'hub_online', 'write_atomic', 'runs_folder',
-           'keep_runs_on_drive', 'progress_bar', 'widget_snapshot', 'show_widget', 'install_extra', 'needs_extra',
-           'lazy_import', 'command', 'choices', 'parse_value', 'command_parser', 'check_fields', 'config_from_args',
-           'machine_memory', 'check_fits', 'writable_file', 'check_tokenizer', 'cpu_name', 'env_report']
+           'keep_runs_on_drive', 'show_progress', 'progress_bar', 'widget_snapshot', 'show_widget', 'install_extra',
+           'needs_extra', 'lazy_import', 'command', 'choices', 'parse_value', 'command_parser', 'check_fields',
+           'config_from_args', 'machine_memory', 'check_fits', 'writable_file', 'check_tokenizer', 'cpu_name',
+           'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import argparse
@@ -213,20 +214,26 @@ def keep_runs_on_drive(folder: str = DRIVE_RUNS) -> Path | None:
     return Path(folder)
 
 # %% ../nbs/00_core.ipynb #3c27927b
-PROGRESS_ENV = "LIGHTBRAIN_PROGRESS"  # 0 hides every progress bar, 1 shows them (default: only on a terminal)
+PROGRESS_ENV = "LIGHTBRAIN_PROGRESS"  # 0 hides every progress bar, 1 shows them (default: see `show_progress`)
+
+
+def show_progress(progress: bool | None = None) -> bool:
+    """Whether to show a progress bar: `progress` if it is True or False; None: as `$LIGHTBRAIN_PROGRESS` says, else
+    on a terminal (not in a redirected log), and in a notebook in full mode only."""
+    setting = os.environ.get(PROGRESS_ENV, "").strip()
+    if progress is not None or setting in ("0", "1"):
+        return progress if progress is not None else setting == "1"
+    if "ipykernel" in sys.modules:  # a notebook (its kernel says its streams are terminals)
+        return get_mode() == "full"  # long cells in Colab; no bars in quick mode's stored outputs
+    return sys.stderr.isatty()
 
 
 def progress_bar(iterable=None, progress: bool | None = None, **options):
-    """A tqdm bar over `iterable` (or, with `total=`, one to `.update()` by hand), shown if `progress` is True;
-    None: as `$LIGHTBRAIN_PROGRESS` says, else only on a terminal."""
+    """A tqdm bar over `iterable` (or, with `total=`, one to `.update()` by hand), shown as `show_progress(progress)`
+    says."""
     from tqdm.auto import tqdm
 
-    if progress is None:
-        setting = os.environ.get(PROGRESS_ENV, "").strip()
-        # a notebook's kernel says its streams are terminals: there, bars would fill the stored outputs
-        on_a_terminal = sys.stderr.isatty() and "ipykernel" not in sys.modules
-        progress = setting == "1" if setting in ("0", "1") else on_a_terminal
-    return tqdm(iterable, disable=not progress, **options)
+    return tqdm(iterable, disable=not show_progress(progress), **options)
 
 # %% ../nbs/00_core.ipynb #1f40fdbd
 def widget_snapshot(widget) -> str:

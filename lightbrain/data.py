@@ -24,7 +24,7 @@ import tiktoken
 import torch
 
 import lightbrain
-from lightbrain.core import check_mode, hub_online, lazy_import, write_atomic
+from lightbrain.core import check_mode, hub_online, lazy_import, show_progress, write_atomic
 from lightbrain.tokenizer import save_tokenizer
 
 datasets = lazy_import("datasets")  # a second to import: loaded when first used (chapter 00)
@@ -462,7 +462,14 @@ def _tokenize(ds: "datasets.Dataset", tokenizer, text_fn: Callable[[dict], str],
 
     if len(ds) < 10_000:
         return datasets.Dataset.from_list([encode(ex) for ex in ds])  # small: a plain loop, no workers, no bar
-    return ds.map(encode, remove_columns=ds.column_names, num_proc=os.cpu_count(), desc=f"tokenizing {split}")
+    hidden = not show_progress() and not datasets.are_progress_bars_disabled()  # datasets' bars follow the rule too
+    if hidden:
+        datasets.disable_progress_bars()
+    try:
+        return ds.map(encode, remove_columns=ds.column_names, num_proc=os.cpu_count(), desc=f"tokenizing {split}")
+    finally:
+        if hidden:
+            datasets.enable_progress_bars()
 
 
 def _write_tokens(ids: "datasets.Dataset", path: Path, dtype: np.dtype) -> int:

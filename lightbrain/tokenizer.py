@@ -418,7 +418,7 @@ def train_bpe(
     vocab_size: int,  # final vocabulary size: 256 bytes + merges + special tokens
     special_tokens: list[str] | None = None,  # e.g. ["<|endoftext|>"]; cut out of the text, given the last ids
     pattern: str = GPT2_PATTERN,  # the pre-split regular expression
-    progress: bool | None = None,  # progress bars (chapter 00's `progress_bar`); None: only on a terminal
+    progress: bool | None = None,  # progress bars; None: chapter 00's `show_progress`
     processes: int = 1,  # count pre-tokens in this many processes (the tokenizer is the same)
 ) -> BPETokenizer:
     """Train a byte-level BPE tokenizer on `text`: deterministic, ties broken towards the greatest pair of byte

@@ -69,7 +69,7 @@ class TrainConfig:
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # "auto": chapter 00's policy for the device
     compile: bool = False  # torch.compile the model (worth it on a GPU)
     tensorboard: bool = True  # also log to TensorBoard (in ckpt_dir/tb)
-    progress: bool = True  # show a progress bar (loss, learning rate, tokens per second)
+    progress: bool | None = None  # a progress bar (loss, learning rate, tokens/s); None: chapter 00's `show_progress`
 
     def __post_init__(self):
         if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
@@ -571,7 +571,7 @@ def _train(model, batches, loss_fn, config, device, resume, on_save, count_token
     "`train`'s loop, run while the folder is locked."
     run = _set_up(model, config, device, resume)
     log = _Log(run.ckpt, config.tensorboard, run.main, run.start)
-    shown = None if config.progress and run.main else False  # None: chapter 00's rule (a terminal, or the variable)
+    shown = config.progress if run.main else False  # None: chapter 00's rule (`show_progress`)
     steps = progress_bar(range(run.start, config.max_steps), shown, initial=run.start, total=config.max_steps)
     run.net.train()
     stop = _StopOnSignal(enabled=run.world == 1)  # several processes would each stop at a step of their own
@@ -667,7 +667,7 @@ def evaluate_lm(
     split: str = "val",
     batch_size: int = 16,
     device=None,
-    progress: bool | None = None,  # a progress bar (chapter 00's `progress_bar`); None: only on a terminal
+    progress: bool | None = None,  # a progress bar; None: chapter 00's `show_progress`
     max_batches: int | None = None,  # score only this many batches (None: the whole split)
 ) -> tuple[float, int]:
     """Mean next-token loss of `model` over a whole split (consecutive windows of its context), and the number of

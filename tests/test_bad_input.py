@@ -21,7 +21,7 @@ from leximind.model import T5, T5Config
 from leximind.multitask import TASKS, MultiTaskT5, load_ag_news, load_cnn_dailymail, load_emotion, run_files
 from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.cli import evaluate_command, generate_command, train_command
-from lightbrain.core import get_device, progress_bar
+from lightbrain.core import get_device, progress_bar, show_progress
 from lightbrain.data import course_data, load_meta, load_pubmedqa, load_tokens, prepare, pubmedqa_text
 from lightbrain.generate import generate
 from lightbrain.model import GPT, GPTConfig
@@ -357,6 +357,30 @@ def test_progress_bars_show_only_when_asked(capsys, monkeypatch):
     assert not progress_bar(range(2)).disable
     monkeypatch.setenv("LIGHTBRAIN_PROGRESS", "0")
     assert progress_bar(range(2)).disable
+
+
+def test_one_progress_rule_for_terminals_logs_notebooks_and_training(data_dir, tmp_path, capsys, monkeypatch):
+    """Catches a bar in a redirected log, a bar filling a quick-mode notebook's stored outputs, no bar in a full-mode
+    notebook cell that runs for minutes (issue 36: chapter 14's 1,000 articles showed none), and a training loop
+    with its own rule (issue 36: its bar ignored LIGHTBRAIN_PROGRESS=0)."""
+    monkeypatch.delenv("LIGHTBRAIN_PROGRESS", raising=False)
+    kernel = sys.modules.get("ipykernel") or object()  # loaded here by nbval's plugin: not a notebook for these cases
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # a redirected log
+    assert not show_progress()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal
+    assert show_progress() and not show_progress(False)
+    monkeypatch.setitem(sys.modules, "ipykernel", kernel)  # a notebook
+    for mode, shown in (("quick", False), ("full", True)):
+        monkeypatch.setenv("LIGHTBRAIN_MODE", mode)
+        assert show_progress() is shown and show_progress(True)
+    monkeypatch.delitem(sys.modules, "ipykernel")
+    run = ["--quick", "--data", str(data_dir), "--context-length", "16", "--n-layers", "1", "--batch-size", "2"]
+    run += ["--max-steps", "3", "--eval-interval", "3", "--eval-iters", "1", "--tensorboard", "false"]
+    for setting, shown in (("0", False), ("1", True)):
+        monkeypatch.setenv("LIGHTBRAIN_PROGRESS", setting)
+        train_command([*run, "--out", str(tmp_path / setting)])
+        assert ("tok_s=" in capsys.readouterr().err) is shown, setting
 
 
 def test_empty_training_text_is_refused():
