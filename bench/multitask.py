@@ -90,7 +90,7 @@ def emotion_from_scratch(emotion, minutes: float) -> tuple[float, float, int, fl
         weight_decay=0.01,
         eval_interval=500,
         eval_iters=10,
-        tensorboard=False,
+        tracker="none",
         progress=False,
     )
     start = time.perf_counter()

@@ -55,7 +55,7 @@ def throughput(config: GPTConfig, tokens: np.ndarray, batch: int, steps: int, de
         max_steps=steps + 2,
         eval_interval=10_000,
         log_interval=1,
-        tensorboard=False,
+        tracker="none",
         progress=False,
     )
     rows = train(model, batches, lm_loss, cfg, device)

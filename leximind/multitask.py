@@ -526,7 +526,7 @@ def trained_checkpoint(
                     f"{source} holds no model (chapter 13 has not run here) and no hub model was named: training one"
                     f" now, {TRAINING_TIME[mode]}"
                 )
-                train_leximind(run_dir, mode, {"tensorboard": False, "progress": False} | (config_values or {}))
+                train_leximind(run_dir, mode, {"tracker": "none", "progress": False} | (config_values or {}))
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(source, folder, copy_function=_link)
     print(f"{folder}: the model of {source}")

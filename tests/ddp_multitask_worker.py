@@ -32,7 +32,7 @@ train(
     model,
     data,
     multitask_loss,
-    TrainConfig(batch_size=4, max_steps=6, warmup_steps=2, eval_interval=100, tensorboard=False, progress=False),
+    TrainConfig(batch_size=4, max_steps=6, warmup_steps=2, eval_interval=100, tracker="none", progress=False),
     device="cpu",
     count_tokens=count_tokens,
 )

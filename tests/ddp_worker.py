@@ -19,7 +19,7 @@ config = TrainConfig.tiny(
     warmup_steps=2,
     eval_interval=100,
     log_interval=1,
-    tensorboard=False,
+    tracker="none",
     progress=False,
 )
 rows = train(model, lm_batches(data, 32, "cpu"), lm_loss, config, device="cpu")

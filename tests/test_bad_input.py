@@ -376,7 +376,7 @@ def test_one_progress_rule_for_terminals_logs_notebooks_and_training(data_dir, t
         assert show_progress() is shown and show_progress(True)
     monkeypatch.delitem(sys.modules, "ipykernel")
     run = ["--quick", "--data", str(data_dir), "--context-length", "16", "--n-layers", "1", "--batch-size", "2"]
-    run += ["--max-steps", "3", "--eval-interval", "3", "--eval-iters", "1", "--tensorboard", "false"]
+    run += ["--max-steps", "3", "--eval-interval", "3", "--eval-iters", "1", "--tracker", "none"]
     for setting, shown in (("0", False), ("1", True)):
         monkeypatch.setenv("LIGHTBRAIN_PROGRESS", setting)
         train_command([*run, "--out", str(tmp_path / setting)])
@@ -401,7 +401,7 @@ def test_a_model_meets_only_the_tokenizer_it_was_trained_with(data_dir, lexi_che
     prepare(docs, other, tmp_path / "other", pubmedqa_text)
     run = tmp_path / "run"
     tiny = ["--quick", "--out", str(run), "--context-length", "16", "--n-layers", "1", "--batch-size", "2"]
-    tiny += ["--max-steps", "2", "--eval-interval", "2", "--eval-iters", "1", "--tensorboard", "false"]
+    tiny += ["--max-steps", "2", "--eval-interval", "2", "--eval-iters", "1", "--tracker", "none"]
     train_command([*tiny, "--data", str(data_dir), "--progress", "false"])
     capsys.readouterr()
     refused = "is not the tokenizer the model in"
@@ -459,7 +459,7 @@ def test_hostile_run_folders_and_config_files_are_refused_before_any_cost(data_d
     out, outside = tmp_path / "run", tmp_path / "outside"
     outside.mkdir()
     base = ["--quick", "--data", str(data_dir), "--out", str(out), "--context-length", "32", "--n-layers", "1"]
-    base += ["--d-model", "32", "--n-heads", "2", "--batch-size", "4", "--tensorboard", "false", "--progress", "false"]
+    base += ["--d-model", "32", "--n-heads", "2", "--batch-size", "4", "--tracker", "none", "--progress", "false"]
     train_command([*base, "--max-steps", "2", "--eval-interval", "2", "--eval-iters", "1"])
     capsys.readouterr()
     (out / "last.tmp").symlink_to(outside, target_is_directory=True)

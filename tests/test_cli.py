@@ -140,8 +140,8 @@ def test_train_evaluate_and_generate_commands(data_dir, tmp_path):
         "4",
         "--n-layers",
         "1",
-        "--tensorboard",
-        "false",
+        "--tracker",
+        "none",
         "--eval-interval",
         "10",
     ]
@@ -295,6 +295,7 @@ def test_fixed_values_are_listed_and_options_that_can_only_be_refused_are_gone()
     stored = json.loads(HELP.read_text())
     for prog in ("lightbrain-train", "leximind-train"):
         assert "--ckpt-dir" not in stored[prog] and "--dtype {auto,fp32,bf16,fp16}" in stored[prog]
+        assert "--tracker {none,tensorboard,mlflow}" in stored[prog]
     assert "--norm {layernorm,rmsnorm}" in stored["lightbrain-train"]
     assert "--pooling {mean,first}" in stored["leximind-train"]
 
@@ -318,7 +319,7 @@ def run_lexi(module, function, *args, cwd):
 
 def test_leximind_commands(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    train = ["--quick", "--out", str(out), "--eval-interval", "20", "--tensorboard", "false", "--progress", "false"]
+    train = ["--quick", "--out", str(out), "--eval-interval", "20", "--tracker", "none", "--progress", "false"]
     code = "import sys; from leximind.app import train_command; train_command(sys.argv[1:])"
     # Ctrl-C a few steps in (issue 17): a checkpoint of the steps done, one line, exit code 130; then resume to 20
     interrupted = subprocess.Popen(
@@ -431,8 +432,8 @@ def test_train_on_a_single_ag_news_csv(tmp_path):
         "10",
         "--eval-interval",
         "10",
-        "--tensorboard",
-        "false",
+        "--tracker",
+        "none",
         "--progress",
         "false",
         cwd=tmp_path,
@@ -473,6 +474,6 @@ def test_chapter_08_and_lightbrain_train_quick_train_the_same_model(tmp_path, ca
     printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
     parameters, steps = re.search(r"quick preset: ([\d,]+) parameters; ([\d,]+) steps", printed).groups()
     monkeypatch.chdir(tmp_path)
-    train_command(["--quick", "--max-steps", "1", "--eval-iters", "1", "--tensorboard", "false", "--out", "run"])
+    train_command(["--quick", "--max-steps", "1", "--eval-iters", "1", "--tracker", "none", "--out", "run"])
     assert f"training {parameters} parameters" in capsys.readouterr().out
     assert f"{PRESETS[TrainConfig]['quick'].max_steps:,}" == steps

@@ -18,7 +18,7 @@ from lightbrain.cli import train_command
 
 STEPS = 24
 TINY = ["--context-length", "32", "--batch-size", "4", "--n-layers", "1", "--d-model", "32", "--n-heads", "2"]
-QUIET = ["--tensorboard", "false", "--progress", "false"]
+QUIET = ["--tracker", "none", "--progress", "false"]
 
 
 def train_args(data, out, *more):

@@ -31,7 +31,7 @@ from leximind.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from lightbrain.core import seed_everything
 from lightbrain.train import TrainConfig, train
 
-QUIET = dict(tensorboard=False, progress=False)
+QUIET = dict(tracker="none", progress=False)
 
 
 def test_training_improves_every_task(leximind_quick):

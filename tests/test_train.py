@@ -2,6 +2,7 @@
 one process, fp16 on CUDA, a real-data smoke run against a unigram baseline, and every bad input (the command lines:
 test_cli.py)."""
 
+import csv
 import json
 import math
 from collections import Counter
@@ -30,7 +31,7 @@ from lightbrain.train import (
     train,
 )
 
-QUIET = dict(tensorboard=False, progress=False)
+QUIET = dict(tracker="none", progress=False)
 
 
 def tiny(dropout=0.1, seed=0):
@@ -261,3 +262,39 @@ def test_adamw_step_by_hand_matches_torch(betas, weight_decay):
         torch.testing.assert_close(ours, ref.detach())
     with pytest.raises(ValueError, match="step counts from 1"):
         adamw_step(ours, grad, m, v, 0, lr=0.05)
+
+
+def test_a_run_with_the_mlflow_tracker_is_a_real_mlflow_run(data_dir, tmp_path, monkeypatch):
+    """Catches metrics, parameters, the config or the final checkpoint missing from the MLflow run, a step logged
+    twice or out of order, and a run left open (status RUNNING). Read back with MLflow's own client from its local
+    file store, offline."""
+    mlflow = pytest.importorskip("mlflow")
+    from lightbrain.cli import train_command
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for it to read its local file store
+    out = tmp_path / "run"
+    run = ["--quick", "--data", str(data_dir), "--out", str(out), "--context-length", "16", "--n-layers", "1"]
+    run += ["--eval-iters", "1", "--progress", "false"]
+    train_command([*run, "--tracker", "mlflow", "--max-steps", "6", "--eval-interval", "3", "--log-interval", "1"])
+    client = mlflow.tracking.MlflowClient((out / "mlruns").as_uri())
+    [experiment] = [e for e in client.search_experiments() if e.name == "run"]
+    [found] = client.search_runs([experiment.experiment_id])
+    assert found.info.status == "FINISHED"
+    assert found.data.params["max_steps"] == "6" and found.data.params["model.n_layers"] == "1"
+    with open(out / "log.csv") as f:
+        logged = list(csv.DictReader(f))
+    losses = client.get_metric_history(found.info.run_id, "loss")
+    assert [m.step for m in losses] == [int(r["step"]) for r in logged] == list(range(1, 7))
+    assert [m.value for m in losses] == pytest.approx([float(r["loss"]) for r in logged])
+    assert [m.step for m in client.get_metric_history(found.info.run_id, "val_loss")] == [3, 6]
+    artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
+    assert artifacts == {"config.json", "checkpoint"}
+    saved = {a.path for a in client.list_artifacts(found.info.run_id, "checkpoint")}
+    assert {"checkpoint/config.json", "checkpoint/model.safetensors", "checkpoint/tokenizer.json"} <= saved
+
+
+def test_the_tracker_is_a_checked_choice(tmp_path):
+    "Catches a typo in tracker running without any tracker (the choices are TRACKERS' names)."
+    with pytest.raises(ValueError, match="tracker must be one of none, tensorboard, mlflow"):
+        TrainConfig(tracker="wandb")

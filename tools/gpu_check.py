@@ -101,7 +101,7 @@ def train_steps(model, batches, loss_fn, dtype: str, steps: int, device, count_t
         log_interval=1,
         dtype=dtype,
         progress=False,
-        tensorboard=False,
+        tracker="none",
         lr=1e-4,
     )
     reset_memory(device)

@@ -141,7 +141,7 @@ def train_leximind_recipe(recipe: dict, work: Path) -> tuple[MultiTaskT5, Senten
         **{k: recipe[k] for k in schedule},
         seed=recipe["seed"],
         ckpt_dir=str(work),
-        tensorboard=False,
+        tracker="none",
         progress=sys.stderr.isatty(),  # a bar on a terminal; in a log, the evaluation lines only
     )
     start = time.perf_counter()
@@ -268,7 +268,7 @@ def make_lightbrain(recipe: dict, out: Path, baseline: bool = True):
     texts = [pubmedqa_text(d) for d in docs["train"]]
     tokenizer = train_bpe(texts, recipe["vocab_size"], ["<|endoftext|>"], progress=False)
     data, test = prepare_pubmedqa(docs, tokenizer, work)
-    values = {k: v for k, v in recipe.items() if k != "vocab_size"} | {"tensorboard": False, "progress": False}
+    values = {k: v for k, v in recipe.items() if k != "vocab_size"} | {"tracker": "none", "progress": False}
     start = time.perf_counter()
     train_lightbrain(work / "run", "quick", values, data)
     minutes = (time.perf_counter() - start) / 60
@@ -284,7 +284,7 @@ def make_lightbrain(recipe: dict, out: Path, baseline: bool = True):
         seed_everything(recipe["seed"])
         quick_tokenizer = train_bpe(texts, PRESETS[GPTConfig]["quick"].vocab_size, ["<|endoftext|>"], progress=False)
         quick_data, quick_test = prepare_pubmedqa(docs, quick_tokenizer, work / "quick")
-        train_lightbrain(work / "quick" / "run", "quick", {"tensorboard": False, "progress": False}, quick_data)
+        train_lightbrain(work / "quick" / "run", "quick", {"tracker": "none", "progress": False}, quick_data)
         quick = GPT.load(work / "quick" / "run" / "best")
         counts = unigram_counts(quick_data, quick_tokenizer.n_vocab)
         metrics["chapter 08's quick model"] = {
