@@ -107,18 +107,54 @@ def test_both_packages_have_doc_indexes():
         assert mods <= {pkg}, f"{pkg}'s index lists modules of another package: {mods}"
 
 
-def test_prerender_builds_every_page():
-    "The site's pre-render step (what `nbdev-docs` runs before Quarto) processes every notebook."
+@pytest.fixture(scope="module")
+def prerendered():
+    "The pages as the site's pre-render step (what `nbdev-docs` runs before Quarto) writes them, in _proc/."
     from nbdev.serve import proc_nbs
 
-    cache = proc_nbs(str(NBS), n_workers=0, force=True)
+    return proc_nbs(str(NBS), n_workers=0, force=True)
+
+
+def test_prerender_builds_every_page(prerendered):
+    "The site's pre-render step processes every notebook."
     for nb in NOTEBOOKS:
-        assert (cache / nb.name).exists(), nb.name
-    rendered = json.loads((cache / "00_core.ipynb").read_text())
+        assert (prerendered / nb.name).exists(), nb.name
+    rendered = json.loads((prerendered / "00_core.ipynb").read_text())
     shown = [
         c for c in rendered["cells"] if c["cell_type"] == "code" and "show_doc(get_device)" in "".join(c["source"])
     ]
     assert shown and "get_device" in json.dumps(shown[0]["outputs"]), "show_doc did not document get_device"
+
+
+OPEN_FOLDED = re.compile(r'^::: \{\.callout-\w+ collapse="true"[^}]*\}$')
+
+
+def test_every_solution_is_folded_with_its_output(prerendered):
+    """Catches what issue 36 found on the site: each solution's code folded but its output, the answer, printed in
+    full under it. Every cell after a chapter's "### Solutions" must sit, output included, inside a collapsed callout
+    (a markdown cell that opens it, one that closes it), as the pre-rendered page hands it to Quarto."""
+    for nb in CHAPTERS:
+        page = [
+            (c["cell_type"], "".join(c["source"]).strip(), c)
+            for c in json.loads((prerendered / nb.name).read_text())["cells"]
+        ]
+        starts = [
+            i for i, (kind, text, _) in enumerate(page) if kind == "markdown" and text.startswith("### Solutions")
+        ]
+        assert len(starts) == 1, f"{nb.name}: one Solutions section"
+        open_, depth, inside = False, 0, 0
+        for kind, text, cell in page[starts[0] + 1 :]:
+            if kind == "markdown" and OPEN_FOLDED.match(text):
+                open_, depth = True, depth + 1
+            elif kind == "markdown" and text == ":::":
+                depth -= 1
+            elif kind == "code":
+                assert open_ and depth == 1, f"{nb.name}: a solution cell outside a collapsed callout"
+                assert cell.get("outputs"), f"{nb.name}: the solution's output is not in the page"
+                inside += 1
+            else:
+                assert depth == 0, f"{nb.name}: prose inside the folded solutions: {text[:60]}"
+        assert inside and depth == 0, f"{nb.name}: {inside} solution cells, callout left open: {depth}"
 
 
 def test_export_check_catches_an_unexported_edit(tmp_path):
