@@ -177,11 +177,15 @@ def flops_per_token(config: GPTConfig) -> float:
     return 6 * n + 12 * config.n_layers * config.d_model * config.context_length
 
 
+def inputs_and_targets(windows: list[torch.Tensor], device) -> list[tuple]:
+    "Each (batch, T + 1) window as inputs (its first T tokens) and targets (its last T), contiguous, on `device`."
+    return [(w[:, :-1].contiguous().to(device), w[:, 1:].contiguous().to(device)) for w in windows]
+
+
 def random_batches(config: GPTConfig, batch: int, steps: int, device) -> list[tuple]:
     g = torch.Generator().manual_seed(0)
     shape = (batch, config.context_length + 1)
-    windows = [torch.randint(config.vocab_size, shape, generator=g) for _ in range(steps)]
-    return [(w[:, :-1].contiguous().to(device), w[:, 1:].contiguous().to(device)) for w in windows]
+    return inputs_and_targets([torch.randint(config.vocab_size, shape, generator=g) for _ in range(steps)], device)
 
 
 def real_batches(config: GPTConfig, batch: int, steps: int, device) -> list[tuple] | None:
@@ -195,8 +199,7 @@ def real_batches(config: GPTConfig, batch: int, steps: int, device) -> list[tupl
     ids = [t for ex in course_data("pubmedqa")["train"] for t in tokenizer.encode_ordinary(pubmedqa_text(ex))]
     tokens, T = torch.tensor(ids), config.context_length
     starts = torch.randint(len(ids) - T - 1, (steps, batch), generator=torch.Generator().manual_seed(0))
-    windows = [torch.stack([tokens[s : s + T + 1] for s in row]) for row in starts]
-    return [(w[:, :-1].contiguous().to(device), w[:, 1:].contiguous().to(device)) for w in windows]
+    return inputs_and_targets([torch.stack([tokens[s : s + T + 1] for s in row]) for row in starts], device)
 
 
 def speed_row(label: str, work: float, times: dict[str, list[float]], names: list[str]) -> list[str]:

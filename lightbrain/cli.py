@@ -218,10 +218,10 @@ def evaluate_command(argv: list[str] | None = None):
         p.error("--batch-size must be at least 1")
     ckpt, run = Path(args.checkpoint), Path(args.checkpoint) / "run.json"
     model = GPT.load(ckpt)
-    recorded = json.loads(run.read_text()).get("data") if run.is_file() else None
-    data = Path(args.data or recorded) if args.data or recorded else None
+    data = args.data or (json.loads(run.read_text()).get("data") if run.is_file() else None)
     if data is None:
         raise ValueError(f"{ckpt} does not record its data: pass --data")
+    data = Path(data)
     check_lm_setup(model.config, data)
     check_tokenizer(ckpt, load_meta(data)["tokenizer"]["fingerprint"], f"the tokenizer of the tokens in {data}")
     loss, n = evaluate_lm(model.to(get_device()), data, "val", args.batch_size)

@@ -9,9 +9,9 @@ __all__ = ['DEVICE_ENV', 'MODE_ENV', 'MODES', 'HUB_HOST', 'RUNS_ENV', 'DRIVE_RUN
            'CHECKPOINT_FILES', 'get_device', 'model_device', 'evaluating', 'DtypePolicy', 'dtype_policy',
            'seed_everything', 'get_mode', 'check_mode', 'hub_online', 'write_atomic', 'runs_folder',
            'keep_runs_on_drive', 'show_progress', 'progress_bar', 'widget_snapshot', 'show_widget', 'install_extra',
-           'needs_extra', 'lazy_import', 'command', 'choices', 'parse_value', 'command_parser', 'check_fields',
-           'config_from_args', 'machine_memory', 'check_fits', 'writable_file', 'check_tokenizer', 'cpu_name',
-           'env_report']
+           'needs_extra', 'lazy_import', 'command', 'choices', 'check_choices', 'parse_value', 'command_parser',
+           'check_fields', 'config_from_args', 'machine_memory', 'check_fits', 'writable_file', 'check_tokenizer',
+           'cpu_name', 'env_report']
 
 # %% ../nbs/00_core.ipynb #11b2b677
 import argparse
@@ -338,6 +338,13 @@ def command(prog: str):
 def choices(kind) -> tuple | None:
     "The values a `Literal[...]` field type allows (None for any other type)."
     return get_args(kind) if get_origin(kind) is Literal else None
+
+
+def check_choices(config):
+    "Raise a clear error if a `Literal` field of the dataclass `config` holds a value outside its choices."
+    for f in fields(config):
+        if choices(f.type) and getattr(config, f.name) not in choices(f.type):
+            raise ValueError(f"{f.name} must be one of {', '.join(choices(f.type))}, not {getattr(config, f.name)!r}")
 
 
 def parse_value(text: str, kind) -> object:

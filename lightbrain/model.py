@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lightbrain.attention import KVBuffer, MultiHeadAttention
-from lightbrain.core import check_fields, choices, hub_online, needs_extra, write_atomic
+from lightbrain.core import check_choices, check_fields, choices, hub_online, needs_extra, write_atomic
 from lightbrain.norm import LayerNorm, RMSNorm
 
 # %% ../nbs/05_gpt.ipynb #c16437ab
@@ -63,8 +63,7 @@ class GPTConfig:
             )
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.norm not in ("layernorm", "rmsnorm"):
-            raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', not {self.norm!r}")
+        check_choices(self)  # norm
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Literal
@@ -32,8 +32,8 @@ from torch import nn
 
 from lightbrain.core import (
     DtypePolicy,
+    check_choices,
     check_fits,
-    choices,
     dtype_policy,
     evaluating,
     get_device,
@@ -73,9 +73,7 @@ class TrainConfig:
     progress: bool | None = None  # a progress bar (loss, learning rate, tokens/s); None: chapter 00's `show_progress`
 
     def __post_init__(self):
-        for f in fields(self):  # the Literal fields: dtype, tracker
-            if choices(f.type) and getattr(self, f.name) not in choices(f.type):
-                raise ValueError(f"{f.name} must be one of {', '.join(choices(f.type))}, not {getattr(self, f.name)!r}")
+        check_choices(self)  # dtype, tracker
         for name in (
             "batch_size",
             "grad_accum",
